@@ -1,0 +1,1 @@
+"""Litestar API: collects shoppers' events and catalog, serves precomputed lists from MongoDB."""

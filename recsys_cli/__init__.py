@@ -1,0 +1,1 @@
+"""The `recsys` command: one entry point for operating the platform (composition root)."""

@@ -1,0 +1,246 @@
+"""Shoppers' events: the one validation used by the API, the streaming job and the batch layer.
+
+`parse_event` turns whatever a client sent (the platform's own format or the clickstream format of
+existing replay producers) into one canonical dict, or raises `InvalidEvent` listing every field
+that is wrong and why. The canonical form is what travels on `recsys.events`:
+
+    {"event_id": uuid str, "type": ..., "user_id": str, "ts": "2026-11-22T04:00:00.123Z", ...type fields}
+
+    product_view    product_id, source (optional, may be null)
+    add_to_cart     product_id, quantity >= 1
+    purchase        order_id, items: [{product_id, quantity >= 1, price >= 0 or null}] (>= 1 item)
+    rating          product_id, score in 0.5 .. 5 in steps of 0.5
+    history_delete  product_id (produced by the API when a shopper deletes a history entry)
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "history_delete")
+CLIENT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating")
+MAX_USER_ID_LENGTH = 128
+MAX_ID_LENGTH = 128
+MAX_FUTURE = timedelta(minutes=5)
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+
+
+def format_ts(ts: datetime) -> str:
+    """Canonical timestamp: UTC, millisecond precision, `Z` suffix (sorts as text)."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.astimezone(UTC).microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: Any, field: str = "ts", *, allow_epoch: bool = False) -> datetime:
+    """ISO-8601 with a zone (or epoch seconds where the format allows it) -> aware UTC datetime."""
+    if allow_epoch and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or not 0 <= value < 1e11:
+            raise InvalidEvent([FieldError(field, "epoch seconds out of range")])
+        return datetime.fromtimestamp(value, UTC)
+    if allow_epoch and isinstance(value, str) and value.replace(".", "", 1).isdigit():
+        return parse_ts(float(value), field, allow_epoch=True)
+    if not isinstance(value, str):
+        raise InvalidEvent([FieldError(field, "expected an ISO-8601 timestamp string with a time zone")])
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        raise InvalidEvent([FieldError(field, f"{value!r} is not an ISO-8601 timestamp")]) from None
+    if ts.tzinfo is None:
+        raise InvalidEvent([FieldError(field, "timestamp needs a time zone (e.g. 'Z' or '+01:00')")])
+    return ts.astimezone(UTC)
+
+
+class _Checker:
+    """Collects every problem of one event instead of stopping at the first."""
+
+    def __init__(self, raw: dict[str, Any]):
+        self.raw = raw
+        self.errors: list[FieldError] = []
+
+    def fail(self, field: str, reason: str) -> None:
+        self.errors.append(FieldError(field, reason))
+
+    def identifier(self, field: str, value: Any, max_length: int = MAX_ID_LENGTH) -> str | None:
+        if value is None:
+            self.fail(field, "is required")
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            self.fail(field, "expected a non-empty string")
+        else:
+            text = str(value).strip()
+            if not text:
+                self.fail(field, "must not be empty")
+            elif len(text) > max_length:
+                self.fail(field, f"must be at most {max_length} characters")
+            else:
+                return text
+        return None
+
+    def quantity(self, field: str, value: Any, default: int | None = None) -> int | None:
+        if value is None and default is not None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            self.fail(field, "expected a whole number >= 1")
+        elif value < 1:
+            self.fail(field, "must be >= 1")
+        else:
+            return int(value)
+        return None
+
+    def price(self, field: str, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(field, "expected a number >= 0")
+        elif value < 0:
+            self.fail(field, "must be >= 0")
+        else:
+            return float(value)
+        return None
+
+
+def _event_id(checker: _Checker, value: Any) -> str:
+    if value is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        checker.fail("event_id", "expected a UUID")
+        return ""
+
+
+def _stable_id(message_id: Any) -> str:
+    """Clickstream message ids are opaque strings: a UUID of their own, the same every replay."""
+    if message_id is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(str(message_id)))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"clickstream:{message_id}"))
+
+
+def _timestamp(checker: _Checker, raw_ts: Any, field: str, now: datetime, allow_epoch: bool = False) -> str:
+    ts = now
+    if raw_ts is not None:
+        try:
+            ts = parse_ts(raw_ts, field, allow_epoch=allow_epoch)
+        except InvalidEvent as error:
+            checker.errors.extend(error.errors)
+        else:
+            if ts - now > MAX_FUTURE:
+                checker.fail(field, "is more than 5 minutes in the future")
+    return format_ts(ts)
+
+
+def _from_clickstream(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """{"event": "ProductView", "messageid", "userid", "properties": {"productid"}, "context": {"source"}}"""
+    checker = _Checker(raw)
+    if raw.get("event") != "ProductView":
+        checker.fail("event", "only 'ProductView' clickstream events are accepted")
+    properties = raw.get("properties") if isinstance(raw.get("properties"), dict) else {}
+    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+    source = context.get("source")
+    event = {
+        "event_id": _stable_id(raw.get("messageid")),
+        "type": "product_view",
+        "user_id": checker.identifier("userid", raw.get("userid"), MAX_USER_ID_LENGTH),
+        "ts": _timestamp(checker, raw.get("timestamp"), "timestamp", now, allow_epoch=True),
+        "product_id": checker.identifier("properties.productid", properties.get("productid")),
+        "source": str(source) if source is not None else None,
+    }
+    if checker.errors:
+        raise InvalidEvent(checker.errors)
+    return event
+
+
+def parse_event(raw: Any, now: datetime | None = None, *, allow_internal: bool = False) -> dict[str, Any]:
+    """Validate one event and return its canonical dict; raise InvalidEvent with every problem.
+
+    `allow_internal` admits `history_delete`, which only the platform itself produces.
+    """
+    now = now or datetime.now(UTC)
+    if not isinstance(raw, dict):
+        raise InvalidEvent([FieldError("", "an event must be a JSON object")])
+    if "event" in raw and "type" not in raw:
+        return _from_clickstream(raw, now)
+    checker = _Checker(raw)
+    event_type = raw.get("type")
+    allowed = EVENT_TYPES if allow_internal else CLIENT_EVENT_TYPES
+    if event_type not in allowed:
+        checker.fail("type", f"expected one of {', '.join(allowed)}")
+    event: dict[str, Any] = {
+        "event_id": _event_id(checker, raw.get("event_id")),
+        "type": event_type,
+        "user_id": checker.identifier("user_id", raw.get("user_id"), MAX_USER_ID_LENGTH),
+        "ts": _timestamp(checker, raw.get("ts"), "ts", now),
+    }
+    if event_type in ("product_view", "add_to_cart", "rating", "history_delete"):
+        event["product_id"] = checker.identifier("product_id", raw.get("product_id"))
+    if event_type == "product_view":
+        source = raw.get("source")
+        if source is not None and not isinstance(source, str):
+            checker.fail("source", "expected a string")
+        event["source"] = source
+    elif event_type == "add_to_cart":
+        event["quantity"] = checker.quantity("quantity", raw.get("quantity"))
+    elif event_type == "rating":
+        score = raw.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            checker.fail("score", "expected a number from 0.5 to 5 in steps of 0.5")
+        elif not 0.5 <= score <= 5 or score * 2 != int(score * 2):
+            checker.fail("score", "must be from 0.5 to 5 in steps of 0.5")
+        else:
+            event["score"] = float(score)
+    elif event_type == "purchase":
+        event["order_id"] = checker.identifier("order_id", raw.get("order_id"))
+        items = raw.get("items")
+        if not isinstance(items, list) or not items:
+            checker.fail("items", "expected a list of at least one item")
+            items = []
+        event["items"] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                checker.fail(f"items[{i}]", "expected an object")
+                continue
+            event["items"].append({
+                "product_id": checker.identifier(f"items[{i}].product_id", item.get("product_id")),
+                "quantity": checker.quantity(f"items[{i}].quantity", item.get("quantity")),
+                "price": checker.price(f"items[{i}].price", item.get("price")),
+            })
+    if checker.errors:
+        raise InvalidEvent(checker.errors)
+    return event
+
+
+def parse_batch(raws: list[Any], now: datetime | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """All-or-nothing helper: (events, errors) where errors carry each bad event's index."""
+    now = now or datetime.now(UTC)
+    events, errors = [], []
+    for index, raw in enumerate(raws):
+        try:
+            events.append(parse_event(raw, now))
+        except InvalidEvent as error:
+            errors.extend({"index": index, **e.as_dict()} for e in error.errors)
+    return events, errors
+
+
+def history_delete_event(user_id: str, product_id: str, now: datetime | None = None) -> dict[str, Any]:
+    return parse_event({"type": "history_delete", "user_id": user_id, "product_id": product_id,
+                        "ts": format_ts(now or datetime.now(UTC))}, now, allow_internal=True)

@@ -1,0 +1,87 @@
+"""The one Mongo access layer: clients, the serving collections and their indexes, a ping.
+
+Only features both MongoDB and FerretDB 1.24 support are used: plain CRUD, upserts with $set /
+$setOnInsert / $pull, single-field and compound indexes, simple aggregation. No transactions,
+change streams or pipeline-style updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, MongoClient
+from pymongo.errors import PyMongoError
+
+from recsys_core.errors import ServerUnavailable
+from recsys_core.settings import Settings
+
+PRODUCTS = "products"
+HISTORY = "history"
+BESTSELLERS = "bestsellers"
+RECOMMENDATIONS = "recommendations"
+SIMILAR_ITEMS = "similar_items"
+MODELS = "models"
+COLLECTIONS = (PRODUCTS, HISTORY, BESTSELLERS, RECOMMENDATIONS, SIMILAR_ITEMS, MODELS)
+
+# Documents are keyed by their natural id in `_id` (product_id, user_id, scope, version), so
+# lookups are primary-key reads and upserts need no extra unique index.
+INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
+    PRODUCTS: [([("category_id", ASCENDING), ("_id", ASCENDING)], {"name": "category_products"})],
+    MODELS: [([("promoted", DESCENDING), ("promoted_at", DESCENDING)], {"name": "current_model"})],
+}
+
+_CLIENT_OPTIONS: dict[str, Any] = dict(serverSelectionTimeoutMS=5_000, connectTimeoutMS=5_000,
+                                       appname="recsys", tz_aware=True)
+
+
+def _unavailable(settings: Settings, error: Exception) -> ServerUnavailable:
+    hint = "start it with `recsys stack up`" if settings.mongo_is_local else "check RECSYS_MONGO_URI"
+    return ServerUnavailable("MongoDB", settings.mongo_url, f"{hint} ({error})")
+
+
+def mongo_client(settings: Settings, **overrides: Any) -> MongoClient:
+    return MongoClient(settings.mongo_url, **{**_CLIENT_OPTIONS, **overrides})
+
+
+def async_mongo_client(settings: Settings, **overrides: Any) -> AsyncMongoClient:
+    return AsyncMongoClient(settings.mongo_url, **{**_CLIENT_OPTIONS, **overrides})
+
+
+def serving_db(client: MongoClient | AsyncMongoClient, settings: Settings):
+    return client[settings.mongo_db]
+
+
+def ensure_indexes(settings: Settings, client: MongoClient | None = None) -> None:
+    own = client is None
+    client = client or mongo_client(settings)
+    try:
+        db = serving_db(client, settings)
+        for collection, indexes in INDEXES.items():
+            for keys, options in indexes:
+                db[collection].create_index(keys, **options)
+    except PyMongoError as error:
+        raise _unavailable(settings, error) from error
+    finally:
+        if own:
+            client.close()
+
+
+def mongo_ping(settings: Settings, timeout_ms: int = 3_000) -> bool:
+    client = mongo_client(settings, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def require_mongo(settings: Settings) -> None:
+    client = mongo_client(settings)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as error:
+        raise _unavailable(settings, error) from error
+    finally:
+        client.close()

@@ -1,0 +1,215 @@
+"""The one settings object: every knob is a RECSYS_* environment variable, read here and only here.
+
+`Settings.from_env()` validates every value and names the variable on failure, so a typo in a
+deployment fails at start-up with a sentence, not deep inside a Spark job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from recsys_core.errors import SettingsError
+
+EVENTS_TOPIC = "recsys.events"
+CATALOG_TOPIC = "recsys.catalog"
+DLQ_TOPIC = "recsys.events.dlq"
+TOPICS = (EVENTS_TOPIC, CATALOG_TOPIC, DLQ_TOPIC)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, raw, "expected a whole number") from None
+    if value <= 0:
+        raise SettingsError(name, raw, "expected a number greater than 0")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > 65535:
+        raise SettingsError(name, raw, "a TCP port is between 1 and 65535")
+    return value
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, raw, "expected a number") from None
+    if value <= 0:
+        raise SettingsError(name, raw, "expected a number greater than 0")
+    return value
+
+
+def _bootstrap(name: str, raw: str) -> str:
+    servers = [s.strip() for s in raw.split(",") if s.strip()]
+    if not servers:
+        raise SettingsError(name, raw, "expected host:port[,host:port...]")
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(name, raw, f"{server!r} is not host:port")
+    return ",".join(servers)
+
+
+def _mongo_uri(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("mongodb", "mongodb+srv") or not parts.netloc:
+        raise SettingsError(name, raw, "expected mongodb://host:port[/...] or mongodb+srv://...")
+    for host in parts.netloc.rsplit("@", 1)[-1].split(","):
+        _, sep, port = host.rpartition(":")
+        if sep and not port.isdigit():
+            raise SettingsError(name, raw, f"port of {host!r} is not a number")
+    return raw
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise SettingsError(name, raw, "must not be empty")
+    return raw.strip()
+
+
+def _key_list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _spark_master(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if not (raw.startswith(("local", "spark://", "yarn", "k8s://"))):
+        raise SettingsError(name, raw, "expected local[N], spark://host:port, yarn or k8s://...")
+    return raw
+
+
+@dataclass(frozen=True)
+class Var:
+    """How one setting is read: variable name, parser, default and what it is for."""
+
+    env: str
+    parse: Callable[[str, str], object]
+    default: str | None
+    doc: str
+
+
+def _var(env: str, parse: Callable[[str, str], object], default: str | None, doc: str):
+    return field(metadata={"var": Var(env, parse, default, doc)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _var("RECSYS_DATA_DIR", lambda n, r: Path(r).expanduser().resolve(), ".recsys",
+                          "Where lake/, models/, checkpoints/ and stack/ live.")
+    tools_dir: Path = _var("RECSYS_TOOLS_DIR", lambda n, r: Path(r).expanduser().resolve(), None,
+                           "Provisioned jars and binaries (default: DATA_DIR/stack/tools); "
+                           "several data dirs may share one.")
+    kafka_port: int = _var("RECSYS_KAFKA_PORT", _port, "9092", "Port of the local Kafka broker.")
+    kafka_controller_port: int = _var("RECSYS_KAFKA_CONTROLLER_PORT", _port, "9093",
+                                      "Port of the local Kafka KRaft controller.")
+    kafka_bootstrap: str = _var("RECSYS_KAFKA_BOOTSTRAP", _bootstrap, None,
+                                "Kafka bootstrap servers; set it to use an external cluster "
+                                "(default: the local broker).")
+    kafka_heap: str = _var("RECSYS_KAFKA_HEAP", _text, "512m", "JVM heap of the local broker.")
+    events_partitions: int = _var("RECSYS_EVENTS_PARTITIONS", _positive_int, "3",
+                                  "Partitions of recsys.events when the platform creates it.")
+    mongo_port: int = _var("RECSYS_MONGO_PORT", _port, "27017",
+                           "Port of the local MongoDB-compatible server.")
+    mongo_uri: str = _var("RECSYS_MONGO_URI", _mongo_uri, None,
+                          "MongoDB URI; set it to use an external server (default: the local one).")
+    mongo_db: str = _var("RECSYS_MONGO_DB", _text, "recsys", "Database of the serving store.")
+    spark_master: str = _var("RECSYS_SPARK_MASTER", _spark_master, "local[2]",
+                             "Spark master; local[N] runs in-process.")
+    spark_driver_memory: str = _var("RECSYS_SPARK_DRIVER_MEMORY", _text, "3g",
+                                    "Spark driver memory (local mode: all of Spark).")
+    spark_shuffle_partitions: int = _var("RECSYS_SPARK_SHUFFLE_PARTITIONS", _positive_int, "4",
+                                         "spark.sql.shuffle.partitions (small for 2 cores).")
+    api_host: str = _var("RECSYS_API_HOST", _text, "127.0.0.1", "Address the API listens on.")
+    api_port: int = _var("RECSYS_API_PORT", _port, "8000", "Port of the API.")
+    api_keys: tuple[str, ...] = _var("RECSYS_API_KEYS", _key_list, "",
+                                     "Comma-separated keys required (X-API-Key) on write routes; "
+                                     "empty: writes are open.")
+    dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
+    min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5",
+                              "Lists shorter than this are served empty.")
+    bestseller_window_days: int = _var("RECSYS_BESTSELLER_WINDOW_DAYS", _positive_int, "30",
+                                       "Bestsellers count distinct buyers over this many days.")
+    retrain_min_new_events: int = _var("RECSYS_RETRAIN_MIN_NEW_EVENTS", _positive_int, "1000",
+                                       "New raw events since the current model that trigger a retrain.")
+    stream_trigger_seconds: float = _var("RECSYS_STREAM_TRIGGER_SECONDS", _positive_float, "1",
+                                         "Micro-batch interval of the streaming job.")
+    ready_timeout_seconds: float = _var("RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90",
+                                        "How long `stack up` waits for a server to answer.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            var: Var = f.metadata["var"]
+            raw = environ.get(var.env)
+            if raw is None or raw == "":
+                raw = var.default
+            values[f.name] = None if raw is None else var.parse(var.env, raw)
+        if values["tools_dir"] is None:
+            values["tools_dir"] = values["data_dir"] / "stack" / "tools"
+        return cls(**values)
+
+    @classmethod
+    def variables(cls) -> list[Var]:
+        return [f.metadata["var"] for f in dataclasses.fields(cls)]
+
+    # --- derived addresses -------------------------------------------------------------------
+    @property
+    def kafka_is_local(self) -> bool:
+        """The platform runs its own broker unless RECSYS_KAFKA_BOOTSTRAP names another one."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def mongo_is_local(self) -> bool:
+        return self.mongo_uri is None
+
+    @property
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        return self.mongo_uri or f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    # --- directories -------------------------------------------------------------------------
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.data_dir / "stack"
+
+    @property
+    def spark_jars_dir(self) -> Path:
+        return self.tools_dir / "spark-jars"
+
+    @property
+    def kafka_jars_dir(self) -> Path:
+        return self.tools_dir / "kafka-jars"
+
+    @property
+    def ferretdb_binary(self) -> Path:
+        return self.tools_dir / "bin" / "ferretdb"
+
+
+def load_settings() -> Settings:
+    return Settings.from_env()

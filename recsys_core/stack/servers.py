@@ -1,0 +1,208 @@
+"""The local servers: Apache Kafka (KRaft, single node) and a MongoDB-wire server.
+
+Each server knows how to provision itself, start, tell whether it answers and describe itself.
+Both bind to 127.0.0.1 and keep their data under RECSYS_DATA_DIR/stack, so it survives down/up.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import uuid
+from pathlib import Path
+
+from recsys_core.io.kafka import kafka_ping
+from recsys_core.io.mongo import mongo_ping
+from recsys_core.settings import Settings
+from recsys_core.stack import provision
+from recsys_core.stack.processes import ManagedProcess
+
+KAFKA_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = info
+"""
+
+
+class Server:
+    """A server the stack may run; subclasses say how."""
+
+    port_variable = ""
+    kind = ""
+
+    def __init__(self, name: str, settings: Settings):
+        self.name = name
+        self.settings = settings
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess(self.name, self.settings.stack_dir)
+
+    @property
+    def is_local(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def address(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def provision(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> int:
+        raise NotImplementedError
+
+    def answers(self) -> bool:
+        raise NotImplementedError
+
+
+class KafkaServer(Server):
+    port_variable = "RECSYS_KAFKA_PORT"
+    kind = "Apache Kafka 4.2 (KRaft)"
+
+    def __init__(self, settings: Settings):
+        super().__init__("kafka", settings)
+
+    @property
+    def is_local(self) -> bool:
+        return self.settings.kafka_is_local
+
+    @property
+    def address(self) -> str:
+        return self.settings.kafka_servers
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.settings.kafka_port, self.settings.kafka_controller_port)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.stack_dir / "kafka"
+
+    def provision(self) -> None:
+        provision.provision_kafka(self.settings)
+
+    def _write_config(self) -> Path:
+        s = self.settings
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "log4j2.properties").write_text(KAFKA_LOG4J)
+        config = self.home / "server.properties"
+        config.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={self.home / 'data'}",
+            "num.partitions=1",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=-1",  # the batch layer rebuilds from Kafka: keep events
+            "log.segment.bytes=134217728",
+            "num.network.threads=2",
+            "num.io.threads=2",
+            "",
+        ]))
+        return config
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        java = provision.require_tool("java")
+        return [java, f"-Xmx{self.settings.kafka_heap}", f"-Xms{self.settings.kafka_heap}",
+                "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.settings.stack_dir / 'logs'}",
+                "-cp", f"{self.settings.kafka_jars_dir}/*", main, *args]
+
+    def start(self) -> int:
+        import subprocess
+
+        config = self._write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            result = subprocess.run(self._java("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
+                                               "--config", str(config), "--ignore-formatted"),
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                from recsys_core.stack.provision import ProvisionError
+
+                raise ProvisionError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
+        return self.process.start(self._java("kafka.Kafka", str(config)), cwd=self.home)
+
+    def answers(self) -> bool:
+        return kafka_ping(self.settings)
+
+
+class MongoServer(Server):
+    port_variable = "RECSYS_MONGO_PORT"
+
+    def __init__(self, settings: Settings):
+        super().__init__("mongo", settings)
+
+    @property
+    def is_local(self) -> bool:
+        return self.settings.mongo_is_local
+
+    @property
+    def address(self) -> str:
+        return self.settings.mongo_url
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.settings.mongo_port,)
+
+    @property
+    def mongod(self) -> str | None:
+        return shutil.which("mongod")
+
+    @property
+    def kind(self) -> str:
+        return "mongod" if self.mongod else "FerretDB 1.24 (SQLite)"
+
+    def provision(self) -> None:
+        if not self.mongod:
+            provision.provision_ferretdb(self.settings)
+
+    def start(self) -> int:
+        port = str(self.settings.mongo_port)
+        if self.mongod:
+            data = self.settings.stack_dir / "mongod"
+            data.mkdir(parents=True, exist_ok=True)
+            return self.process.start([self.mongod, "--dbpath", str(data), "--bind_ip", "127.0.0.1",
+                                       "--port", port, "--quiet"])
+        data = self.settings.stack_dir / "ferretdb"
+        data.mkdir(parents=True, exist_ok=True)
+        return self.process.start([
+            str(self.settings.ferretdb_binary), "--handler=sqlite", f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", f"--state-dir={data}",
+            "--telemetry=disable", "--log-level=warn",
+        ])
+
+    def answers(self) -> bool:
+        return mongo_ping(self.settings)
+
+
+def servers(settings: Settings) -> list[Server]:
+    return [KafkaServer(settings), MongoServer(settings)]

@@ -1,0 +1,1 @@
+"""Spark Structured Streaming speed layer: keeps history and recommendations fresh in MongoDB."""
