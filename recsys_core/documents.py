@@ -1,0 +1,26 @@
+"""Shapes of the serving store's documents (MongoDB database `recsys`), shared by every writer and reader.
+
+Every document is keyed by its natural id in `_id`. Timestamps are BSON dates (aware UTC datetimes).
+
+products         {_id: product_id, product_id, category_id, name, description, price, attributes, updated_at}
+history          {_id: user_id, user_id,
+                  items: [{product_id, ts}]          distinct products, newest view first, at most 50,
+                  deleted: {product_id: ts},         last history_delete per product: older views stay out,
+                  purchased: [product_id],           products the user bought (recommendations skip them),
+                  updated_at}
+bestsellers      {_id: scope, scope: "global" | category_id, window_days, computed_at,
+                  products: [{product_id, buyers}]}  ranked: buyers desc, product_id asc
+recommendations  {_id: user_id, user_id, items: [{product_id, score}], strategy: "als" | "realtime",
+                  model_version, computed_at, last_event_ts}
+similar_items    {_id: product_id, product_id, neighbours: [{product_id, score}], source: "als" | "content",
+                  model_version, computed_at}
+models           {_id: version, version, params, metrics, checks_passed, promoted: bool, promoted_at,
+                  created_at, path}             path: RECSYS_DATA_DIR/models/als/<version>, holding
+                                                user_factors/ and item_factors/ as Parquet
+                                                (columns id: string, features: array<float>)
+"""
+
+from __future__ import annotations
+
+GLOBAL_SCOPE = "global"
+HISTORY_MAX_ITEMS = 50

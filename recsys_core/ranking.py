@@ -1,0 +1,50 @@
+"""Ranking rules the shop cares about: which categories a shopper cares about, bestseller merges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+PERSONAL_CATEGORY_COUNT = 3
+
+
+def browsed_categories(history_product_ids: Iterable[str], category_of: Mapping[str, str | None],
+                       count: int = PERSONAL_CATEGORY_COUNT) -> list[str]:
+    """The first `count` distinct categories of the history's products, most recent view first."""
+    categories: list[str] = []
+    for product_id in history_product_ids:
+        category = category_of.get(product_id)
+        if category is not None and category not in categories:
+            categories.append(category)
+            if len(categories) == count:
+                break
+    return categories
+
+
+def rank_key(entry: Mapping[str, Any]) -> tuple[int, str]:
+    """Bestseller order: more distinct buyers first, then product_id ascending."""
+    return (-int(entry["buyers"]), str(entry["product_id"]))
+
+
+def merge_bestsellers(lists: Sequence[Sequence[Mapping[str, Any]]], limit: int,
+                      exclude: Iterable[str] = ()) -> list[str]:
+    """Merge several ranked bestseller lists ({product_id, buyers}) into one ranked list of ids.
+
+    A product in several lists keeps its highest buyer count (a product has one category, so
+    this only matters for overlapping scopes such as global + category).
+    """
+    excluded = set(exclude)
+    best: dict[str, int] = {}
+    for entries in lists:
+        for entry in entries:
+            product_id = str(entry["product_id"])
+            if product_id in excluded:
+                continue
+            best[product_id] = max(best.get(product_id, 0), int(entry["buyers"]))
+    ranked = sorted(({"product_id": p, "buyers": b} for p, b in best.items()), key=rank_key)
+    return [entry["product_id"] for entry in ranked[:limit]]
+
+
+def servable(products: list[str], min_list_size: int) -> list[str]:
+    """A list shorter than the minimum is not worth showing: serve nothing instead."""
+    return products if len(products) >= min_list_size else []
