@@ -1,0 +1,59 @@
+"""Settings: every RECSYS_* variable is validated and a bad one is named in the error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from recsys_core.errors import SettingsError
+from recsys_core.settings import Settings
+
+
+def test_defaults_point_at_the_local_stack():
+    settings = Settings.from_env({})
+    assert settings.kafka_servers == "127.0.0.1:9092"
+    assert settings.mongo_url == "mongodb://127.0.0.1:27017/"
+    assert settings.kafka_is_local and settings.mongo_is_local
+    assert settings.tools_dir == settings.data_dir / "stack" / "tools"
+    assert settings.spark_master == "local[2]"
+
+
+def test_external_addresses_turn_off_the_local_servers():
+    settings = Settings.from_env({"RECSYS_KAFKA_BOOTSTRAP": "kafka-1:9092, kafka-2:9092",
+                                  "RECSYS_MONGO_URI": "mongodb://db.internal:27017/"})
+    assert settings.kafka_servers == "kafka-1:9092,kafka-2:9092"
+    assert not settings.kafka_is_local and not settings.mongo_is_local
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("RECSYS_MONGO_URI", "localhost:27017"),
+    ("RECSYS_MONGO_URI", "mongodb://host:port/"),
+    ("RECSYS_KAFKA_BOOTSTRAP", "kafka-without-port"),
+    ("RECSYS_KAFKA_PORT", "ninety"),
+    ("RECSYS_API_PORT", "70000"),
+    ("RECSYS_MIN_LIST_SIZE", "0"),
+    ("RECSYS_SPARK_MASTER", "mesos://x"),
+    ("RECSYS_STREAM_TRIGGER_SECONDS", "-1"),
+])
+def test_bad_value_fails_naming_the_variable(variable, value):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({variable: value})
+    assert error.value.variable == variable
+    assert variable in str(error.value)
+
+
+def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback():
+    env = {**os.environ, "RECSYS_MONGO_URI": "not-a-uri"}
+    result = subprocess.run([sys.executable, "-m", "recsys_cli.main", "stack", "status"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "RECSYS_MONGO_URI" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_setting_is_a_recsys_variable_with_a_description():
+    for var in Settings.variables():
+        assert var.env.startswith("RECSYS_") and var.doc

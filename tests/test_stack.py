@@ -1,0 +1,160 @@
+"""The local stack is real: Kafka, the MongoDB-compatible server and Spark + Delta, on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from recsys_core.io.kafka import make_consumer, make_producer
+from recsys_core.io.mongo import mongo_client, serving_db
+from recsys_core.settings import DLQ_TOPIC
+from recsys_core.stack import manager
+from recsys_core.stack.servers import servers
+
+RECSYS = [sys.executable, "-m", "recsys_cli.main"]
+
+
+def _produce(settings, topic, key, values):
+    producer = make_producer(settings)
+    try:
+        for value in values:
+            producer.send(topic, value, key=key).get(timeout=10)
+    finally:
+        producer.close()
+
+
+def _drain(consumer, wanted_key, max_seconds=20.0):
+    """Poll until no more records arrive for `wanted_key`; returns their values in order."""
+    values = []
+    deadline = time.monotonic() + max_seconds
+    idle = 0
+    while time.monotonic() < deadline and idle < 3:
+        batch = consumer.poll(timeout_ms=1000)
+        records = [r for rs in batch.values() for r in rs if r.key == wanted_key]
+        idle = 0 if records else idle + 1
+        values.extend(r.value for r in records)
+    return values
+
+
+def test_consumer_group_resumes_after_committed_offset(stack, unique):
+    topic, group = DLQ_TOPIC, f"group-{unique}"
+    _produce(stack, topic, unique, [{"n": i} for i in range(6)])
+
+    first = make_consumer(stack, topic, group_id=group)
+    seen = []
+    deadline = time.monotonic() + 20
+    while len(seen) < 3 and time.monotonic() < deadline:
+        for records in first.poll(timeout_ms=1000, max_records=1).values():
+            for record in records:
+                if record.key == unique and len(seen) < 3:
+                    seen.append(record.value["n"])
+                    first.commit()  # commit after each record we handled
+    first.close(autocommit=False)
+    assert seen == [0, 1, 2]
+
+    second = make_consumer(stack, topic, group_id=group)
+    try:
+        rest = [v["n"] for v in _drain(second, unique)]
+    finally:
+        second.close(autocommit=False)
+    assert rest == [3, 4, 5]
+
+
+def test_mongo_upsert_find_and_index_round_trip(mongo_db):
+    products = mongo_db["products"]
+    now = datetime.now(UTC).replace(microsecond=0)
+    products.update_one({"_id": "p1"}, {"$set": {"category_id": "shoes", "price": 10.0, "updated_at": now}},
+                        upsert=True)
+    products.update_one({"_id": "p1"}, {"$set": {"price": 12.5}}, upsert=True)
+    products.update_one({"_id": "p2"}, {"$set": {"category_id": "shoes", "price": 3.0}}, upsert=True)
+    products.create_index([("category_id", 1), ("_id", 1)], name="category_products")
+
+    assert products.count_documents({}) == 2
+    assert products.find_one({"_id": "p1"}) == {"_id": "p1", "category_id": "shoes", "price": 12.5,
+                                                "updated_at": now}
+    assert [d["_id"] for d in products.find({"category_id": "shoes"}).sort("_id", 1)] == ["p1", "p2"]
+    assert "category_products" in products.index_information()
+
+
+def test_spark_writes_delta_appends_reads_back_and_time_travels(spark, settings):
+    path = str(settings.lake_dir / "numbers")
+    spark.range(5).write.format("delta").mode("overwrite").save(path)
+    spark.range(5, 8).write.format("delta").mode("append").save(path)
+
+    current = sorted(r.id for r in spark.read.format("delta").load(path).collect())
+    version_0 = sorted(r.id for r in spark.read.format("delta").option("versionAsOf", 0).load(path).collect())
+    assert current == list(range(8))
+    assert version_0 == list(range(5))
+
+
+def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, stack, unique):
+    _produce(stack, DLQ_TOPIC, unique, [{"n": i} for i in range(3)])
+    frame = (spark.read.format("kafka")
+             .option("kafka.bootstrap.servers", stack.kafka_servers)
+             .option("subscribe", DLQ_TOPIC)
+             .option("startingOffsets", "earliest")
+             .load()
+             .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
+             .where(f"key = '{unique}'"))
+    assert sorted(r.value for r in frame.collect()) == ['{"n":0}', '{"n":1}', '{"n":2}']
+
+
+def test_messages_and_documents_survive_stack_down_and_up(stack, unique):
+    _produce(stack, DLQ_TOPIC, unique, [{"kept": True}])
+    client = mongo_client(stack)
+    serving_db(client, stack)["products"].insert_one({"_id": f"kept-{unique}"})
+    client.close()
+
+    env = {**os.environ}
+    for command in (["stack", "down"], ["stack", "up"]):
+        result = subprocess.run(RECSYS + command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert all(row.answers for row in manager.status(stack))
+
+    client = mongo_client(stack)
+    try:
+        assert serving_db(client, stack)["products"].find_one({"_id": f"kept-{unique}"}) is not None
+    finally:
+        client.close()
+    consumer = make_consumer(stack, DLQ_TOPIC, group_id=None)
+    try:
+        assert _drain(consumer, unique) == [{"kept": True}]
+    finally:
+        consumer.close()
+
+
+def test_stack_status_reports_each_component_with_pid_and_address(stack):
+    result = subprocess.run(RECSYS + ["stack", "status"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == {"kafka", "mongo", "spark-jars"}
+    assert f"127.0.0.1:{stack.kafka_port}" in lines["kafka"] and " up " in lines["kafka"]
+    assert f"127.0.0.1:{stack.mongo_port}" in lines["mongo"] and " up " in lines["mongo"]
+    assert str(manager.component(stack, "kafka").process.pid()) in lines["kafka"]
+
+
+def test_up_is_idempotent_and_finds_running_servers(stack):
+    pids = {s.name: s.process.pid() for s in servers(stack)}
+    result = subprocess.run(RECSYS + ["stack", "up"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "already running" in result.stderr
+    assert pids == {s.name: s.process.pid() for s in servers(stack)}
+
+
+def test_taken_port_fails_naming_the_port_and_the_variable(stack, tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        env = {**os.environ, "RECSYS_DATA_DIR": str(tmp_path), "RECSYS_KAFKA_PORT": str(port),
+               "RECSYS_KAFKA_CONTROLLER_PORT": str(port + 1 if port < 65535 else port - 1),
+               "RECSYS_MONGO_PORT": str(stack.mongo_port + 5)}
+        result = subprocess.run(RECSYS + ["stack", "up"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"port {port} is already taken" in result.stderr
+    assert "RECSYS_KAFKA_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
