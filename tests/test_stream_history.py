@@ -1,0 +1,86 @@
+"""The browsing-history rule (recsys_core.history): pure, no server."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from recsys_core.documents import HISTORY_MAX_ITEMS
+from recsys_core.events import format_ts
+from recsys_core.history import browsing_history
+
+T0 = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> str:
+    return format_ts(T0 + timedelta(seconds=seconds))
+
+
+def view(product_id: str, seconds: float) -> dict:
+    return {"type": "product_view", "user_id": "u1", "product_id": product_id, "ts": at(seconds)}
+
+
+def delete(product_id: str, seconds: float) -> dict:
+    return {"type": "history_delete", "user_id": "u1", "product_id": product_id, "ts": at(seconds)}
+
+
+def test_history_is_distinct_products_newest_view_first():
+    history = browsing_history(None, [view("a", 1), view("b", 2), view("a", 3), view("c", 0)])
+    assert history.product_ids() == ["a", "b", "c"]
+    assert history.items()[0][1] == T0 + timedelta(seconds=3)
+
+
+def test_late_event_lands_at_its_event_time_not_arrival_order():
+    stored = browsing_history(None, [view("a", 10), view("b", 20)]).to_fields()
+    history = browsing_history(stored, [view("late", 15)])
+    assert history.product_ids() == ["b", "late", "a"]
+
+
+def test_history_keeps_the_fifty_most_recent_products():
+    events = [view(f"p{i:03d}", i) for i in range(HISTORY_MAX_ITEMS + 10)]
+    history = browsing_history(None, events)
+    assert len(history.product_ids()) == HISTORY_MAX_ITEMS
+    assert history.product_ids()[0] == f"p{HISTORY_MAX_ITEMS + 9:03d}"
+    assert "p009" not in history.product_ids()
+
+
+def test_delete_removes_product_and_keeps_older_views_out():
+    history = browsing_history(None, [view("a", 1), view("b", 2), delete("a", 5), view("a", 4)])
+    assert history.product_ids() == ["b"]
+
+
+def test_view_after_delete_brings_product_back():
+    history = browsing_history(None, [view("a", 1), delete("a", 5), view("a", 6)])
+    assert history.product_ids() == ["a"]
+
+
+def test_delete_arriving_before_an_older_view_still_wins():
+    stored = browsing_history(None, [delete("a", 5)]).to_fields()
+    assert browsing_history(stored, [view("a", 3)]).product_ids() == []
+
+
+def test_purchases_are_remembered_for_recommendations():
+    purchase = {"type": "purchase", "user_id": "u1", "ts": at(1), "order_id": "o1",
+                "items": [{"product_id": "x", "quantity": 1, "price": 2.0}]}
+    assert browsing_history(None, [purchase]).purchased == {"x"}
+
+
+def test_replaying_events_changes_nothing():
+    events = [view("a", 1), view("b", 2), delete("a", 3), view("c", 4)]
+    once = browsing_history(None, events).to_fields()
+    twice = browsing_history(once, events).to_fields()
+    assert once == twice
+
+
+def test_any_order_of_the_same_events_gives_the_same_history():
+    rng = random.Random(7)
+    events = [view(f"p{rng.randrange(45)}", rng.randrange(1000)) for _ in range(300)]
+    events += [delete(f"p{rng.randrange(45)}", rng.randrange(1000)) for _ in range(30)]
+    expected = browsing_history(None, events).to_fields()
+    for _ in range(5):
+        rng.shuffle(events)
+        # Applied in three separate batches, as the stream would.
+        document = None
+        for start in range(0, len(events), 110):
+            document = browsing_history(document, events[start:start + 110]).to_fields()
+        assert document["items"] == expected["items"]
