@@ -1,0 +1,101 @@
+"""Domain rules of the batch layer, pinned without any server: metrics, split, weights, bestsellers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
+from recsys_core.events import format_ts
+from recsys_core.interactions import decay, interaction_strengths
+from recsys_core.metrics import (Interaction, average_precision_at_k, evaluate, ndcg_at_k, popularity_ranking,
+                                 precision_at_k, recall_at_k, recommend_popular, split_interactions)
+
+AS_OF = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def test_metrics_at_k_match_hand_computed_values():
+    recommended, relevant = ["a", "b", "c"], {"a", "c"}
+    assert precision_at_k(recommended, relevant, 3) == pytest.approx(2 / 3)
+    assert recall_at_k(recommended, relevant, 3) == pytest.approx(1.0)
+    assert ndcg_at_k(recommended, relevant, 3) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert average_precision_at_k(recommended, relevant, 3) == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_map_divides_by_k_when_more_items_are_relevant_than_fit():
+    assert average_precision_at_k(["x", "a"], {"a", "b", "c"}, 2) == pytest.approx((1 / 2) / 2)
+
+
+def test_evaluate_averages_over_users_with_held_out_items_and_counts_missing_lists_as_zero():
+    scores = evaluate({"u1": ["a"]}, {"u1": {"a"}, "u2": {"b"}, "u3": set()}, k=1)
+    assert scores == {"precision": 0.5, "recall": 0.5, "ndcg": 0.5, "map": 0.5}
+
+
+def test_random_split_is_per_user_75_25_and_reproducible():
+    rows = [Interaction(f"u{u}", f"i{i}") for u in range(5) for i in range(8)]
+    train, test = split_interactions(rows)
+    assert len(train) == 30 and len(test) == 10
+    assert {r.user_id for r in test} == {f"u{u}" for u in range(5)}
+    assert split_interactions(list(reversed(rows))) == (train, test)
+    assert split_interactions(rows, seed=7) != (train, test)
+
+
+def test_time_split_holds_out_each_users_newest_interactions():
+    rows = [Interaction("u", f"i{i}", ts=float(i)) for i in range(4)]
+    train, test = split_interactions(rows, how="time")
+    assert [r.item_id for r in test] == ["i3"]
+
+
+def test_popularity_baseline_skips_items_seen_in_training():
+    train = [Interaction("u1", "a"), Interaction("u2", "a"), Interaction("u2", "b"), Interaction("u3", "c")]
+    ranking = popularity_ranking(train)
+    assert ranking == ["a", "b", "c"]
+    assert recommend_popular(ranking, {"u2": {"a", "b"}}, ["u2", "u9"], k=2) == {"u2": ["c"], "u9": ["a", "b"]}
+
+
+def _event(kind, user, product, ts, **fields):
+    event = {"type": kind, "user_id": user, "ts": format_ts(ts), **fields}
+    if kind == "purchase":
+        event["items"] = [{"product_id": product, "quantity": 1, "price": 1.0}]
+    else:
+        event["product_id"] = product
+    return event
+
+
+def test_interaction_weights_sum_by_type_and_rating_weighs_its_score():
+    day = AS_OF - timedelta(days=1)
+    events = [_event("product_view", "u", "p", day), _event("add_to_cart", "u", "p", day, quantity=1),
+              _event("purchase", "u", "p", day, order_id="o"), _event("rating", "u", "q", day, score=4.5)]
+    assert interaction_strengths(events, AS_OF) == {("u", "p"): 9.0, ("u", "q"): 4.5}
+
+
+def test_history_delete_removes_the_pair_but_later_events_count_again():
+    t0 = AS_OF - timedelta(days=3)
+    events = [_event("product_view", "u", "p", t0), _event("history_delete", "u", "p", t0 + timedelta(hours=1)),
+              _event("product_view", "u", "q", t0)]
+    assert interaction_strengths(events, AS_OF) == {("u", "q"): 1.0}
+    events.append(_event("product_view", "u", "p", t0 + timedelta(hours=2)))
+    assert interaction_strengths(events, AS_OF)[("u", "p")] == 1.0
+
+
+def test_decay_halves_weight_every_half_life():
+    assert decay(14, 7) == pytest.approx(0.25)
+    assert decay(14, None) == 1.0
+
+
+def test_bestsellers_count_distinct_buyers_inside_the_window_only():
+    start = AS_OF - timedelta(days=30)
+    lines = [
+        OrderLine("u1", "p1", start + timedelta(seconds=1), "c1"),
+        OrderLine("u2", "p2", start - timedelta(seconds=1), "c1"),   # one second outside
+        OrderLine("u3", "p2", AS_OF, "c1"),
+        OrderLine("u3", "p2", AS_OF - timedelta(days=1), "c1"),      # same buyer twice counts once
+        OrderLine("u4", "p3", AS_OF + timedelta(seconds=1), "c2"),   # after the window's end
+        OrderLine("u1", "p0", AS_OF, None),
+    ]
+    assert rank_bestsellers(lines, AS_OF, 30) == [
+        {"product_id": "p0", "buyers": 1}, {"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]
+    assert category_bestsellers(lines, AS_OF, 30) == {
+        "c1": [{"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}], "c2": []}
