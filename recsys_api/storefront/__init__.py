@@ -1,0 +1,48 @@
+"""The storefront page (`GET /demo`): watch a shopper's lists change as they browse.
+
+A single server-sent HTML page with a little JavaScript; it uses the public API for everything
+(views go through `POST /v1/events`) plus two small look-ups to pick a shopper and a category.
+The API key, when one is needed, is given to the page in the URL fragment (`/demo#key=...`), which
+browsers never send to the server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from litestar import Controller, MediaType, get
+from litestar.response import Response
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recsys_core.io.mongo import HISTORY, PRODUCTS
+
+PAGE = Path(__file__).with_name("demo.html").read_bytes()
+SAMPLE_USERS = 20
+
+
+class DemoUsers(msgspec.Struct):
+    users: list[str]
+
+
+class DemoCategories(msgspec.Struct):
+    categories: list[str]
+
+
+class StorefrontController(Controller):
+    path = "/demo"
+    tags = ["storefront"]
+
+    @get("/", media_type=MediaType.HTML, summary="The storefront page", include_in_schema=True)
+    async def page(self) -> Response[bytes]:
+        return Response(PAGE, media_type=MediaType.HTML)
+
+    @get("/users", summary="Shoppers with a browsing history, to pick one on the storefront page")
+    async def users(self, db: AsyncDatabase) -> DemoUsers:
+        cursor = db[HISTORY].find({}, {"_id": 1}).sort("updated_at", -1).limit(SAMPLE_USERS)
+        return DemoUsers(users=[doc["_id"] async for doc in cursor])
+
+    @get("/categories", summary="Catalog categories, for the storefront's category filter")
+    async def categories(self, db: AsyncDatabase) -> DemoCategories:
+        values = await db[PRODUCTS].distinct("category_id")
+        return DemoCategories(categories=sorted(str(v) for v in values if v is not None))
