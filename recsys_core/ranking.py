@@ -48,3 +48,31 @@ def merge_bestsellers(lists: Sequence[Sequence[Mapping[str, Any]]], limit: int,
 def servable(products: list[str], min_list_size: int) -> list[str]:
     """A list shorter than the minimum is not worth showing: serve nothing instead."""
     return products if len(products) >= min_list_size else []
+
+
+def recent_views(items: Iterable[Mapping[str, Any]], deleted: Mapping[str, Any] | None = None) -> list[str]:
+    """Product ids of a history's items, newest first, minus views older than their deletion.
+
+    The streaming job already drops deleted views; filtering again keeps a deletion effective
+    even while a stale writer catches up.
+    """
+    deleted = deleted or {}
+    recent: list[str] = []
+    for item in items:
+        product_id = item["product_id"]
+        deleted_at = deleted.get(product_id)
+        if deleted_at is not None and item.get("ts") is not None and item["ts"] <= deleted_at:
+            continue
+        if product_id not in recent:
+            recent.append(product_id)
+    return recent
+
+
+def serve(products: Sequence[str], limit: int, min_list_size: int, exclude: Iterable[str] = ()) -> list[str]:
+    """The list a shopper sees: excluded products removed, nothing if too few remain, then the top `limit`.
+
+    The minimum applies to what is available, not to `limit`: asking for 3 of 20 products gives 3.
+    """
+    excluded = set(exclude)
+    available = [p for p in products if p not in excluded] if excluded else list(products)
+    return servable(available, min_list_size)[:limit]

@@ -133,6 +133,9 @@ class Settings:
     api_keys: tuple[str, ...] = _var("RECSYS_API_KEYS", _key_list, "",
                                      "Comma-separated keys required (X-API-Key) on write routes; "
                                      "empty: writes are open.")
+    api_produce_timeout_seconds: float = _var("RECSYS_API_PRODUCE_TIMEOUT_SECONDS", _positive_float, "5",
+                                              "How long the API waits for Kafka to acknowledge a write "
+                                              "before answering 503.")
     dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
     min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5",
                               "Lists shorter than this are served empty.")
@@ -142,6 +145,9 @@ class Settings:
                                        "New raw events since the current model that trigger a retrain.")
     stream_trigger_seconds: float = _var("RECSYS_STREAM_TRIGGER_SECONDS", _positive_float, "1",
                                          "Micro-batch interval of the streaming job.")
+    stream_max_events_per_batch: int = _var("RECSYS_STREAM_MAX_EVENTS_PER_BATCH", _positive_int, "20000",
+                                            "Most Kafka records one micro-batch of the streaming job reads "
+                                            "(bounds memory and latency after a backlog).")
     ready_timeout_seconds: float = _var("RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90",
                                         "How long `stack up` waits for a server to answer.")
 

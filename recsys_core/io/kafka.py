@@ -126,7 +126,7 @@ def kafka_ping(settings: Settings, timeout_ms: int = 3_000) -> bool:
     """A metadata request answered by the cluster."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_servers.split(","), client_id="recsys-ping",
-                                 request_timeout_ms=timeout_ms)
+                                 request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
     except Exception:  # noqa: BLE001 - any failure to connect means "not answering"
         return False
     try:

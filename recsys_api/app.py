@@ -1,0 +1,70 @@
+"""The API's composition root: `create_app(settings)` wires controllers, clients, errors and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from recsys_api.auth import API_KEY_HEADER
+from recsys_api.bestsellers import BestsellersController
+from recsys_api.compat import CompatController
+from recsys_api.dependencies import DEPENDENCIES
+from recsys_api.errors import EXCEPTION_HANDLERS
+from recsys_api.events import EventsController
+from recsys_api.metrics import PROMETHEUS, MetricsController
+from recsys_api.ops import OpsController
+from recsys_api.products import ProductsController
+from recsys_api.publisher import Publisher
+from recsys_api.users import UsersController
+from recsys_core.io.mongo import async_mongo_client, serving_db
+from recsys_core.settings import Settings
+
+MAX_BODY = 1024 * 1024  # routes that take more say so (the catalog: 10 MiB)
+
+OPENAPI = OpenAPIConfig(
+    title="recsys API",
+    version="1.0.0",
+    description=(
+        "Collects shoppers' events and the catalog into Kafka and serves precomputed lists "
+        "(history, bestsellers, recommendations, similar products) from MongoDB. Every error has "
+        "the shape {\"error\": {\"code\", \"message\", \"details\"}}. Write routes need X-API-Key "
+        "when RECSYS_API_KEYS is set."),
+    path="/schema",
+    render_plugins=[SwaggerRenderPlugin(path="/swagger"), ScalarRenderPlugin(path="/")],
+    components=Components(security_schemes={
+        "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header",
+                                 description="One of RECSYS_API_KEYS (write routes only)")}),
+)
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def clients(app: Litestar) -> AsyncIterator[None]:
+        mongo = async_mongo_client(settings)
+        publisher = Publisher(settings)
+        app.state.db = serving_db(mongo, settings)
+        app.state.publisher = publisher
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.close()
+            await mongo.close()
+
+    app = Litestar(
+        route_handlers=[EventsController, UsersController, BestsellersController, ProductsController,
+                        CompatController, OpsController, MetricsController],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[clients],
+        middleware=[PROMETHEUS.middleware],
+        openapi_config=OPENAPI,
+        request_max_body_size=MAX_BODY,
+    )
+    app.state.settings = settings
+    return app

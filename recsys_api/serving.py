@@ -1,0 +1,96 @@
+"""Reading the serving store: the shopper lists combined from small precomputed documents.
+
+The rules themselves (which categories count, how lists merge, when a list is too short) live in
+recsys_core.ranking; this module only fetches the documents they need, by primary key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recsys_core import ranking
+from recsys_core.documents import GLOBAL_SCOPE
+from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+
+PERSONALIZED = "personalized"
+NON_PERSONALIZED = "non-personalized"
+
+
+@dataclass(frozen=True)
+class ProductList:
+    products: list[str]
+    type: str
+    strategy: str
+    model_version: str | None = None
+    computed_at: datetime | None = None
+
+
+async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
+    return await db[HISTORY].find_one({"_id": user_id}, {"items": 1, "deleted": 1, "purchased": 1}) or {}
+
+
+def browsing_history(history: dict[str, Any]) -> list[str]:
+    return ranking.recent_views(history.get("items") or (), history.get("deleted"))
+
+
+async def recent_history(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
+    viewed = browsing_history(await history_doc(db, user_id))
+    return ProductList(ranking.serve(viewed, limit, min_size), PERSONALIZED, "browsing_history")
+
+
+async def scope_bestsellers(db: AsyncDatabase, scope: str) -> list[str]:
+    doc = await db[BESTSELLERS].find_one({"_id": scope}, {"products": 1})
+    return [entry["product_id"] for entry in (doc or {}).get("products") or ()]
+
+
+async def bestsellers_for(db: AsyncDatabase, history: dict[str, Any], limit: int, min_size: int,
+                          exclude: list[str] | tuple[str, ...] = ()) -> ProductList:
+    """Category bestsellers of the shopper's 3 most recently browsed categories, else the global ones.
+
+    A shopper whose viewed products are all unknown to the catalog has no category to go by and
+    gets the global list.
+    """
+    viewed = browsing_history(history)
+    if viewed:
+        cursor = db[PRODUCTS].find({"_id": {"$in": viewed}}, {"category_id": 1})
+        category_of = {doc["_id"]: doc.get("category_id") async for doc in cursor}
+        categories = ranking.browsed_categories(viewed, category_of)
+        if categories:
+            docs = await db[BESTSELLERS].find({"_id": {"$in": categories}}, {"products": 1}).to_list()
+            lists = [d.get("products") or [] for d in docs]
+            merged = ranking.merge_bestsellers(lists, limit=sum(map(len, lists)), exclude=exclude)
+            return ProductList(ranking.serve(merged, limit, min_size), PERSONALIZED, "category_bestsellers")
+    products = await scope_bestsellers(db, GLOBAL_SCOPE)
+    return ProductList(ranking.serve(products, limit, min_size, exclude), NON_PERSONALIZED, "bestsellers")
+
+
+async def user_bestsellers(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
+    return await bestsellers_for(db, await history_doc(db, user_id), limit, min_size)
+
+
+async def recommendations(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
+    """The user's precomputed recommendations minus what they bought; else the bestsellers strategy."""
+    doc = await db[RECOMMENDATIONS].find_one(
+        {"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1, "computed_at": 1})
+    history = await history_doc(db, user_id)
+    purchased = history.get("purchased") or ()
+    if doc:
+        ranked = [item["product_id"] for item in doc.get("items") or ()]
+        products = ranking.serve(ranked, limit, min_size, purchased)
+        if products:
+            return ProductList(products, PERSONALIZED, doc.get("strategy") or "als",
+                               doc.get("model_version"), doc.get("computed_at"))
+    return await bestsellers_for(db, history, limit, min_size, exclude=list(purchased))
+
+
+async def similar_products(db: AsyncDatabase, product_id: str, limit: int, min_size: int) -> list[str] | None:
+    """Neighbours of a product; None when neither neighbours nor the product itself are known."""
+    doc = await db[SIMILAR_ITEMS].find_one({"_id": product_id}, {"neighbours": 1})
+    if doc is None and await db[PRODUCTS].find_one({"_id": product_id}, {"_id": 1}) is None:
+        return None
+    neighbours = [n["product_id"] for n in (doc or {}).get("neighbours") or ()]
+    return ranking.serve(neighbours, limit, min_size)

@@ -1,0 +1,77 @@
+"""A shopper's lists: browsing history (and deleting from it), bestsellers, recommendations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+from litestar import Controller, delete, get
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recsys_api import serving
+from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.errors import documented
+from recsys_api.params import Limit, ProductId, UserId
+from recsys_api.publisher import Publisher
+from recsys_api.schemas import UserProducts
+from recsys_core.events import history_delete_event
+from recsys_core.io.mongo import HISTORY
+from recsys_core.settings import EVENTS_TOPIC, Settings
+
+
+def user_products(user_id: str, result: serving.ProductList) -> UserProducts:
+    return UserProducts(user_id=user_id, products=result.products, type=result.type, strategy=result.strategy,
+                        model_version=result.model_version, computed_at=result.computed_at)
+
+
+async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: str, product_id: str) -> None:
+    """Tell every layer first (the event), then take the product out of the served history at once.
+
+    `deleted.<product>` is set in the same update, even for a shopper with no history yet, so a
+    view still on its way through the stream stays out. Both steps are idempotent: a retry after
+    a 503 is safe.
+    """
+    now = datetime.now(UTC)
+    event = history_delete_event(user_id, product_id, now)
+    await publisher.publish(EVENTS_TOPIC, [(user_id, msgspec.json.encode(event))])
+    await db[HISTORY].update_one(
+        {"_id": user_id},
+        {"$pull": {"items": {"product_id": product_id}},
+         "$set": {f"deleted.{product_id}": now, "updated_at": now},
+         "$setOnInsert": {"user_id": user_id}},
+        upsert=True)
+
+
+class UsersController(Controller):
+    path = "/v1/users/{user_id:str}"
+    tags = ["shoppers"]
+
+    @get("/history", responses=documented(400, 503), summary="Recently viewed products")
+    async def history(self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10) -> UserProducts:
+        """The last `limit` distinct products the shopper viewed, newest first ([] when fewer than
+        RECSYS_MIN_LIST_SIZE)."""
+        return user_products(user_id, await serving.recent_history(db, user_id, limit, settings.min_list_size))
+
+    @delete("/history/{product_id:str}", guards=[require_api_key], security=SECURITY,
+            responses=documented(400, 401, 503), summary="Delete a product from the browsing history")
+    async def delete_history(self, user_id: UserId, product_id: ProductId, db: AsyncDatabase,
+                             publisher: Publisher) -> None:
+        """Remove every view of the product from the shopper's history at once, and record a
+        `history_delete` event so no later batch or stream run brings it back. 204 also when there
+        was nothing to delete."""
+        await delete_from_history(db, publisher, user_id, product_id)
+
+    @get("/bestsellers", responses=documented(400, 503), summary="Bestsellers for this shopper")
+    async def bestsellers(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
+                          limit: Limit = 10) -> UserProducts:
+        """With browsing history: the bestsellers of the 3 most recently browsed categories merged
+        (distinct buyers desc, product id asc), `category_bestsellers`. Without: the global
+        bestsellers, non-personalized."""
+        return user_products(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))
+
+    @get("/recommendations", responses=documented(400, 503), summary="Recommendations for this shopper")
+    async def recommendations(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
+                              limit: Limit = 10) -> UserProducts:
+        """The shopper's precomputed recommendations minus products they bought, with
+        `model_version` and `computed_at`; otherwise the bestsellers strategy."""
+        return user_products(user_id, await serving.recommendations(db, user_id, limit, settings.min_list_size))

@@ -1,0 +1,64 @@
+"""Domain rules behind the API's lists and catalog validation (no server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from recsys_core import ranking
+from recsys_core.catalog import InvalidProduct, parse_catalog, parse_product
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_category_bestsellers_merge_ranks_by_buyers_then_product_id():
+    electronics = [{"product_id": "tv", "buyers": 5}, {"product_id": "radio", "buyers": 3}]
+    books = [{"product_id": "novel", "buyers": 5}, {"product_id": "atlas", "buyers": 3}]
+    assert ranking.merge_bestsellers([electronics, books], limit=10) == ["novel", "tv", "atlas", "radio"]
+
+
+def test_browsed_categories_keep_first_three_distinct_by_most_recent_view():
+    category_of = {"a": "c1", "b": "c2", "c": "c1", "d": "c3", "e": "c4"}
+    assert ranking.browsed_categories(["a", "b", "c", "d", "e"], category_of) == ["c1", "c2", "c3"]
+
+
+def test_serve_gives_nothing_below_the_minimum_but_truncates_above_it():
+    products = [f"p{i}" for i in range(6)]
+    assert ranking.serve(products[:4], limit=10, min_list_size=5) == []
+    assert ranking.serve(products, limit=3, min_list_size=5) == ["p0", "p1", "p2"]
+
+
+def test_serve_applies_the_minimum_after_exclusions():
+    products = [f"p{i}" for i in range(5)]
+    assert ranking.serve(products, limit=10, min_list_size=5, exclude=["p1"]) == []
+    assert ranking.serve(products, limit=10, min_list_size=4, exclude=["p1"]) == ["p0", "p2", "p3", "p4"]
+
+
+def test_recent_views_drop_views_older_than_their_deletion_and_keep_newer_ones():
+    items = [{"product_id": "new", "ts": T0 + timedelta(hours=2)},
+             {"product_id": "gone", "ts": T0},
+             {"product_id": "back", "ts": T0 + timedelta(hours=3)}]
+    deleted = {"gone": T0 + timedelta(hours=1), "back": T0 + timedelta(hours=1)}
+    assert ranking.recent_views(items, deleted) == ["new", "back"]
+
+
+def test_product_with_every_field_is_canonical():
+    product = parse_product({"product_id": " p1 ", "category_id": 7, "name": "Lamp", "price": 12,
+                             "attributes": {"colour": "red"}, "extra": "ignored"})
+    assert product == {"product_id": "p1", "category_id": "7", "name": "Lamp", "description": None,
+                       "price": 12.0, "attributes": {"colour": "red"}}
+
+
+def test_invalid_product_lists_every_wrong_field():
+    with pytest.raises(InvalidProduct) as caught:
+        parse_product({"product_id": "", "price": -1, "attributes": [1], "name": 3})
+    fields = sorted(e.field for e in caught.value.errors)
+    assert fields == ["attributes", "category_id", "name", "price", "product_id"]
+
+
+def test_catalog_errors_carry_the_index_and_a_repeated_product_keeps_its_last_version():
+    products, errors = parse_catalog([{"product_id": "a", "category_id": "c1"}, "nope",
+                                      {"product_id": "a", "category_id": "c2"}])
+    assert errors == [{"index": 1, "field": "", "reason": "a product must be a JSON object"}]
+    assert [(p["product_id"], p["category_id"]) for p in products] == [("a", "c2")]

@@ -1,0 +1,68 @@
+"""Shared helpers of the API tests: an app on the test stack, seeding documents, reading Kafka back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from litestar.testing import TestClient
+from kafka import TopicPartition
+
+from recsys_api.app import create_app
+from recsys_core.io.kafka import make_consumer
+from recsys_core.settings import Settings
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@contextmanager
+def api_client(settings: Settings, **changes) -> Iterator[TestClient]:
+    """The real app (lifespan included: Mongo client and Kafka producer) on the test stack."""
+    with TestClient(create_app(dataclasses.replace(settings, **changes)), raise_server_exceptions=False) as client:
+        yield client
+
+
+def ago(minutes: float) -> datetime:
+    return NOW - timedelta(minutes=minutes)
+
+
+def history(user_id: str, product_ids: list[str], purchased: list[str] = (), deleted: dict | None = None) -> dict:
+    """A history document, newest view first (recsys_core/documents.py)."""
+    return {"_id": user_id, "user_id": user_id, "items": [
+        {"product_id": p, "ts": ago(i + 1)} for i, p in enumerate(product_ids)],
+        "deleted": deleted or {}, "purchased": list(purchased), "updated_at": NOW}
+
+
+def bestsellers(scope: str, ranked: list[tuple[str, int]]) -> dict:
+    return {"_id": scope, "scope": scope, "window_days": 30, "computed_at": NOW,
+            "products": [{"product_id": p, "buyers": b} for p, b in ranked]}
+
+
+def product(product_id: str, category_id: str) -> dict:
+    return {"_id": product_id, "product_id": product_id, "category_id": category_id, "name": product_id,
+            "description": None, "price": 1.0, "attributes": None, "updated_at": NOW}
+
+
+class TopicReader:
+    """Reads what was written to a topic after it was created (end offsets taken at creation)."""
+
+    def __init__(self, settings: Settings, topic: str):
+        self.consumer = make_consumer(settings, group_id=None, consumer_timeout_ms=2_000)
+        partitions = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic))]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the lazy seek now, before anything is produced
+            self.consumer.position(tp)
+
+    def read(self, expected: int, timeout_s: float = 15) -> list:
+        records = []
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
+        while len(records) < expected and datetime.now(UTC) < deadline:
+            for batch in self.consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+
+    def close(self) -> None:
+        self.consumer.close()
