@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from litestar import Controller, delete, get
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from recsys_api import serving
 from recsys_api.auth import SECURITY, require_api_key
-from recsys_api.errors import documented
+from recsys_api.errors import Unavailable, documented
 from recsys_api.params import Limit, ProductId, UserId
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import UserProducts
@@ -18,28 +19,48 @@ from recsys_core.events import history_delete_event
 from recsys_core.io.mongo import HISTORY
 from recsys_core.settings import EVENTS_TOPIC, Settings
 
+DELETE_ATTEMPTS = 5
+
 
 def user_products(user_id: str, result: serving.ProductList) -> UserProducts:
     return UserProducts(user_id=user_id, products=result.products, type=result.type, strategy=result.strategy,
                         model_version=result.model_version, computed_at=result.computed_at)
 
 
+def _write_token(previous: datetime | None) -> datetime:
+    """`updated_at` is the guard every history writer checks: millisecond precision, always moving on."""
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return now if previous is None or now > previous else previous + timedelta(milliseconds=1)
+
+
 async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: str, product_id: str) -> None:
     """Tell every layer first (the event), then take the product out of the served history at once.
 
-    `deleted.<product>` is set in the same update, even for a shopper with no history yet, so a
-    view still on its way through the stream stays out. Both steps are idempotent: a retry after
-    a 503 is safe.
+    `deleted.<product>` is set in the same write, even for a shopper with no history yet, so a
+    view still on its way through the stream stays out. The write is a read-modify-write guarded
+    by `updated_at`, like the streaming job's (FerretDB cannot $pull by a sub-field), retried when
+    the stream wrote in between. Both steps are idempotent: a retry after a 503 is safe.
     """
-    now = datetime.now(UTC)
-    event = history_delete_event(user_id, product_id, now)
+    event = history_delete_event(user_id, product_id)
     await publisher.publish(EVENTS_TOPIC, [(user_id, msgspec.json.encode(event))])
-    await db[HISTORY].update_one(
-        {"_id": user_id},
-        {"$pull": {"items": {"product_id": product_id}},
-         "$set": {f"deleted.{product_id}": now, "updated_at": now},
-         "$setOnInsert": {"user_id": user_id}},
-        upsert=True)
+    for _ in range(DELETE_ATTEMPTS):
+        doc = await db[HISTORY].find_one({"_id": user_id}, {"items": 1, "updated_at": 1})
+        now = _write_token(doc.get("updated_at") if doc else None)
+        if doc is None:
+            try:
+                await db[HISTORY].insert_one({"_id": user_id, "user_id": user_id, "items": [],
+                                              "deleted": {product_id: now}, "purchased": [], "updated_at": now})
+                return
+            except DuplicateKeyError:
+                continue
+        items = [item for item in doc.get("items") or () if item.get("product_id") != product_id]
+        result = await db[HISTORY].update_one(
+            {"_id": user_id, "updated_at": doc.get("updated_at")},
+            {"$set": {"items": items, f"deleted.{product_id}": now, "updated_at": now}})
+        if result.matched_count:
+            return
+    raise Unavailable("the history kept changing while deleting from it; retry")
 
 
 class UsersController(Controller):
