@@ -1,70 +1,185 @@
-"""`recsys run`: the main job behind `make run`."""
+"""`recsys run`: the whole platform on a simulated store — what `make run` starts.
+
+1. the local stack (provisioned once);
+2. a simulated catalog and N days of shoppers' history, loaded once per data dir;
+3. the asset graph materialised once (raw events, bestsellers, the ALS model with its checks,
+   serving documents), again only when no model has been promoted yet;
+4. supervised together until Ctrl-C: the Dagster webserver and daemon, the streaming job, the API
+   and live simulated traffic.
+A second run finds the stack, the data and the model in place and is up in well under a minute.
+"""
 
 from __future__ import annotations
 
+import json
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
-import uuid
-from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from recsys_cli.common import friendly_errors, settings
-from recsys_core.events import parse_event
-from recsys_core.io.kafka import make_consumer, make_producer
-from recsys_core.io.mongo import PRODUCTS, mongo_client, serving_db
-from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_cli.supervisor import Child, Supervisor
+from recsys_core.io.mongo import MODELS, mongo_client, serving_db
+from recsys_core.settings import Settings
+from recsys_core.simulator import StoreConfig, build_store
+from recsys_core.simulator import feed
 from recsys_core.stack import manager
 
+DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+RECSYS = [sys.executable, "-m", "recsys_cli.main"]
 
-def smoke_check(s: Settings) -> tuple[dict, dict]:
-    """Produce a sample event and read it back; write and read a sample product document."""
-    event = parse_event({"type": "product_view", "user_id": f"smoke-{uuid.uuid4().hex[:8]}",
-                         "product_id": "smoke-product", "source": "recsys run"})
-    producer = make_producer(s)
-    try:
-        metadata = producer.send(EVENTS_TOPIC, event, key=event["user_id"]).get(timeout=10)
-    finally:
-        producer.close()
-    consumer = make_consumer(s, group_id=None, enable_auto_commit=False)
-    try:
-        from kafka import TopicPartition
 
-        partition = TopicPartition(metadata.topic, metadata.partition)
-        consumer.assign([partition])
-        consumer.seek(partition, metadata.offset)
-        records = consumer.poll(timeout_ms=10_000, max_records=1).get(partition, [])
-    finally:
-        consumer.close()
-    if not records or records[0].value != event:
-        raise typer.Exit(1)
+def say(text: str) -> None:
+    typer.secho(text, err=True, fg=typer.colors.CYAN)
+
+
+def api_key(s: Settings) -> str:
+    """The key write routes require: RECSYS_API_KEYS when set, else one generated once and kept."""
+    if s.api_keys:
+        return s.api_keys[0]
+    path = s.data_dir / "run" / "api_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def seed_store(s: Settings, config: StoreConfig, days: int) -> None:
+    """Load the simulated catalog and history once per data dir (and per store shape)."""
+    marker = s.data_dir / "run" / "seeded.json"
+    wanted = {"seed": config.seed, "users": config.users, "products": config.products,
+              "categories": config.categories, "days": days}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        say(f"Simulated store already loaded ({config.products} products, {config.users} shoppers, {days} days)")
+        return
+    store = build_store(config)
+    say(f"Loading the simulated catalog: {config.products} products in {config.categories} categories")
+    feed.load_catalog(s, store)
+    say(f"Sending {days} days of history for {config.users} shoppers to Kafka")
+    last = [0.0]
+
+    def progress(tally) -> None:
+        if time.monotonic() - last[0] > 3:
+            last[0] = time.monotonic()
+            say(f"  {tally.events:,} events, up to {tally.last_ts}, {tally.rate:,.0f} events/s")
+
+    tally = feed.send_history(s, store, days, progress=progress)
+    say(f"  {tally.events:,} events sent")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(wanted))
+
+
+def has_promoted_model(s: Settings) -> bool:
     client = mongo_client(s)
     try:
-        products = serving_db(client, s)[PRODUCTS]
-        products.update_one({"_id": "smoke-product"},
-                            {"$set": {"product_id": "smoke-product", "category_id": "smoke",
-                                      "name": "Smoke test product", "updated_at": datetime.now(UTC)}},
-                            upsert=True)
-        document = products.find_one({"_id": "smoke-product"})
+        return serving_db(client, s)[MODELS].find_one({"promoted": True}) is not None
     finally:
         client.close()
-    return records[0].value, document
+
+
+def materialize_once(s: Settings, days: int, force: bool) -> None:
+    if has_promoted_model(s) and not force:
+        say("A promoted model exists: skipping the initial materialisation "
+            "(schedules and sensors keep it current; `recsys materialize` runs it by hand)")
+        return
+    say(f"Materialising the asset graph over the last {days} days (Spark; a few minutes on 2 cores)")
+    result = subprocess.run(RECSYS + ["materialize", "--last-days", str(days)], stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise typer.Exit(result.returncode)
+
+
+def dagster_home(s: Settings) -> Path:
+    home = s.data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
+    return home
+
+
+def platform_children(s: Settings, key: str, config: StoreConfig, live_rate: float) -> list[Child]:
+    logs = s.data_dir / "logs"
+    env = {"DAGSTER_HOME": str(dagster_home(s)), "RECSYS_API_KEYS": ",".join(s.api_keys or (key,))}
+    bin_dir = Path(sys.executable).parent
+    children = [
+        Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p",
+                                    str(s.dagster_port), "-m", "recsys_assets.definitions"],
+              logs / "dagster-webserver.log", env, f"http://127.0.0.1:{s.dagster_port}/server_info"),
+        Child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-m", "recsys_assets.definitions"],
+              logs / "dagster-daemon.log", env),
+        Child("streaming", RECSYS + ["stream"], logs / "streaming.log", env),
+        Child("api", RECSYS + ["api"], logs / "api.log", env, f"http://{s.api_host}:{s.api_port}/health"),
+    ]
+    if live_rate > 0:
+        children.append(Child("live-traffic", RECSYS + [
+            "simulate", "live", "--rate", str(live_rate), "--seed", str(config.seed), "--users", str(config.users),
+            "--products", str(config.products), "--categories", str(config.categories)],
+            logs / "live-traffic.log", env))
+    return children
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @friendly_errors
-    def run() -> None:
-        """The main job: start the stack, check the data path end to end and say where everything is."""
+    def run(
+        days: Annotated[int, typer.Option(help="Days of simulated history loaded on the first run.")] = 60,
+        users: Annotated[int, typer.Option(help="Simulated shoppers.")] = 2000,
+        products: Annotated[int, typer.Option(help="Simulated products.")] = 500,
+        categories: Annotated[int, typer.Option(help="Simulated categories.")] = 12,
+        seed: Annotated[int, typer.Option(help="Seed of the simulated store.")] = 42,
+        live_rate: Annotated[float, typer.Option(help="Live simulated events per second (0: none).")] = 20.0,
+        rematerialize: Annotated[bool, typer.Option(help="Materialise the graph even if a model exists.")] = False,
+        exit_after: Annotated[float | None, typer.Option(
+            help="Stop by itself after this many seconds (default: run until Ctrl-C).")] = None,
+    ) -> None:
+        """Run the whole platform on a simulated store until Ctrl-C (what `make run` does).
+
+        Starts the local stack, loads a simulated catalog and history once, materialises the asset graph once, then supervises the Dagster webserver and daemon, the streaming job, the API and live traffic, printing where each is. Ctrl-C stops everything it started.
+        """
         s = settings()
         started = time.monotonic()
-        typer.echo("Starting the local stack (first run provisions Kafka, FerretDB and Spark jars) ...")
-        rows = manager.up(s)
-        typer.echo(manager.format_status(rows))
-        event, document = smoke_check(s)
-        typer.echo(f"\nKafka round trip: produced and read back event {event['event_id']} on {EVENTS_TOPIC}")
-        typer.echo(f"MongoDB round trip: products/{document['_id']} in database {s.mongo_db!r}")
-        typer.echo(f"\nReady in {time.monotonic() - started:.0f}s.")
-        typer.echo(f"  Kafka     {s.kafka_servers}   topics recsys.events, recsys.catalog, recsys.events.dlq")
-        typer.echo(f"  MongoDB   {s.mongo_url}{s.mongo_db}")
-        typer.echo(f"  Data      {s.data_dir}  (lake/, models/, checkpoints/, stack/)")
-        typer.echo("  Logs      recsys stack logs kafka|mongo;  stop with: recsys stack down")
+        stack_was_up = all(server.process.pid() or not server.is_local for server in manager.servers(s))
+        say("Starting the local stack (the first run provisions Kafka, FerretDB and Spark jars once)")
+        typer.echo(manager.format_status(manager.up(s)), err=True)
+        config = StoreConfig(seed=seed, products=products, categories=categories, users=users)
+        key = api_key(s)
+        stop = threading.Event()
+        previous: dict = {}
+        supervisor = Supervisor(platform_children(s, key, config, live_rate), say)
+        try:
+            seed_store(s, config, days)
+            materialize_once(s, days, rematerialize)
+            say("Starting the platform's processes")
+            # From here on Ctrl-C (or SIGTERM) means: stop the children cleanly, then exit.
+            previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+            supervisor.start_all()
+            api = f"http://{s.api_host}:{s.api_port}"
+            typer.echo("\n".join([
+                "",
+                f"recsys is running (up in {time.monotonic() - started:.0f}s). Ctrl-C stops everything it started.",
+                f"  Storefront   {api}/demo#key={key}",
+                f"  API docs     {api}/schema",
+                f"  Dagster UI   http://127.0.0.1:{s.dagster_port}",
+                f"  API key      {key}   (X-API-Key header on POST/PUT/DELETE)",
+                f"  Kafka        {s.kafka_servers}     MongoDB {s.mongo_url}{s.mongo_db}",
+                f"  Logs         {s.data_dir / 'logs'}/*.log",
+                "",
+            ]))
+            deadline = time.monotonic() + exit_after if exit_after else None
+            supervisor.watch(lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline))
+        except RuntimeError as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+        finally:
+            say("Stopping")
+            supervisor.stop_all()
+            if not stack_was_up:
+                manager.down(s)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
