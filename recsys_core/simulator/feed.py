@@ -1,0 +1,234 @@
+"""Sending the simulated store to the platform: catalog, history backfill, live traffic, replays.
+
+The only simulator module with I/O. Events go straight to `recsys.events` keyed by user_id,
+idempotent and acknowledged by all in-sync replicas: paced traffic through the platform's
+producer, the history backfill through the bulk producer (several times faster). Values are
+encoded once with msgspec. A delivery failure is counted and reported, never ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from confluent_kafka import KafkaException
+from kafka.errors import KafkaError
+from pymongo import UpdateOne
+from pymongo.errors import PyMongoError
+
+from recsys_core.errors import RecsysError, ServerUnavailable
+from recsys_core.events import format_ts
+from recsys_core.io.kafka import ensure_topics, make_producer
+from recsys_core.io.kafka_bulk import make_bulk_producer
+from recsys_core.io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
+from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
+from recsys_core.simulator.replay import ReplayLine, read_clickstream
+from recsys_core.simulator.sessions import history_events, live_events
+from recsys_core.simulator.store import Store
+from recsys_core.simulator.tally import EventTally
+
+BULK_FLUSH_SECONDS = 120.0
+PROGRESS_EVERY_EVENTS = 5_000
+
+Report = Callable[[EventTally], None]
+
+
+class DeliveryFailed(RecsysError):
+    """Kafka did not acknowledge some records."""
+
+
+class _Deliveries:
+    """Counts records Kafka refused, without holding a future per record."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.first_error: BaseException | None = None
+
+    def errback(self, error: BaseException) -> None:
+        self.failed += 1
+        self.first_error = self.first_error or error
+
+    def check(self, settings: Settings) -> None:
+        if self.failed:
+            raise DeliveryFailed(f"Kafka at {settings.kafka_servers} did not acknowledge {self.failed:,} "
+                                 f"records (first error: {self.first_error}); they were not sent")
+
+
+class _Publisher:
+    """One producer for one run: sends, tracks failures, flushes and closes."""
+
+    def __init__(self, settings: Settings, **overrides: Any):
+        self.settings = settings
+        ensure_topics(settings)
+        self.producer = make_producer(settings, **overrides)
+        self.deliveries = _Deliveries()
+
+    def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
+        try:
+            future = self.producer.send(topic, key=key, value=msgspec.json.encode(value))
+        except KafkaError as error:
+            raise ServerUnavailable("Kafka", self.settings.kafka_servers, f"sending failed ({error})") from error
+        future.add_errback(self.deliveries.errback)
+
+    def close(self) -> None:
+        try:
+            self.producer.flush()
+        finally:
+            self.producer.close()
+        self.deliveries.check(self.settings)
+
+    def __enter__(self) -> _Publisher:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class _BulkPublisher(_Publisher):
+    """The same contract on librdkafka, for backfills (see recsys_core/io/kafka_bulk.py)."""
+
+    def __init__(self, settings: Settings, **overrides: Any):
+        self.settings = settings
+        ensure_topics(settings)
+        self.producer = make_bulk_producer(settings, **overrides)
+        self.deliveries = _Deliveries()
+
+    def _delivered(self, error: Any, _message: Any) -> None:
+        if error is not None:
+            self.deliveries.errback(KafkaException(error))
+
+    def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
+        payload = msgspec.json.encode(value)
+        while True:
+            try:
+                self.producer.produce(topic, value=payload, key=key.encode(), on_delivery=self._delivered)
+                break
+            except BufferError:
+                # The local queue is full: let librdkafka deliver (and call back) before retrying.
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
+    def close(self) -> None:
+        unsent = self.producer.flush(BULK_FLUSH_SECONDS)
+        if unsent:
+            self.deliveries.failed += unsent
+            self.deliveries.first_error = self.deliveries.first_error or TimeoutError(
+                f"still queued after {BULK_FLUSH_SECONDS:.0f}s")
+        self.deliveries.check(self.settings)
+
+
+class Pacer:
+    """Spaces sends `1/rate` apart on a fixed schedule (no drift); a stop cuts any wait short."""
+
+    def __init__(self, rate: float, stop: threading.Event):
+        if rate <= 0:
+            raise ValueError("rate must be greater than 0")
+        self.interval = 1.0 / rate
+        self.stop = stop
+        self.next = time.monotonic()
+
+    def wait(self) -> bool:
+        """Block until the next slot; False once stopped."""
+        delay = self.next - time.monotonic()
+        if delay > 0 and self.stop.wait(delay):
+            return False
+        if self.stop.is_set():
+            return False
+        # After a stall, catch up at most one second's worth instead of bursting.
+        self.next = max(self.next + self.interval, time.monotonic() - 1.0)
+        return True
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_catalog(settings: Settings, store: Store) -> int:
+    """Publish every product on recsys.catalog and upsert the `products` collection; returns the count."""
+    require_mongo(settings)
+    now = _now()
+    with _Publisher(settings, linger_ms=20) as publisher:
+        for product in store.products:
+            publisher.send(CATALOG_TOPIC, product.product_id, product.catalog_record())
+    writes = [UpdateOne({"_id": p.product_id},
+                        {"$set": {**p.catalog_record(), "attributes": {"brand": p.brand}, "updated_at": now}},
+                        upsert=True)
+              for p in store.products]
+    client = mongo_client(settings)
+    try:
+        serving_db(client, settings)[PRODUCTS].bulk_write(writes, ordered=False)
+    except PyMongoError as error:
+        raise ServerUnavailable("MongoDB", settings.mongo_url, f"writing products failed ({error})") from error
+    finally:
+        client.close()
+    return len(store.products)
+
+
+def send_history(settings: Settings, store: Store, days: int, end: datetime | None = None,
+                 progress: Report | None = None) -> EventTally:
+    """Backfill `days` of past events ending at `end` (default: now), in time order, as fast as Kafka takes them."""
+    tally = EventTally()
+    with _BulkPublisher(settings) as publisher:
+        for event in history_events(store, days, end or _now()):
+            publisher.send(EVENTS_TOPIC, event["user_id"], event)
+            tally.add(event)
+            if progress and tally.events % PROGRESS_EVERY_EVENTS == 0:
+                progress(tally)
+    return tally.finish()
+
+
+def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, stop: threading.Event,
+           tally: EventTally, report: Report | None, report_every: float) -> EventTally:
+    """Send events one slot apart, stamped with the time of sending, until they run out or `stop` is set."""
+    pacer = Pacer(rate, stop)
+    next_report = time.monotonic() + report_every
+    with _Publisher(settings) as publisher:
+        for event in events:
+            if not pacer.wait():
+                break
+            event = {**event, "ts": format_ts(_now())}  # the moment it is really sent
+            publisher.send(EVENTS_TOPIC, event["user_id"], event)
+            tally.add(event)
+            if report and time.monotonic() >= next_report:
+                report(tally)
+                next_report += report_every
+    return tally.finish()
+
+
+def run_live(settings: Settings, store: Store, rate: float, stop: threading.Event,
+             duration: float | None = None, report: Report | None = None,
+             report_every: float = 5.0) -> EventTally:
+    """Live traffic (ts = now) at `rate` events/s until `stop` is set or `duration` seconds pass."""
+    timer = threading.Timer(duration, stop.set) if duration else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        return _paced(settings, live_events(store, _now), rate, stop, EventTally(), report, report_every)
+    finally:
+        if timer:
+            timer.cancel()
+
+
+def replay_file(settings: Settings, path: Path, rate: float = 1.0, stop: threading.Event | None = None,
+                on_invalid: Callable[[ReplayLine], None] | None = None, report: Report | None = None,
+                report_every: float = 5.0) -> EventTally:
+    """Send a clickstream file's valid lines at `rate` per second, stamped now; skip and count bad lines."""
+    tally = EventTally()
+
+    def valid_events(lines: Iterable[str]):
+        for line in read_clickstream(lines, _now):
+            if line.event is not None:
+                yield line.event
+            else:
+                tally.invalid += 1
+                if on_invalid:
+                    on_invalid(line)
+
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        return _paced(settings, valid_events(lines), rate, stop or threading.Event(), tally, report, report_every)

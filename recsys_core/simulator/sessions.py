@@ -1,0 +1,177 @@
+"""How simulated shoppers behave: sessions of views, carts, purchases and ratings, past or live.
+
+A session is a run of product views, mostly in the shopper's preferred categories and often
+staying in one category; some views put the product in the cart, a cart is sometimes bought, a
+bought product is sometimes rated. Shoppers come back: a new session often revisits what they
+looked at last time. Every event is already in the canonical form of `recsys_core.events`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from recsys_core.events import format_ts
+from recsys_core.simulator.store import Shopper, Store, pick
+
+PREFERRED_CATEGORY_CHANCE = 0.85
+STAY_IN_CATEGORY_CHANCE = 0.6
+REVISIT_CHANCE = 0.15
+CART_CHANCE_PREFERRED = 0.10
+CART_CHANCE_OTHER = 0.02
+CHECKOUT_CHANCE = 0.55
+RATING_CHANCE = 0.3
+MEAN_VIEWS = 5.0
+MAX_VIEWS = 25
+RECENT_VIEWS_KEPT = 10
+SOURCES = ("search", "category", "home", "recommendation", "email", None)
+SOURCE_CUM_WEIGHTS = list(itertools.accumulate((30, 25, 20, 15, 5, 5)))
+# Shoppers visit more in the evening (UTC hours 0..23).
+HOUR_CUM_WEIGHTS = list(itertools.accumulate(
+    (1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 8, 9, 9, 7, 4, 2)))
+# The first preferred category is liked most.
+PREFERENCE_CUM_WEIGHTS = (3, 5, 6)
+LIVE_CONCURRENT_SESSIONS = 8
+
+
+def utc_ts(ts: datetime) -> str:
+    """`recsys_core.events.format_ts` for UTC datetimes at millisecond precision, several times faster."""
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+class SessionModel:
+    """Generates sessions from one random stream; remembers each shopper's recent views."""
+
+    def __init__(self, store: Store, rng: random.Random):
+        self.store = store
+        self.rng = rng
+        self.recent: dict[str, deque[str]] = {}
+        self.shopper_cum_activity = list(itertools.accumulate(s.sessions_per_day for s in store.shoppers))
+
+    def _event(self, event_type: str, user_id: str, ts: datetime, **fields: Any) -> dict[str, Any]:
+        event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return {"event_id": event_id, "type": event_type, "user_id": user_id, "ts": utc_ts(ts), **fields}
+
+    def _next_product(self, shopper: Shopper, previous_category: str | None) -> str:
+        rng, store = self.rng, self.store
+        recent = self.recent.get(shopper.user_id)
+        if recent and rng.random() < REVISIT_CHANCE:
+            return rng.choice(recent)
+        if previous_category is not None and rng.random() < STAY_IN_CATEGORY_CHANCE:
+            category = previous_category
+        elif rng.random() < PREFERRED_CATEGORY_CHANCE:
+            category = pick(shopper.preferred_categories,
+                            PREFERENCE_CUM_WEIGHTS[:len(shopper.preferred_categories)], rng)
+        else:
+            category = store.pick_category(rng)
+        return store.pick_product(category, rng).product_id
+
+    def _view_count(self) -> int:
+        # Geometric: most sessions are short, a few are long browsing sprees.
+        return min(MAX_VIEWS, 1 + int(math.log(1.0 - self.rng.random()) / math.log(1 - 1 / MEAN_VIEWS)))
+
+    def session(self, shopper: Shopper, start: datetime) -> list[tuple[datetime, dict[str, Any]]]:
+        """One visit: (ts, event) pairs in time order."""
+        rng, store = self.rng, self.store
+        user_id, ts = shopper.user_id, start
+        events: list[tuple[datetime, dict[str, Any]]] = []
+        cart: dict[str, int] = {}
+        category: str | None = None
+        recent = self.recent.setdefault(shopper.user_id, deque(maxlen=RECENT_VIEWS_KEPT))
+        for _ in range(self._view_count()):
+            product = store.product_by_id[self._next_product(shopper, category)]
+            category = product.category_id
+            source = pick(SOURCES, SOURCE_CUM_WEIGHTS, rng)
+            events.append((ts, self._event("product_view", user_id, ts, product_id=product.product_id,
+                                           source=source)))
+            recent.append(product.product_id)
+            liked = category in shopper.preferred_categories
+            if rng.random() < (CART_CHANCE_PREFERRED if liked else CART_CHANCE_OTHER):
+                ts += timedelta(milliseconds=rng.randint(3_000, 40_000))
+                quantity = 1 if rng.random() < 0.85 else rng.randint(2, 3)
+                cart[product.product_id] = cart.get(product.product_id, 0) + quantity
+                events.append((ts, self._event("add_to_cart", user_id, ts, product_id=product.product_id,
+                                               quantity=quantity)))
+            ts += timedelta(milliseconds=rng.randint(5_000, 120_000))
+        if cart and rng.random() < CHECKOUT_CHANCE:
+            ts += timedelta(milliseconds=rng.randint(20_000, 180_000))
+            order_id = f"o-{rng.getrandbits(64):016x}"
+            items = [{"product_id": pid, "quantity": q, "price": store.product_by_id[pid].price}
+                     for pid, q in cart.items()]
+            events.append((ts, self._event("purchase", user_id, ts, order_id=order_id, items=items)))
+            for item in items:
+                if rng.random() < RATING_CHANCE:
+                    ts += timedelta(milliseconds=rng.randint(30_000, 600_000))
+                    liked = store.product_by_id[item["product_id"]].category_id in shopper.preferred_categories
+                    score = rng.choice((4.0, 4.5, 5.0, 5.0, 3.5) if liked else (2.0, 3.0, 3.5, 4.0, 4.5))
+                    events.append((ts, self._event("rating", user_id, ts, product_id=item["product_id"],
+                                                   score=score)))
+        return events
+
+    def sessions_today(self, shopper: Shopper) -> int:
+        """Poisson draw (Knuth) of how many visits the shopper makes in one day."""
+        limit, count, product = math.exp(-shopper.sessions_per_day), 0, self.rng.random()
+        while product > limit:
+            count += 1
+            product *= self.rng.random()
+        return count
+
+    def start_of_visit(self, day: datetime) -> datetime:
+        hour = pick(range(24), HOUR_CUM_WEIGHTS, self.rng)
+        return day + timedelta(hours=hour, milliseconds=self.rng.randrange(3_600_000))
+
+    def pick_shopper(self) -> Shopper:
+        """Active shoppers turn up more often."""
+        return pick(self.store.shoppers, self.shopper_cum_activity, self.rng)
+
+
+def history_events(store: Store, days: int, end: datetime) -> Iterator[dict[str, Any]]:
+    """`days` of past events ending at `end`, in time order; the same store and end give the same stream.
+
+    Day by day: each shopper makes a Poisson number of visits; events that spill past midnight are
+    held back until the next day's events are merged in, and nothing after `end` is produced.
+    """
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    if end.tzinfo is None:
+        raise ValueError("end must be an aware datetime (UTC)")
+    end = end.astimezone(UTC)
+    model = SessionModel(store, random.Random(f"{store.config.seed}:history"))
+    start = end - timedelta(days=days)
+    pending: list[tuple[datetime, int, dict[str, Any]]] = []
+    sequence = itertools.count()
+    for day_number in range(days):
+        day = start + timedelta(days=day_number)
+        for shopper in store.shoppers:
+            for _ in range(model.sessions_today(shopper)):
+                for ts, event in model.session(shopper, model.start_of_visit(day)):
+                    if ts <= end:
+                        pending.append((ts, next(sequence), event))
+        pending.sort(key=lambda entry: (entry[0], entry[1]))
+        cut = bisect.bisect_left(pending, day + timedelta(days=1), key=lambda entry: entry[0])
+        yield from (event for _, _, event in pending[:cut])
+        del pending[:cut]
+    yield from (event for _, _, event in pending)
+
+
+def live_events(store: Store, clock: Callable[[], datetime], seed_suffix: str = "live",
+                concurrency: int = LIVE_CONCURRENT_SESSIONS) -> Iterator[dict[str, Any]]:
+    """Endless live traffic: several sessions interleaved, each event stamped `clock()` when taken."""
+    model = SessionModel(store, random.Random(f"{store.config.seed}:{seed_suffix}"))
+    active: list[Iterator[dict[str, Any]]] = []
+    while True:
+        while len(active) < concurrency:
+            active.append(iter([event for _, event in model.session(model.pick_shopper(), clock())]))
+        index = model.rng.randrange(len(active))
+        event = next(active[index], None)
+        if event is None:
+            active.pop(index)
+            continue
+        yield {**event, "ts": format_ts(clock())}

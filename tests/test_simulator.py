@@ -1,0 +1,192 @@
+"""The simulated store, without servers: reproducible, believable, and always valid events."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recsys_core.events import format_ts, parse_event
+from recsys_core.simulator import EventTally, StoreConfig, StoreConfigError, build_store, history_events, live_events
+from recsys_core.simulator.feed import Pacer
+from recsys_core.simulator.replay import read_clickstream
+from recsys_core.simulator.sessions import utc_ts
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+SMALL = StoreConfig(seed=7, products=120, categories=6, users=300)
+
+
+@pytest.fixture(scope="module")
+def small_history() -> list[dict]:
+    return list(history_events(build_store(SMALL), 30, END))
+
+
+def test_same_seed_gives_identical_catalog_and_events(small_history):
+    again = build_store(SMALL)
+    assert again.products == build_store(SMALL).products
+    assert list(history_events(again, 30, END)) == small_history
+
+
+def test_different_seed_gives_different_catalog_and_events(small_history):
+    other = build_store(StoreConfig(seed=8, products=120, categories=6, users=300))
+    assert [p.name for p in other.products] != [p.name for p in build_store(SMALL).products]
+    other_events = list(history_events(other, 30, END))
+    assert {e["event_id"] for e in other_events}.isdisjoint(e["event_id"] for e in small_history)
+
+
+def test_catalog_does_not_depend_on_the_number_of_shoppers():
+    assert build_store(SMALL).products == build_store(StoreConfig(seed=7, products=120, categories=6, users=5)).products
+
+
+def test_every_generated_event_is_already_canonical(small_history):
+    for event in small_history:
+        assert parse_event(event, END) == event
+    store = build_store(SMALL)
+    for event in itertools.islice(live_events(store, lambda: END), 2_000):
+        assert parse_event(event, END) == event
+
+
+def test_history_is_in_time_order_inside_the_requested_days(small_history):
+    stamps = [e["ts"] for e in small_history]
+    assert stamps == sorted(stamps)
+    assert format_ts(END - timedelta(days=30)) <= stamps[0] and stamps[-1] <= format_ts(END)
+    assert len({e["event_id"] for e in small_history}) == len(small_history)
+
+
+def test_top_tenth_of_products_gets_a_large_share_of_views(small_history):
+    views = Counter(e["product_id"] for e in small_history if e["type"] == "product_view")
+    counts = sorted(views.values(), reverse=True)
+    top_share = sum(counts[:SMALL.products // 10]) / sum(counts)
+    assert top_share > 0.4, f"top 10% of products got only {top_share:.0%} of views"
+
+
+def test_most_purchases_fall_in_the_buyers_preferred_categories(small_history):
+    store = build_store(SMALL)
+    preferred = {s.user_id: set(s.preferred_categories) for s in store.shoppers}
+    inside, outside = Counter(), Counter()
+    for event in small_history:
+        if event["type"] == "purchase":
+            for item in event["items"]:
+                category = store.product_by_id[item["product_id"]].category_id
+                (inside if category in preferred[event["user_id"]] else outside)[event["user_id"]] += 1
+    buyers = set(inside) | set(outside)
+    assert len(buyers) > 50
+    assert sum(inside.values()) / (sum(inside.values()) + sum(outside.values())) > 0.8
+    mostly_preferred = [u for u in buyers if inside[u] > outside[u]]
+    assert len(mostly_preferred) / len(buyers) > 0.85
+
+
+def test_each_shopper_prefers_one_to_three_categories():
+    counts = Counter(len(s.preferred_categories) for s in build_store(SMALL).shoppers)
+    assert set(counts) == {1, 2, 3}
+
+
+def test_shoppers_come_back_on_several_days(small_history):
+    days = defaultdict(set)
+    for event in small_history:
+        days[event["user_id"]].add(event["ts"][:10])
+    returning = [u for u, d in days.items() if len(d) >= 3]
+    assert len(returning) / len(days) > 0.5
+
+
+def test_sessions_lead_to_carts_purchases_and_ratings(small_history):
+    types = Counter(e["type"] for e in small_history)
+    assert types["product_view"] > types["add_to_cart"] > types["purchase"] > types["rating"] > 0
+    store = build_store(SMALL)
+    for event in (e for e in small_history if e["type"] == "purchase"):
+        assert event["order_id"].startswith("o-")
+        for item in event["items"]:
+            assert item["price"] == store.product_by_id[item["product_id"]].price
+
+
+def test_products_of_one_category_share_words_for_content_similarity():
+    store = build_store(SMALL)
+    words = {p.product_id: set((p.name + " " + p.description).lower().replace(",", " ").replace(".", " ").split())
+             for p in store.products}
+    # As TF-IDF does, words found in most products (the description template) carry no weight.
+    frequency = Counter(w for ws in words.values() for w in ws)
+    words = {pid: {w for w in ws if frequency[w] < len(words) / 2} for pid, ws in words.items()}
+    jaccard = lambda a, b: len(words[a] & words[b]) / len(words[a] | words[b])  # noqa: E731
+    same, across = [], []
+    for a, b in itertools.combinations(store.products[::3], 2):
+        (same if a.category_id == b.category_id else across).append(jaccard(a.product_id, b.product_id))
+    assert sum(same) / len(same) > 5 * sum(across) / len(across)
+
+
+def test_sizes_are_configurable_beyond_the_named_categories():
+    store = build_store(StoreConfig(seed=1, products=60, categories=20, users=10, user_prefix="x-"))
+    assert len(store.categories) == 20 and len(store.products) == 60
+    assert all(store.category_products[c.category_id] for c in store.categories)
+    assert len({p.name for p in store.products}) == 60
+    assert len({c.category_id for c in store.categories}) == 20
+    assert all(s.user_id.startswith("x-") for s in store.shoppers)
+    assert all(p.price > 0 for p in store.products)
+
+
+@pytest.mark.parametrize("config, reason", [
+    (dict(products=3, categories=5), "cannot fill"),
+    (dict(categories=0), "at least 1 category"),
+    (dict(users=0), "at least 1 user"),
+    (dict(user_prefix="a b"), "without spaces"),
+])
+def test_impossible_store_sizes_are_refused_with_a_reason(config, reason):
+    with pytest.raises(StoreConfigError, match=reason):
+        StoreConfig(**config)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_fast_timestamps_match_the_canonical_format(ts):
+    assert utc_ts(ts) == format_ts(ts)
+
+
+def test_replay_stamps_lines_now_and_says_why_bad_lines_are_skipped():
+    now = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    lines = [
+        '{"event": "ProductView", "messageid": "m-1", "userid": "u1", "properties": {"productid": "p1"},'
+        ' "context": {"source": "email"}, "timestamp": "2019-01-01T00:00:00Z"}',
+        "{not json",
+        "",
+        '{"event": "ProductView", "messageid": "m-2", "properties": {"productid": "p2"}}',
+        '{"event": "Purchase", "userid": "u1"}',
+        "[1, 2]",
+    ]
+    read = list(read_clickstream(lines, lambda: now))
+    assert [line.number for line in read] == [1, 2, 4, 5, 6]
+    good = read[0].event
+    assert good["ts"] == format_ts(now) and good["user_id"] == "u1" and good["source"] == "email"
+    assert good["event_id"] == list(read_clickstream(lines[:1], lambda: now))[0].event["event_id"]
+    assert "not valid JSON" in read[1].reason
+    assert read[2].reason == "userid: is required"
+    assert "ProductView" in read[3].reason
+    assert read[4].reason == "an event must be a JSON object"
+
+
+def test_tally_summarises_what_was_sent():
+    tally = EventTally()
+    tally.add({"type": "product_view", "user_id": "u1", "product_id": "p1", "ts": "2026-01-02T00:00:00.000Z"})
+    tally.add({"type": "purchase", "user_id": "u2", "ts": "2026-01-01T00:00:00.000Z",
+               "items": [{"product_id": "p2"}, {"product_id": "p1"}]})
+    text = tally.finish().summary()
+    assert "sent 2 events" in text and "product_view 1, purchase 1" in text
+    assert "users: 2  products: 2" in text
+    assert "2026-01-01T00:00:00.000Z .. 2026-01-02T00:00:00.000Z" in text
+
+
+def test_pacer_keeps_the_rate_and_stops_at_once():
+    stop = threading.Event()
+    pacer = Pacer(100, stop)
+    started = time.monotonic()
+    assert all(pacer.wait() for _ in range(21))
+    assert 0.15 <= time.monotonic() - started < 0.5
+    threading.Timer(0.05, stop.set).start()
+    slow = Pacer(0.1, stop)
+    slow.wait()
+    started = time.monotonic()
+    assert slow.wait() is False
+    assert time.monotonic() - started < 1
