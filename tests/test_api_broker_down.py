@@ -1,0 +1,84 @@
+"""Writes while Kafka is away: 503 with Retry-After, never a 2xx, reads unaffected, recovery after."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from test_api_support import TopicReader, api_client
+
+from recsys_core.io.kafka import ensure_topics
+from recsys_core.settings import EVENTS_TOPIC
+from recsys_core.stack.servers import KafkaServer
+
+
+def _wait_until_answers(server: KafkaServer, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.answers():
+        assert server.process.pid() is not None, server.process.log_tail()
+        assert time.monotonic() < deadline, f"Kafka did not start: {server.process.log_tail()}"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def own_kafka(settings):
+    """A Kafka of this test's own (other ports, other data dir), so stopping it disturbs no other test."""
+    own = dataclasses.replace(settings, kafka_port=settings.kafka_port + 4,
+                              kafka_controller_port=settings.kafka_port + 5, kafka_heap="256m",
+                              api_produce_timeout_seconds=2)
+    server = KafkaServer(own)
+    server.start()
+    try:
+        _wait_until_answers(server)
+        ensure_topics(own)
+        yield own, server
+    finally:
+        server.process.stop()
+
+
+def _view(user: str) -> dict:
+    return {"type": "product_view", "user_id": user, "product_id": "p1"}
+
+
+def test_events_get_503_while_the_broker_is_stopped_and_202_once_it_is_back(own_kafka, mongo_db, unique):
+    own, server = own_kafka
+    user = f"u-{unique}"
+    with api_client(own) as client:
+        assert client.post("/v1/events", json=_view(user)).status_code == 202
+        server.process.stop()
+        down = client.post("/v1/events", json={"events": [_view(user)] * 3})
+        not_ready = client.get("/ready")
+        reads = client.get(f"/v1/users/{user}/history")
+        server.start()
+        _wait_until_answers(server)
+        reader = TopicReader(own, EVENTS_TOPIC)
+        deadline = time.monotonic() + 30
+        while (back := client.post("/v1/events", json=_view(user))).status_code != 202:
+            assert back.status_code == 503 and time.monotonic() < deadline
+            time.sleep(1)
+        ready = client.get("/ready")
+    assert down.status_code == 503 and int(down.headers["Retry-After"]) > 0
+    assert down.json()["error"]["code"] == "unavailable"
+    assert not_ready.status_code == 503 and not_ready.json()["error"]["details"] == {"mongo": True, "kafka": False}
+    assert reads.status_code == 200
+    assert ready.status_code == 200
+    try:
+        assert back.json()["event_ids"][0] in [r.value["event_id"] for r in reader.read(1) if r.key == user]
+    finally:
+        reader.close()
+
+
+def test_api_starts_without_kafka_and_refuses_writes_with_503(settings, mongo_db, unique):
+    nowhere = dataclasses.replace(settings, kafka_port=settings.kafka_port + 6, api_produce_timeout_seconds=1)
+    with api_client(nowhere) as client:
+        started = time.monotonic()
+        event = client.post("/v1/events", json=_view(f"u-{unique}"))
+        elapsed = time.monotonic() - started
+        catalog = client.put("/v1/products", json=[{"product_id": "p", "category_id": "c"}])
+        delete = client.delete(f"/v1/users/u-{unique}/history/p1")
+        assert client.get(f"/v1/users/u-{unique}/recommendations").status_code == 200
+    for response in (event, catalog, delete):
+        assert response.status_code == 503 and response.headers["Retry-After"]
+    assert elapsed < 5
+    assert mongo_db.products.count_documents({}) == 0
