@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install provision stack-up stack-down lint clean bench
+.PHONY: run test install browser provision stack-up stack-down clean bench
 
 run: install
 	$(BIN)/recsys run
 
-test: install
+test: install browser provision
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -20,6 +20,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
+
+# The storefront's browser test drives Debian's chromium (Playwright never downloads a browser).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the storefront's browser test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not found: install it (apt-get install chromium) or the browser test is skipped"; fi
 
 provision: install
 	$(BIN)/recsys stack provision
