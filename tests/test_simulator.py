@@ -190,3 +190,15 @@ def test_pacer_keeps_the_rate_and_stops_at_once():
     started = time.monotonic()
     assert slow.wait() is False
     assert time.monotonic() - started < 1
+
+
+def test_kafka_that_is_down_ends_the_command_with_a_sentence_not_a_traceback(monkeypatch):
+    from typer.testing import CliRunner
+
+    from recsys_cli.main import app
+
+    result = CliRunner().invoke(app, ["simulate", "history", "--days", "1", "--users", "3", "--products", "12"],
+                                env={"RECSYS_KAFKA_BOOTSTRAP": "127.0.0.1:9"})
+    assert result.exit_code == 1
+    assert "Kafka at 127.0.0.1:9 is not answering" in result.output
+    assert "Traceback" not in result.output

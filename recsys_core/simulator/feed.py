@@ -23,7 +23,7 @@ from pymongo.errors import PyMongoError
 
 from recsys_core.errors import RecsysError, ServerUnavailable
 from recsys_core.events import format_ts
-from recsys_core.io.kafka import ensure_topics, make_producer
+from recsys_core.io.kafka import _unavailable, ensure_topics, kafka_ping, make_producer
 from recsys_core.io.kafka_bulk import make_bulk_producer
 from recsys_core.io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
@@ -59,12 +59,19 @@ class _Deliveries:
                                  f"records (first error: {self.first_error}); they were not sent")
 
 
+def _require_kafka(settings: Settings) -> None:
+    """A quick answer when Kafka is down (the clients' own bootstrap waits far longer), then the topics."""
+    if not kafka_ping(settings):
+        raise _unavailable(settings, TimeoutError("no answer within 3s"))
+    ensure_topics(settings)
+
+
 class _Publisher:
     """One producer for one run: sends, tracks failures, flushes and closes."""
 
     def __init__(self, settings: Settings, **overrides: Any):
         self.settings = settings
-        ensure_topics(settings)
+        _require_kafka(settings)
         self.producer = make_producer(settings, **overrides)
         self.deliveries = _Deliveries()
 
@@ -94,7 +101,7 @@ class _BulkPublisher(_Publisher):
 
     def __init__(self, settings: Settings, **overrides: Any):
         self.settings = settings
-        ensure_topics(settings)
+        _require_kafka(settings)
         self.producer = make_bulk_producer(settings, **overrides)
         self.deliveries = _Deliveries()
 

@@ -1,0 +1,152 @@
+"""The simulator's feeds against the real test stack: Kafka and the MongoDB-compatible server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kafka import TopicPartition
+from kafka.partitioner.default import murmur2
+from typer.testing import CliRunner
+
+from recsys_cli.main import app
+from recsys_core.io.kafka import make_consumer
+from recsys_core.io.mongo import PRODUCTS
+from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
+from recsys_core.simulator import StoreConfig, build_store, history_events, load_catalog, replay_file, run_live, send_history
+
+pytestmark = pytest.mark.integration
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+
+
+def records_since(settings: Settings, start: dict[TopicPartition, int]) -> list:
+    """Every record written to the partitions after `start`, up to their current end."""
+    end = end_offsets(settings, next(iter(start)).topic)
+    consumer = make_consumer(settings, group_id=None, consumer_timeout_ms=2_000)
+    try:
+        consumer.assign(list(end))
+        for partition in end:
+            consumer.seek(partition, start.get(partition, 0))
+        records, deadline = [], time.monotonic() + 30
+        while any(consumer.position(p) < end[p] for p in end) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1_000).values():
+                records.extend(r for r in batch if r.offset < end[TopicPartition(r.topic, r.partition)])
+        return records
+    finally:
+        consumer.close()
+
+
+def test_history_lands_exactly_its_events_on_the_users_partitions(stack, settings, unique):
+    store = build_store(StoreConfig(seed=3, products=40, categories=4, users=25, user_prefix=f"h{unique}-"))
+    expected = list(history_events(store, 4, END))
+    before = end_offsets(settings, EVENTS_TOPIC)
+
+    tally = send_history(settings, store, 4, end=END)
+
+    records = [r for r in records_since(settings, before) if r.key.startswith(f"h{unique}-")]
+    assert tally.events == len(expected) == len(records) > 100
+    assert sorted(r.value["event_id"] for r in records) == sorted(e["event_id"] for e in expected)
+    # The bulk producer partitions like the platform's producer, so one user's events stay in order.
+    partition_count = len(before)
+    for record in records:
+        assert record.key == record.value["user_id"]
+        assert record.partition == (murmur2(record.key.encode()) & 0x7FFFFFFF) % partition_count
+    by_user: dict[str, list[str]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_user.setdefault(record.key, []).append(record.value["ts"])
+    assert all(stamps == sorted(stamps) for stamps in by_user.values())
+
+
+def test_catalog_is_published_and_upserted_once_per_product(stack, settings, mongo_db):
+    store = build_store(StoreConfig(seed=5, products=30, categories=3, users=1))
+    before = end_offsets(settings, CATALOG_TOPIC)
+
+    assert load_catalog(settings, store) == 30
+    assert load_catalog(settings, store) == 30  # idempotent: same documents, same values
+
+    records = records_since(settings, before)
+    assert len(records) == 60
+    first = store.products[0]
+    assert {r.key: r.value for r in records}[first.product_id] == first.catalog_record()
+    assert mongo_db[PRODUCTS].count_documents({}) == 30
+    document = mongo_db[PRODUCTS].find_one({"_id": first.product_id})
+    assert {k: document[k] for k in ("product_id", "category_id", "name", "description", "price")} \
+        == first.catalog_record()
+    assert document["attributes"] == {"brand": first.brand}
+    assert document["updated_at"].tzinfo is not None
+
+
+def test_replay_sends_valid_lines_stamped_now_and_reports_bad_ones(stack, settings, unique, tmp_path):
+    user = f"r{unique}"
+    lines = [
+        {"event": "ProductView", "messageid": f"{unique}-1", "userid": user, "properties": {"productid": "p00001"},
+         "context": {"source": "email"}, "timestamp": "2019-01-01T00:00:00Z"},
+        "this is not json",
+        {"event": "ProductView", "messageid": f"{unique}-2", "properties": {"productid": "p00002"}},
+        {"event": "ProductView", "messageid": f"{unique}-3", "userid": user, "properties": {"productid": "p00003"},
+         "context": {"source": "search"}},
+        {"event": "ProductView", "messageid": f"{unique}-4", "userid": user, "properties": {}},
+        {"event": "ProductView", "messageid": f"{unique}-5", "userid": user, "properties": {"productid": "p00005"}},
+    ]
+    path = tmp_path / "clicks.jsonl"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    before = end_offsets(settings, EVENTS_TOPIC)
+    skipped = []
+    started = datetime.now(UTC)
+
+    tally = replay_file(settings, path, rate=20, on_invalid=skipped.append)
+
+    assert [(line.number, line.reason) for line in skipped] == [
+        (2, "not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+        (3, "userid: is required"),
+        (5, "properties.productid: is required")]
+    assert tally.events == 3 and tally.invalid == 3
+    sent = [r.value for r in records_since(settings, before) if r.key == user]
+    assert [e["product_id"] for e in sent] == ["p00001", "p00003", "p00005"]
+    assert sent[0]["source"] == "email"
+    for event in sent:
+        ts = datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
+        assert started - timedelta(seconds=1) <= ts <= datetime.now(UTC)
+
+
+def test_live_traffic_keeps_its_rate_until_stopped(stack, settings, unique):
+    store = build_store(StoreConfig(seed=9, products=40, categories=4, users=20, user_prefix=f"l{unique}-"))
+    before = end_offsets(settings, EVENTS_TOPIC)
+    started = datetime.now(UTC)
+
+    tally = run_live(settings, store, rate=40, stop=threading.Event(), duration=1.5)
+
+    assert 45 <= tally.events <= 65
+    sent = [r.value for r in records_since(settings, before) if r.key.startswith(f"l{unique}-")]
+    assert len(sent) == tally.events
+    assert all(event["ts"] >= started.strftime("%Y-%m-%dT%H:%M:%S") for event in sent)
+
+
+def test_cli_loads_a_store_and_summarises_it(stack, settings, mongo_db, unique):
+    env = {"RECSYS_MONGO_DB": settings.mongo_db}
+    runner = CliRunner()
+    sizes = ["--products", "24", "--categories", "3"]
+    result = runner.invoke(app, ["simulate", "catalog", *sizes], env=env)
+    assert result.exit_code == 0, result.output
+    assert "loaded 24 products in 3 categories" in result.output
+    result = runner.invoke(app, ["simulate", "history", "--days", "2", "--users", "10", *sizes,
+                                 "--user-prefix", f"c{unique}-", "--until", "2026-11-01T00:00:00Z"], env=env)
+    assert result.exit_code == 0, result.output
+    expected = list(history_events(build_store(StoreConfig(products=24, categories=3, users=10,
+                                                           user_prefix=f"c{unique}-")), 2, END))
+    assert f"sent {len(expected):,} events" in result.output
+    assert "by type: add_to_cart" in result.output and "time span:" in result.output
+    assert mongo_db[PRODUCTS].count_documents({}) == 24
