@@ -1,0 +1,56 @@
+"""Validation of raw Kafka records, run on Spark's Python workers.
+
+Kept free of Dagster and Spark imports: workers unpickle this module by reference, and a worker's
+interpreter needs nothing beyond recsys_core to run it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+from recsys_core.events import InvalidEvent, parse_event, parse_ts
+from recsys_core.settings import EVENTS_TOPIC
+
+EVENT_COLUMNS = ("event_id string, type string, user_id string, ts_ms long, product_id string, source string, "
+                 "quantity int, score double, order_id string, "
+                 "items array<struct<product_id:string,quantity:int,price:double>>")
+RECORD_SCHEMA = ("valid boolean, day_ms long, kafka_partition int, kafka_offset long, kafka_ts_ms long, "
+                 "value string, reason string, " + EVENT_COLUMNS)
+
+
+def _record_day_ms(raw: object, kafka_time: datetime) -> int:
+    """The day an (invalid) record belongs to: its own ts when readable, else its arrival."""
+    try:
+        ts = parse_ts(raw.get("ts")) if isinstance(raw, dict) else kafka_time
+    except InvalidEvent:
+        ts = kafka_time
+    return int(ts.timestamp() * 1000)
+
+
+def validate_records(rows: Iterable) -> Iterator[tuple]:
+    """Kafka rows -> (valid, day, ..., event columns); runs on the executors."""
+    for row in rows:
+        kafka_time = datetime.fromtimestamp(row.kafka_ts_ms / 1000, UTC)
+        base = (row.partition, row.offset, row.kafka_ts_ms, row.value)
+        try:
+            raw = json.loads(row.value) if row.value is not None else None
+        except ValueError as error:
+            yield (False, row.kafka_ts_ms, *base, f"value: not JSON ({error})") + (None,) * 10
+            continue
+        if isinstance(raw, dict) and raw.get("event_id") is None:
+            # parse_event would draw a random id: derive one from the record so re-runs agree.
+            raw = {**raw, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{EVENTS_TOPIC}:{row.partition}:{row.offset}"))}
+        try:
+            event = parse_event(raw, kafka_time, allow_internal=True)
+        except InvalidEvent as error:
+            reason = "; ".join(f"{e.field}: {e.reason}" for e in error.errors)
+            yield (False, _record_day_ms(raw, kafka_time), *base, reason) + (None,) * 10
+            continue
+        ts_ms = int(parse_ts(event["ts"]).timestamp() * 1000)
+        items = [(i["product_id"], i["quantity"], i["price"]) for i in event.get("items", [])] or None
+        yield (True, ts_ms, *base, None, event["event_id"], event["type"], event["user_id"], ts_ms,
+               event.get("product_id"), event.get("source"), event.get("quantity"), event.get("score"),
+               event.get("order_id"), items)
