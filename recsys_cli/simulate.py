@@ -112,6 +112,9 @@ def history(
                         "with the same seed it reproduces exactly the same events.")] = None,
     seed: Seed = 42, users: Users = 2000, products: Products = 500, categories: Categories = 12,
     user_prefix: UserPrefix = "",
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Processes generating and sending in parallel (default: one per partition of "
+                                 "recsys.events, at most two per CPU). The events are the same for any count.")] = None,
 ) -> None:
     """Backfill past events (past timestamps, in time order) straight to recsys.events, keyed by user_id.
 
@@ -129,7 +132,7 @@ def history(
     def progress(tally: EventTally) -> None:
         status(f"sent {tally.events:,} events, up to {tally.last_ts}, {tally.rate:,.0f} events/s")
 
-    tally = feed.send_history(settings(), store, days, end=end, progress=progress)
+    tally = feed.send_history(settings(), store, days, end=end, progress=progress, workers=workers)
     status.done()
     typer.echo(tally.summary())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,7 @@ from recsys_core.events import format_ts, parse_event
 from recsys_core.simulator import EventTally, StoreConfig, StoreConfigError, build_store, history_events, live_events
 from recsys_core.simulator.feed import Pacer
 from recsys_core.simulator.replay import read_clickstream
-from recsys_core.simulator.sessions import utc_ts
+from recsys_core.simulator.sessions import utc_ts, uuid4_text
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SMALL = StoreConfig(seed=7, products=120, categories=6, users=300)
@@ -202,3 +203,15 @@ def test_kafka_that_is_down_ends_the_command_with_a_sentence_not_a_traceback(mon
     assert result.exit_code == 1
     assert "Kafka at 127.0.0.1:9 is not answering" in result.output
     assert "Traceback" not in result.output
+
+
+@given(st.integers(min_value=0, max_value=2 ** 128 - 1))
+def test_fast_event_ids_match_uuid4_text(bits):
+    assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))
+
+
+def test_a_subset_of_shoppers_has_exactly_its_events_of_the_full_stream(small_history):
+    store = build_store(SMALL)
+    some = [0, 5, 17, 42]
+    wanted = {store.shoppers[i].user_id for i in some}
+    assert list(history_events(store, 30, END, shoppers=some)) == [e for e in small_history if e["user_id"] in wanted]

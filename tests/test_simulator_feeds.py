@@ -49,12 +49,13 @@ def records_since(settings: Settings, start: dict[TopicPartition, int]) -> list:
         consumer.close()
 
 
-def test_history_lands_exactly_its_events_on_the_users_partitions(stack, settings, unique):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_history_lands_exactly_its_events_on_the_users_partitions(stack, settings, unique, workers):
     store = build_store(StoreConfig(seed=3, products=40, categories=4, users=25, user_prefix=f"h{unique}-"))
     expected = list(history_events(store, 4, END))
     before = end_offsets(settings, EVENTS_TOPIC)
 
-    tally = send_history(settings, store, 4, end=END)
+    tally = send_history(settings, store, 4, end=END, workers=workers)
 
     records = [r for r in records_since(settings, before) if r.key.startswith(f"h{unique}-")]
     assert tally.events == len(expected) == len(records) > 100
@@ -68,6 +69,8 @@ def test_history_lands_exactly_its_events_on_the_users_partitions(stack, setting
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         by_user.setdefault(record.key, []).append(record.value["ts"])
     assert all(stamps == sorted(stamps) for stamps in by_user.values())
+    assert tally.first_ts == expected[0]["ts"] and tally.last_ts == expected[-1]["ts"]
+    assert len(tally.users) == len({e["user_id"] for e in expected})
 
 
 def test_catalog_is_published_and_upserted_once_per_product(stack, settings, mongo_db):

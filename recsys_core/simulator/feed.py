@@ -27,13 +27,13 @@ from recsys_core.io.kafka import _unavailable, ensure_topics, kafka_ping, make_p
 from recsys_core.io.kafka_bulk import make_bulk_producer
 from recsys_core.io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
+from recsys_core.simulator.backfill import PROGRESS_EVERY_EVENTS, default_workers, events_partitions, send_in_parallel
 from recsys_core.simulator.replay import ReplayLine, read_clickstream
 from recsys_core.simulator.sessions import history_events, live_events
 from recsys_core.simulator.store import Store
 from recsys_core.simulator.tally import EventTally
 
 BULK_FLUSH_SECONDS = 120.0
-PROGRESS_EVERY_EVENTS = 5_000
 
 Report = Callable[[EventTally], None]
 
@@ -96,12 +96,13 @@ class _Publisher:
         self.close()
 
 
-class _BulkPublisher(_Publisher):
+class BulkPublisher(_Publisher):
     """The same contract on librdkafka, for backfills (see recsys_core/io/kafka_bulk.py)."""
 
-    def __init__(self, settings: Settings, **overrides: Any):
+    def __init__(self, settings: Settings, check: bool = True, **overrides: Any):
         self.settings = settings
-        _require_kafka(settings)
+        if check:
+            _require_kafka(settings)
         self.producer = make_bulk_producer(settings, **overrides)
         self.deliveries = _Deliveries()
 
@@ -177,11 +178,22 @@ def load_catalog(settings: Settings, store: Store) -> int:
 
 
 def send_history(settings: Settings, store: Store, days: int, end: datetime | None = None,
-                 progress: Report | None = None) -> EventTally:
-    """Backfill `days` of past events ending at `end` (default: now), in time order, as fast as Kafka takes them."""
+                 progress: Report | None = None, workers: int | None = None) -> EventTally:
+    """Backfill `days` of past events ending at `end` (default: now) to recsys.events, as fast as Kafka takes them.
+
+    `workers` processes (default: one per partition, at most two per core) each generate and send
+    the shoppers of their partitions, in time order; the events are the same whatever the count.
+    With more than one, the store is rebuilt in each process from `store.config`.
+    """
+    end = end or _now()
+    _require_kafka(settings)
+    partitions = events_partitions(settings)
+    workers = workers or default_workers(partitions)
+    if workers > 1:
+        return send_in_parallel(settings, store.config, days, end, min(workers, partitions), partitions, progress)
     tally = EventTally()
-    with _BulkPublisher(settings) as publisher:
-        for event in history_events(store, days, end or _now()):
+    with BulkPublisher(settings, check=False) as publisher:
+        for event in history_events(store, days, end):
             publisher.send(EVENTS_TOPIC, event["user_id"], event)
             tally.add(event)
             if progress and tally.events % PROGRESS_EVERY_EVENTS == 0:

@@ -9,12 +9,12 @@ looked at last time. Every event is already in the canonical form of `recsys_cor
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import math
 import random
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,13 @@ PREFERENCE_CUM_WEIGHTS = (3, 5, 6)
 LIVE_CONCURRENT_SESSIONS = 8
 
 
+def uuid4_text(bits: int) -> str:
+    """`str(uuid.UUID(int=bits, version=4))` without building a UUID object (hot path)."""
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def utc_ts(ts: datetime) -> str:
     """`recsys_core.events.format_ts` for UTC datetimes at millisecond precision, several times faster."""
     return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
@@ -53,10 +60,10 @@ class SessionModel:
         self.store = store
         self.rng = rng
         self.recent: dict[str, deque[str]] = {}
-        self.shopper_cum_activity = list(itertools.accumulate(s.sessions_per_day for s in store.shoppers))
+        self._shopper_cum_activity: list[float] | None = None
 
     def _event(self, event_type: str, user_id: str, ts: datetime, **fields: Any) -> dict[str, Any]:
-        event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        event_id = uuid4_text(self.rng.getrandbits(128))
         return {"event_id": event_id, "type": event_type, "user_id": user_id, "ts": utc_ts(ts), **fields}
 
     def _next_product(self, shopper: Shopper, previous_category: str | None) -> str:
@@ -129,36 +136,59 @@ class SessionModel:
 
     def pick_shopper(self) -> Shopper:
         """Active shoppers turn up more often."""
-        return pick(self.store.shoppers, self.shopper_cum_activity, self.rng)
+        if self._shopper_cum_activity is None:
+            self._shopper_cum_activity = list(itertools.accumulate(s.sessions_per_day for s in self.store.shoppers))
+        return pick(self.store.shoppers, self._shopper_cum_activity, self.rng)
 
 
-def history_events(store: Store, days: int, end: datetime) -> Iterator[dict[str, Any]]:
+def shopper_history(store: Store, index: int, days: int, end: datetime) -> Iterator[dict[str, Any]]:
+    """One shopper's `days` of visits up to `end`, in time order, from the shopper's own random stream.
+
+    Day by day, a Poisson number of visits; events that spill past midnight wait until the next
+    day's are merged in. Nothing after `end` is produced. Own streams make shoppers independent:
+    any subset of them can be generated alone (e.g. in parallel) and gives the same events.
+    """
+    shopper = store.shoppers[index]
+    model = SessionModel(store, random.Random(f"{store.config.seed}:history:{index}"))
+    start = end - timedelta(days=days)
+    pending: list[tuple[datetime, dict[str, Any]]] = []
+    for day_number in range(days):
+        day = start + timedelta(days=day_number)
+        visits = model.sessions_today(shopper)
+        for _ in range(visits):
+            pending.extend(entry for entry in model.session(shopper, model.start_of_visit(day)) if entry[0] <= end)
+        if not pending:
+            continue
+        if visits > 1:
+            pending.sort(key=_entry_ts)
+        cut = bisect.bisect_left(pending, day + timedelta(days=1), key=_entry_ts)
+        yield from (event for _, event in pending[:cut])
+        del pending[:cut]
+    yield from (event for _, event in pending)
+
+
+def _entry_ts(entry: tuple[datetime, dict[str, Any]]) -> datetime:
+    return entry[0]
+
+
+def _event_ts(event: dict[str, Any]) -> str:
+    return event["ts"]  # canonical timestamps sort as text
+
+
+def history_events(store: Store, days: int, end: datetime,
+                   shoppers: Iterable[int] | None = None) -> Iterator[dict[str, Any]]:
     """`days` of past events ending at `end`, in time order; the same store and end give the same stream.
 
-    Day by day: each shopper makes a Poisson number of visits; events that spill past midnight are
-    held back until the next day's events are merged in, and nothing after `end` is produced.
+    `shoppers` (indexes into store.shoppers, default all) limits the stream to some shoppers;
+    their events are exactly those they have in the full stream.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
     if end.tzinfo is None:
         raise ValueError("end must be an aware datetime (UTC)")
     end = end.astimezone(UTC)
-    model = SessionModel(store, random.Random(f"{store.config.seed}:history"))
-    start = end - timedelta(days=days)
-    pending: list[tuple[datetime, int, dict[str, Any]]] = []
-    sequence = itertools.count()
-    for day_number in range(days):
-        day = start + timedelta(days=day_number)
-        for shopper in store.shoppers:
-            for _ in range(model.sessions_today(shopper)):
-                for ts, event in model.session(shopper, model.start_of_visit(day)):
-                    if ts <= end:
-                        pending.append((ts, next(sequence), event))
-        pending.sort(key=lambda entry: (entry[0], entry[1]))
-        cut = bisect.bisect_left(pending, day + timedelta(days=1), key=lambda entry: entry[0])
-        yield from (event for _, _, event in pending[:cut])
-        del pending[:cut]
-    yield from (event for _, _, event in pending)
+    indexes = range(len(store.shoppers)) if shoppers is None else shoppers
+    return heapq.merge(*(shopper_history(store, i, days, end) for i in indexes), key=_event_ts)
 
 
 def live_events(store: Store, clock: Callable[[], datetime], seed_suffix: str = "live",

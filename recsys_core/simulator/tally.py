@@ -33,6 +33,16 @@ class EventTally:
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
 
+    def merge(self, other: EventTally) -> None:
+        """Add what another feed (e.g. another process) sent."""
+        self.by_type.update(other.by_type)
+        self.users |= other.users
+        self.products |= other.products
+        self.invalid += other.invalid
+        stamps = [ts for ts in (self.first_ts, self.last_ts, other.first_ts, other.last_ts) if ts]
+        if stamps:
+            self.first_ts, self.last_ts = min(stamps), max(stamps)
+
     @property
     def events(self) -> int:
         return sum(self.by_type.values())
