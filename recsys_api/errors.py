@@ -12,9 +12,10 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure
 
 from recsys_api.schemas import ErrorBody, ErrorDetail
+from recsys_core.events import InvalidEvent
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ def _api_error(_: Request, error: ApiError) -> Response[ErrorBody]:
     return error_response(error.status_code, error.code, error.message, error.details)
 
 
+def _invalid_event(_: Request, error: InvalidEvent) -> Response[ErrorBody]:
+    return error_response(422, "invalid_input", str(error), [e.as_dict() for e in error.errors])
+
+
 def _validation_error(_: Request, error: ValidationException) -> Response[ErrorBody]:
     details = [{"field": item.get("key") or "", "reason": item.get("message") or ""}
                for item in (error.extra if isinstance(error.extra, list) else []) if isinstance(item, dict)]
@@ -90,7 +95,7 @@ def _http_error(_: Request, error: HTTPException) -> Response[ErrorBody]:
     return error_response(error.status_code, code, error.detail, error.extra or None, headers)
 
 
-def _mongo_error(request: Request, error: PyMongoError) -> Response[ErrorBody]:
+def _mongo_error(request: Request, error: ConnectionFailure) -> Response[ErrorBody]:
     log.warning("MongoDB failed during %s %s: %s", request.method, request.url.path, error)
     return error_response(503, "store_unavailable", "the serving store (MongoDB) is not answering; retry later")
 
@@ -102,9 +107,10 @@ def _unexpected(request: Request, error: Exception) -> Response[ErrorBody]:
 
 EXCEPTION_HANDLERS = {
     ApiError: _api_error,
+    InvalidEvent: _invalid_event,
     ValidationException: _validation_error,
     HTTPException: _http_error,
-    PyMongoError: _mongo_error,
+    ConnectionFailure: _mongo_error,  # timeouts and lost connections; any other failure is a bug (500)
     Exception: _unexpected,
 }
 

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_core import ranking
 from recsys_core.documents import GLOBAL_SCOPE
+from recsys_core.history import BrowsingHistory
 from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 
 PERSONALIZED = "personalized"
@@ -34,7 +35,7 @@ async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
 
 
 def browsing_history(history: dict[str, Any]) -> list[str]:
-    return ranking.recent_views(history.get("items") or (), history.get("deleted"))
+    return ranking.shown_history(BrowsingHistory.from_document(history))
 
 
 async def recent_history(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:

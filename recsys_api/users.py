@@ -16,6 +16,7 @@ from recsys_api.params import Limit, ProductId, UserId
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import UserProducts
 from recsys_core.events import history_delete_event
+from recsys_core.history import browsing_history
 from recsys_core.io.mongo import HISTORY
 from recsys_core.settings import EVENTS_TOPIC, Settings
 
@@ -37,27 +38,27 @@ def _write_token(previous: datetime | None) -> datetime:
 async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: str, product_id: str) -> None:
     """Tell every layer first (the event), then take the product out of the served history at once.
 
-    `deleted.<product>` is set in the same write, even for a shopper with no history yet, so a
-    view still on its way through the stream stays out. The write is a read-modify-write guarded
+    The history is changed by the same rule the streaming job applies (recsys_core.history), so
+    `deleted.<product>` is recorded in the same write, even for a shopper with no history yet, and
+    a view still on its way through the stream stays out. The write is a read-modify-write guarded
     by `updated_at`, like the streaming job's (FerretDB cannot $pull by a sub-field), retried when
     the stream wrote in between. Both steps are idempotent: a retry after a 503 is safe.
     """
-    event = history_delete_event(user_id, product_id)
+    event = history_delete_event(user_id, product_id)  # InvalidEvent (422) for a blank id
+    user_id = event["user_id"]  # as the stream will see it (trimmed)
     await publisher.publish(EVENTS_TOPIC, [(user_id, msgspec.json.encode(event))])
     for _ in range(DELETE_ATTEMPTS):
-        doc = await db[HISTORY].find_one({"_id": user_id}, {"items": 1, "updated_at": 1})
-        now = _write_token(doc.get("updated_at") if doc else None)
+        doc = await db[HISTORY].find_one({"_id": user_id})
+        fields = browsing_history(doc, [event]).to_fields()
+        token = _write_token(doc.get("updated_at") if doc else None)
         if doc is None:
             try:
-                await db[HISTORY].insert_one({"_id": user_id, "user_id": user_id, "items": [],
-                                              "deleted": {product_id: now}, "purchased": [], "updated_at": now})
+                await db[HISTORY].insert_one({"_id": user_id, "user_id": user_id, **fields, "updated_at": token})
                 return
             except DuplicateKeyError:
                 continue
-        items = [item for item in doc.get("items") or () if item.get("product_id") != product_id]
-        result = await db[HISTORY].update_one(
-            {"_id": user_id, "updated_at": doc.get("updated_at")},
-            {"$set": {"items": items, f"deleted.{product_id}": now, "updated_at": now}})
+        result = await db[HISTORY].update_one({"_id": user_id, "updated_at": doc.get("updated_at")},
+                                              {"$set": {**fields, "updated_at": token}})
         if result.matched_count:
             return
     raise Unavailable("the history kept changing while deleting from it; retry")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from recsys_core.history import BrowsingHistory
+
 PERSONAL_CATEGORY_COUNT = 3
 
 
@@ -50,22 +52,14 @@ def servable(products: list[str], min_list_size: int) -> list[str]:
     return products if len(products) >= min_list_size else []
 
 
-def recent_views(items: Iterable[Mapping[str, Any]], deleted: Mapping[str, Any] | None = None) -> list[str]:
-    """Product ids of a history's items, newest first, minus views older than their deletion.
+def shown_history(history: BrowsingHistory) -> list[str]:
+    """The products a shopper is shown as their history: newest first, minus views at or before a deletion.
 
     The streaming job already drops deleted views; filtering again keeps a deletion effective
     even while a stale writer catches up.
     """
-    deleted = deleted or {}
-    recent: list[str] = []
-    for item in items:
-        product_id = item["product_id"]
-        deleted_at = deleted.get(product_id)
-        if deleted_at is not None and item.get("ts") is not None and item["ts"] <= deleted_at:
-            continue
-        if product_id not in recent:
-            recent.append(product_id)
-    return recent
+    return [product_id for product_id, ts in history.items()
+            if product_id not in history.deleted or ts > history.deleted[product_id]]
 
 
 def serve(products: Sequence[str], limit: int, min_list_size: int, exclude: Iterable[str] = ()) -> list[str]:

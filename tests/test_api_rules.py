@@ -8,6 +8,7 @@ import pytest
 
 from recsys_core import ranking
 from recsys_core.catalog import InvalidProduct, parse_catalog, parse_product
+from recsys_core.history import BrowsingHistory, escape_key
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -35,12 +36,13 @@ def test_serve_applies_the_minimum_after_exclusions():
     assert ranking.serve(products, limit=10, min_list_size=4, exclude=["p1"]) == ["p0", "p2", "p3", "p4"]
 
 
-def test_recent_views_drop_views_older_than_their_deletion_and_keep_newer_ones():
-    items = [{"product_id": "new", "ts": T0 + timedelta(hours=2)},
-             {"product_id": "gone", "ts": T0},
-             {"product_id": "back", "ts": T0 + timedelta(hours=3)}]
-    deleted = {"gone": T0 + timedelta(hours=1), "back": T0 + timedelta(hours=1)}
-    assert ranking.recent_views(items, deleted) == ["new", "back"]
+def test_shown_history_drops_views_older_than_their_deletion_and_keeps_newer_ones():
+    history = BrowsingHistory.from_document({
+        "items": [{"product_id": "back", "ts": T0 + timedelta(hours=3)},
+                  {"product_id": "new", "ts": T0 + timedelta(hours=2)},
+                  {"product_id": "gone.v2", "ts": T0}],
+        "deleted": {escape_key("gone.v2"): T0 + timedelta(hours=1), "back": T0 + timedelta(hours=1)}})
+    assert ranking.shown_history(history) == ["back", "new"]
 
 
 def test_product_with_every_field_is_canonical():

@@ -66,8 +66,22 @@ def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_dele
     assert set(doc["deleted"]) == {"c", "never-seen"}
     assert set(mongo_db[HISTORY].find_one({"_id": f"{user}-new"})["deleted"]) == {"a"}
     events = [r.value for r in events_topic.read(3) if r.key.startswith(user)]
-    assert [(e["type"], e["user_id"], e["product_id"]) for e in events] == [
+    # Keyed by user: one user's events keep their order, two users' may interleave.
+    assert sorted((e["type"], e["user_id"], e["product_id"]) for e in events) == [
         ("history_delete", user, "c"), ("history_delete", user, "never-seen"), ("history_delete", f"{user}-new", "a")]
+
+
+def test_product_ids_that_look_like_paths_or_operators_are_deleted_too(settings, mongo_db, unique):
+    user = f"u-{unique}"
+    odd = ["v1.2", "$set", "a", "b", "c", "d"]
+    mongo_db[HISTORY].insert_one(history(user, odd))
+    with api_client(settings, min_list_size=1) as client:
+        assert client.delete(f"/v1/users/{user}/history/v1.2").status_code == 204
+        assert client.delete(f"/v1/users/{user}/history/$set").status_code == 204
+        assert client.get(f"/v1/users/{user}/history").json()["products"] == ["a", "b", "c", "d"]
+        blank = client.delete(f"/v1/users/{user}/history/%20")
+    assert blank.status_code == 422 and blank.json()["error"]["details"][0]["field"] == "product_id"
+    assert len(mongo_db[HISTORY].find_one({"_id": user})["deleted"]) == 2
 
 
 def test_a_view_older_than_its_deletion_never_comes_back(settings, mongo_db, unique):
