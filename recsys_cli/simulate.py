@@ -112,9 +112,9 @@ def history(
                         "with the same seed it reproduces exactly the same events.")] = None,
     seed: Seed = 42, users: Users = 2000, products: Products = 500, categories: Categories = 12,
     user_prefix: UserPrefix = "",
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Processes generating and sending in parallel (default: one per partition of "
-                                 "recsys.events, at most two per CPU). The events are the same for any count.")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="Processes generating and sending in parallel, at most one per partition of "
+                                 "recsys.events; worth it with cores to spare. The events are the same for any count.")] = 1,
 ) -> None:
     """Backfill past events (past timestamps, in time order) straight to recsys.events, keyed by user_id.
 

@@ -9,7 +9,6 @@ events are exactly those of the single-process stream.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,11 +41,6 @@ def events_partitions(settings: Settings) -> int:
         return len(consumer.partitions_for_topic(EVENTS_TOPIC) or ()) or settings.events_partitions
     finally:
         consumer.close()
-
-
-def default_workers(partitions: int) -> int:
-    """One process per partition keeps the shares even; more than two per core only adds overhead."""
-    return max(1, min(2 * (os.cpu_count() or 1), partitions))
 
 
 @dataclass(frozen=True)

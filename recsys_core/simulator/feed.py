@@ -27,7 +27,7 @@ from recsys_core.io.kafka import _unavailable, ensure_topics, kafka_ping, make_p
 from recsys_core.io.kafka_bulk import make_bulk_producer
 from recsys_core.io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
-from recsys_core.simulator.backfill import PROGRESS_EVERY_EVENTS, default_workers, events_partitions, send_in_parallel
+from recsys_core.simulator.backfill import PROGRESS_EVERY_EVENTS, events_partitions, send_in_parallel
 from recsys_core.simulator.replay import ReplayLine, read_clickstream
 from recsys_core.simulator.sessions import history_events, live_events
 from recsys_core.simulator.store import Store
@@ -178,18 +178,18 @@ def load_catalog(settings: Settings, store: Store) -> int:
 
 
 def send_history(settings: Settings, store: Store, days: int, end: datetime | None = None,
-                 progress: Report | None = None, workers: int | None = None) -> EventTally:
+                 progress: Report | None = None, workers: int = 1) -> EventTally:
     """Backfill `days` of past events ending at `end` (default: now) to recsys.events, as fast as Kafka takes them.
 
-    `workers` processes (default: one per partition, at most two per core) each generate and send
-    the shoppers of their partitions, in time order; the events are the same whatever the count.
-    With more than one, the store is rebuilt in each process from `store.config`.
+    With `workers` > 1, that many processes (at most one per partition) each generate and send the
+    shoppers of their partitions; the events are the same whatever the count, and the store is
+    rebuilt in each process from `store.config`. It pays on machines with cores to spare: on two
+    shared cores with the broker beside it, one process is as fast (see docs/simulator.md).
     """
     end = end or _now()
     _require_kafka(settings)
-    partitions = events_partitions(settings)
-    workers = workers or default_workers(partitions)
     if workers > 1:
+        partitions = events_partitions(settings)
         return send_in_parallel(settings, store.config, days, end, min(workers, partitions), partitions, progress)
     tally = EventTally()
     with BulkPublisher(settings, check=False) as publisher:
