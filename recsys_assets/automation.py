@@ -1,0 +1,81 @@
+"""The batch layer running by itself: hourly ingest and bestsellers, a daily model, a retrain sensor.
+
+The retrain sensor compares the size of raw_events (recorded by every raw_events run) with the
+size the current model was trained on (recorded by als_model); its cursor remembers which
+raw_events run it already acted on, so a restart of the daemon does not request the same retrain
+twice.
+"""
+
+from datetime import UTC, datetime
+
+from dagster import (AssetKey, AssetSelection, DefaultSensorStatus, RunFailureSensorContext, RunRequest,
+                     ScheduleDefinition, ScheduleEvaluationContext, SensorEvaluationContext, SkipReason,
+                     define_asset_job, run_failure_sensor, schedule, sensor)
+
+from recsys_assets.ingest import daily_partitions
+from recsys_assets.resources import LakeResource
+
+INGEST = AssetSelection.assets("raw_events", "quarantined_events", "products", "orders")
+BESTSELLERS = AssetSelection.assets("bestsellers", "category_bestsellers", "bestseller_documents")
+MODEL = AssetSelection.assets("interactions", "als_model", "current_model", "item_similarities",
+                              "content_similarities", "user_recommendations")
+
+hourly_refresh = define_asset_job("hourly_refresh", selection=INGEST | BESTSELLERS, partitions_def=daily_partitions,
+                                  description="Today's raw_events, the catalog, orders and the bestsellers.")
+model_refresh = define_asset_job("model_refresh", selection=MODEL,
+                                 description="Interactions, a new ALS version (checked, promoted if it passes), "
+                                             "similar items and recommendations.")
+
+
+@schedule(job=hourly_refresh, cron_schedule="5 * * * *", execution_timezone="UTC",
+          description="Every hour: today's raw_events partition and the bestsellers.")
+def hourly_ingest_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    day = context.scheduled_execution_time.astimezone(UTC).date().isoformat()
+    return RunRequest(run_key=None, partition_key=day)
+
+
+daily_model_schedule = ScheduleDefinition(job=model_refresh, cron_schedule="30 3 * * *", execution_timezone="UTC",
+                                          description="Every day at 03:30 UTC: retrain, check and promote.")
+
+
+def _latest_metadata(instance, key: str):
+    event = instance.get_latest_materialization_event(AssetKey(key))
+    if event is None or event.asset_materialization is None:
+        return None, {}
+    return event.storage_id, {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def retrain_decision(instance, cursor: str | None, threshold: int) -> tuple[RunRequest | SkipReason, str | None]:
+    """(what to do, new cursor): request a retrain once raw_events grew by `threshold` rows."""
+    storage_id, ingest = _latest_metadata(instance, "raw_events")
+    if storage_id is None:
+        return SkipReason("raw_events has not been materialised yet"), cursor
+    if cursor is not None and int(cursor) >= storage_id:
+        return SkipReason("no raw_events run since the last retrain request"), cursor
+    _, model = _latest_metadata(instance, "als_model")
+    new_events = int(ingest.get("lake_total_rows", 0)) - int(model.get("raw_events_total", 0))
+    if new_events < threshold:
+        return SkipReason(f"{new_events} new events since the current model; retrain at {threshold}"), cursor
+    return RunRequest(run_key=f"retrain-{storage_id}", tags={"recsys/new_events": str(new_events)}), str(storage_id)
+
+
+@sensor(job=model_refresh, minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
+        description="Requests a retrain when raw_events gained RECSYS_RETRAIN_MIN_NEW_EVENTS events since "
+                    "the current model was trained.")
+def retrain_sensor(context: SensorEvaluationContext, lake: LakeResource):
+    decision, cursor = retrain_decision(context.instance, context.cursor, lake.retrain_min_new_events)
+    if cursor != context.cursor:
+        context.update_cursor(cursor)
+    return decision
+
+
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
+                    description="Logs every failed run with the assets it targeted and the reason.")
+def run_failure_logger(context: RunFailureSensorContext) -> None:
+    assets = ", ".join(k.to_user_string() for k in (context.dagster_run.asset_selection or ())) or "all assets"
+    steps = [e for e in context.get_step_failure_events()]
+    reasons = "; ".join(f"{e.step_key}: {e.event_specific_data.error.message.strip() if e.event_specific_data.error else '?'}"
+                        for e in steps) or context.failure_event.message
+    context.log.error(f"run {context.dagster_run.run_id} ({context.dagster_run.job_name}) failed [{assets}]: {reasons}")
+
+

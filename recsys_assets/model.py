@@ -1,0 +1,181 @@
+"""Implicit feedback, the versioned ALS model, its evaluation check and its promotion.
+
+`als_model` searches a small grid on the evaluation split (per-user random 75/25, fixed seed, or
+by time), retrains the best parameters on every interaction and saves a new version. The
+blocking check `als_beats_popularity` fails when ALS does not beat the popularity baseline on
+NDCG@k; a failed check stops the run before `current_model`, and `promote_model` refuses a
+version whose checks did not pass, so a bad model never becomes current.
+"""
+
+import json
+from datetime import UTC, datetime
+
+from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AssetKey, Config,
+                     Failure, MaterializeResult, MetadataValue, asset, asset_check)
+from dagster_pyspark import PySparkResource
+
+from recsys_assets.als_training import AlsParams, SearchSpace, fit_als, search
+from recsys_assets.catalog import overwrite
+from recsys_assets.ingest import load_events
+from recsys_assets.registry import promote_model, record_checks, register_model, versions_table
+from recsys_assets.resources import LakeResource, MongoResource
+from recsys_core.interactions import DEFAULT_WEIGHTS
+from recsys_core.metrics import Interaction, metrics_table
+
+MIN_USERS = 3
+
+
+class InteractionConfig(Config):
+    view_weight: float = DEFAULT_WEIGHTS["product_view"]
+    add_to_cart_weight: float = DEFAULT_WEIGHTS["add_to_cart"]
+    purchase_weight: float = DEFAULT_WEIGHTS["purchase"]
+    half_life_days: float = 0.0
+    """Halve an event's weight every this many days; 0 disables the decay."""
+
+
+@asset(group_name="model", deps=[AssetKey("raw_events")],
+       description="User x product implicit feedback: summed event weights (view 1, add_to_cart 3, purchase 5, "
+                   "rating its score; configurable), optionally decayed; a history_delete removes the pair's "
+                   "earlier events. Delta: user_id, product_id, strength, last_ts, events.")
+def interactions(context: AssetExecutionContext, config: InteractionConfig, spark: PySparkResource,
+                 lake: LakeResource) -> MaterializeResult:
+    from pyspark.sql import functions as F
+
+    events = load_events(spark.spark_session, lake)
+    touched = events.withColumn("product_id", F.when(F.col("type") == "purchase", F.col("items.product_id"))
+                                .otherwise(F.array("product_id"))).withColumn("product_id", F.explode("product_id"))
+    weight = (F.when(F.col("type") == "rating", F.col("score"))
+              .when(F.col("type") == "product_view", F.lit(config.view_weight))
+              .when(F.col("type") == "add_to_cart", F.lit(config.add_to_cart_weight))
+              .when(F.col("type") == "purchase", F.lit(config.purchase_weight)).otherwise(F.lit(0.0)))
+    if config.half_life_days > 0:
+        age_days = (F.unix_timestamp(F.current_timestamp()) - F.unix_timestamp("ts")) / 86400
+        weight = weight * F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / config.half_life_days)
+    deletes = (touched.where("type = 'history_delete'").groupBy("user_id", "product_id")
+               .agg(F.max("ts").alias("deleted_at")))
+    kept = (touched.where("type != 'history_delete'").join(deletes, ["user_id", "product_id"], "left")
+            .where("deleted_at is null or ts > deleted_at"))
+    pairs = (kept.groupBy("user_id", "product_id")
+             .agg(F.sum(weight).alias("strength"), F.max("ts").alias("last_ts"), F.count("*").alias("events"))
+             .where("strength > 0"))
+    rows = overwrite(pairs, lake.table("interactions"))
+    context.log.info(f"{rows} user-product pairs")
+    return MaterializeResult(metadata={"dagster/row_count": rows})
+
+
+class ModelConfig(Config):
+    rank: int = 64
+    reg_param: float = 0.05
+    alpha: float = 10.0
+    max_iter: int = 15
+    checkpoint_interval: int = 5
+    search_ranks: list[int] = [32, 64]
+    search_reg_params: list[float] = [0.01, 0.1]
+    search_alphas: list[float] = [5.0, 20.0]
+    search_budget_seconds: float = 600.0
+    """No new trial starts after this many seconds (at least one always runs)."""
+    split: str = "random"
+    """random: per-user 75/25 with a fixed seed; time: each user's newest 25% held out."""
+    k: int = 10
+
+
+def _interaction_rows(frame) -> list[Interaction]:
+    return [Interaction(r.user_id, r.product_id, float(r.strength), r.last_ts.timestamp())
+            for r in frame.select("user_id", "product_id", "strength", "last_ts").collect()]
+
+
+def _trials_table(trials, k: int) -> str:
+    lines = [f"| rank | regParam | alpha | NDCG@{k} | seconds |", "|---|---|---|---|---|"]
+    lines += [f"| {t['params'].rank} | {t['params'].reg_param} | {t['params'].alpha} | {t['als']['ndcg']:.4f} | "
+              f"{t['seconds']:.1f} |" for t in trials]
+    return "\n".join(lines)
+
+
+@asset(group_name="model", deps=[AssetKey("interactions")],
+       description="A new version of the Spark MLlib ALS model (implicitPrefs) with the parameters the grid "
+                   "search picked, under RECSYS_DATA_DIR/models/als/<version> with user and item factors "
+                   "exported as Parquet, registered (unpromoted) in the models collection.")
+def als_model(context: AssetExecutionContext, config: ModelConfig, spark: PySparkResource, lake: LakeResource,
+              mongo: MongoResource) -> MaterializeResult:
+    session = spark.spark_session
+    checkpoints = lake.model_dir("_checkpoints")
+    session.sparkContext.setCheckpointDir(str(checkpoints))
+    frame = session.read.format("delta").load(lake.table("interactions"))
+    rows = _interaction_rows(frame)
+    users = {r.user_id for r in rows}
+    if len(users) < MIN_USERS:
+        raise Failure(f"only {len(users)} users have interactions; ALS needs at least {MIN_USERS}. "
+                      "Materialise raw_events for the days with events first.")
+    base = AlsParams(config.rank, config.reg_param, config.alpha, config.max_iter, config.checkpoint_interval)
+    space = SearchSpace(tuple(config.search_ranks) or (base.rank,), tuple(config.search_reg_params) or
+                        (base.reg_param,), tuple(config.search_alphas) or (base.alpha,), config.search_budget_seconds)
+    params, best, trials = search(session, rows, space, base, config.split, config.k, progress=context.log.info)
+
+    trained = fit_als(frame.select("user_id", frame.product_id.alias("item_id"), "strength"), params)
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = lake.model_dir(version)
+    trained.factors("user").write.parquet(str(path / "user_factors"))
+    trained.factors("item").write.parquet(str(path / "item_factors"))
+    trained.model.save(str(path / "spark_model"))
+    trained.users.write.parquet(str(path / "user_index"))
+    trained.items.write.parquet(str(path / "item_index"))
+    raw_total = load_events(session, lake).count()
+
+    metrics = {"als": best["als"], "popularity": best["popularity"], "k": config.k, "split": config.split,
+               "training_seconds": trained.seconds, "users": len(users),
+               "items": len({r.item_id for r in rows}), "interactions": len(rows), "raw_events": raw_total}
+    with mongo.db() as db:
+        register_model(db, {"_id": version, "version": version, "params": params.as_dict(), "metrics": metrics,
+                            "checks_passed": None, "promoted": False, "promoted_at": None,
+                            "created_at": datetime.now(UTC), "path": str(path)})
+    table = metrics_table({"ALS": best["als"], "popularity": best["popularity"]}, config.k)
+    return MaterializeResult(metadata={
+        "version": version, "path": str(path), "params": MetadataValue.json(params.as_dict()),
+        "training_seconds": round(trained.seconds, 2), "users": len(users), "items": metrics["items"],
+        "interactions": len(rows), "raw_events_total": raw_total, "metrics": MetadataValue.md(table),
+        "search": MetadataValue.md(_trials_table(trials, config.k)),
+    })
+
+
+def latest_version(instance) -> str:
+    event = instance.get_latest_materialization_event(AssetKey("als_model"))
+    if event is None or event.asset_materialization is None:
+        raise Failure("als_model has never been materialised")
+    return str(event.asset_materialization.metadata["version"].value)
+
+
+@asset_check(asset="als_model", blocking=True,
+             description="ALS must beat the popularity baseline on NDCG@k on the evaluation split; "
+                         "blocks promotion otherwise.")
+def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
+    version = latest_version(context.instance)
+    with mongo.db() as db:
+        document = db.models.find_one({"_id": version}) or {}
+        metrics = document.get("metrics") or {}
+        als, popularity = metrics.get("als", {}).get("ndcg", 0.0), metrics.get("popularity", {}).get("ndcg", 0.0)
+        passed = als > popularity
+        record_checks(db, version, passed)
+    k = metrics.get("k", 10)
+    return AssetCheckResult(passed=passed, metadata={
+        "version": version, f"ndcg@{k}_als": als, f"ndcg@{k}_popularity": popularity,
+        "metrics": MetadataValue.md(metrics_table({"ALS": metrics["als"], "popularity": metrics["popularity"]}, k)
+                                    if metrics else "no metrics recorded")})
+
+
+@asset(group_name="model", deps=[AssetKey("als_model")],
+       description="The current model: the newest ALS version, promoted in the models collection once its "
+                   "checks passed. The streaming job and the serving assets use this version.")
+def current_model(context: AssetExecutionContext, mongo: MongoResource) -> MaterializeResult:
+    from recsys_assets.registry import PromotionRefused, list_models
+
+    version = latest_version(context.instance)
+    with mongo.db() as db:
+        try:
+            promoted = promote_model(db, version)
+        except PromotionRefused as error:
+            raise Failure(str(error)) from None
+        table = versions_table(list_models(db)[:20])
+    context.log.info(f"model {version} is now current")
+    return MaterializeResult(metadata={"version": version, "path": promoted["path"],
+                                       "versions": MetadataValue.md(table),
+                                       "params": MetadataValue.json(json.loads(json.dumps(promoted["params"])))})

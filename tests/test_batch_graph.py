@@ -1,0 +1,120 @@
+"""The whole batch graph on real Kafka, Spark + Delta and Mongo, with planted structure.
+
+Two groups of shoppers browse and buy two disjoint groups of products; the larger group makes its
+products the most popular overall, so the popularity baseline serves the smaller group the wrong
+products while ALS serves them their own. The graph is materialised once for the module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import DagsterInstance, materialize
+from test_batch_ingest import event, produce
+
+from recsys_assets.definitions import all_assets, all_checks
+from recsys_assets.resources import build_resources
+from recsys_core.io.kafka import make_producer
+from recsys_core.io.mongo import mongo_client, serving_db
+from recsys_core.settings import CATALOG_TOPIC
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2026, 11, 1, tzinfo=UTC)
+SMALL_MODEL = {"rank": 8, "max_iter": 8, "search_ranks": [8], "search_reg_params": [0.05], "search_alphas": [10.0]}
+
+
+def model_config(**overrides):
+    return {"ops": {"als_model": {"config": {**SMALL_MODEL, **overrides}}}}
+
+
+def planted_events(prefix: str) -> tuple[list[dict], dict]:
+    rng = random.Random(7)
+    groups = {"a": ([f"{prefix}-ua{i}" for i in range(12)], [f"{prefix}-pa{i}" for i in range(10)]),
+              "b": ([f"{prefix}-ub{i}" for i in range(24)], [f"{prefix}-pb{i}" for i in range(10)])}
+    events = []
+    for users, products in groups.values():
+        for user in users:
+            for product in rng.sample(products, 6):
+                events.append(event("product_view", user, product, DAY + timedelta(minutes=rng.randrange(1440))))
+    buyer, bought = groups["a"][0][0], groups["a"][1][0]
+    events.append(event("purchase", buyer, bought, DAY + timedelta(hours=23)))
+    forgotten = (groups["b"][0][0], groups["b"][1][0])
+    events.append(event("product_view", *forgotten, DAY + timedelta(hours=1)))
+    events.append(event("history_delete", *forgotten, DAY + timedelta(hours=2)))
+    return events, {"groups": groups, "buyer": buyer, "bought": bought, "forgotten": forgotten}
+
+
+def catalog(prefix: str, groups) -> list[dict]:
+    words = {"a": "crisp red apple", "b": "sweet blue berry"}
+    products = [{"product_id": p, "category_id": f"{prefix}-c{name}", "name": f"{words[name]} {i}",
+                 "description": f"{words[name]} from the orchard"}
+                for name, (_, ps) in groups.items() for i, p in enumerate(ps)]
+    products.append({"product_id": f"{prefix}-new", "category_id": f"{prefix}-ca", "name": "red apple juice",
+                     "description": "pressed from a crisp apple"})
+    return products
+
+
+@pytest.fixture(scope="module")
+def graph(stack):
+    prefix = f"g{random.randrange(10**8)}"
+    settings = dataclasses.replace(stack, mongo_db=f"t_graph_{prefix}", data_dir=stack.data_dir / "cases" / prefix)
+    events, planted = planted_events(prefix)
+    produce(settings, events)
+    producer = make_producer(settings)
+    for product in catalog(prefix, planted["groups"]):
+        producer.send(CATALOG_TOPIC, key=product["product_id"], value=product)
+    producer.flush(30)
+    producer.close()
+    instance = DagsterInstance.ephemeral()
+    result = materialize(all_assets + all_checks, partition_key=DAY.date().isoformat(), instance=instance,
+                         resources=build_resources(settings), run_config=model_config())
+    client = mongo_client(settings)
+    yield {"settings": settings, "result": result, "db": serving_db(client, settings), "prefix": prefix,
+           "instance": instance, **planted}
+    client.drop_database(settings.mongo_db)
+    client.close()
+
+
+def test_whole_graph_materialises_in_process(graph):
+    assert graph["result"].success
+    materialized = {e.asset_key.to_user_string() for e in graph["result"].get_asset_materialization_events()}
+    assert {"raw_events", "products", "orders", "bestsellers", "interactions", "als_model", "current_model",
+            "item_similarities", "content_similarities", "user_recommendations"} <= materialized
+
+
+def test_als_beats_popularity_on_planted_structure_and_is_promoted(graph):
+    checks = graph["result"].get_asset_check_evaluations()
+    assert [c.passed for c in checks if c.check_name == "als_beats_popularity"] == [True]
+    current = graph["db"].models.find_one({"promoted": True})
+    assert current["checks_passed"] is True
+    assert current["metrics"]["als"]["ndcg"] > current["metrics"]["popularity"]["ndcg"]
+
+
+def test_recommendations_skip_purchased_products_and_name_the_model(graph):
+    document = graph["db"].recommendations.find_one({"_id": graph["buyer"]})
+    current = graph["db"].models.find_one({"promoted": True})
+    assert document["strategy"] == "als" and document["model_version"] == current["_id"]
+    recommended = [item["product_id"] for item in document["items"]]
+    assert graph["bought"] not in recommended
+    assert recommended[0].startswith(f"{graph['prefix']}-pa")
+
+
+def test_deleted_history_item_never_comes_back_after_rebuild(graph, spark):
+    user, product = graph["forgotten"]
+    path = str(graph["settings"].lake_dir / "interactions")
+    rows = spark.read.format("delta").load(path).where(f"user_id = '{user}' and product_id = '{product}'")
+    assert rows.count() == 0
+    raw = spark.read.format("delta").load(str(graph["settings"].lake_dir / "raw_events"))
+    assert raw.where(f"user_id = '{user}' and type = 'history_delete'").count() == 1
+
+
+def test_cold_start_product_gets_content_neighbours_from_its_description(graph):
+    document = graph["db"].similar_items.find_one({"_id": f"{graph['prefix']}-new"})
+    assert document["source"] == "content"
+    assert document["neighbours"][0]["product_id"].startswith(f"{graph['prefix']}-pa")
+    known = graph["db"].similar_items.find_one({"_id": f"{graph['prefix']}-pa1"})
+    assert known["source"] == "als" and len(known["neighbours"]) > 0
