@@ -67,13 +67,20 @@ def _require_kafka(settings: Settings) -> None:
 
 
 class _Publisher:
-    """One producer for one run: sends, tracks failures, flushes and closes."""
+    """One producer for one run: sends, tracks failures, flushes and closes.
 
-    def __init__(self, settings: Settings, **overrides: Any):
+    `check` pings Kafka and creates missing topics first (skipped where the caller already did).
+    """
+
+    def __init__(self, settings: Settings, check: bool = True, **overrides: Any):
         self.settings = settings
-        _require_kafka(settings)
-        self.producer = make_producer(settings, **overrides)
+        if check:
+            _require_kafka(settings)
+        self.producer = self._producer(settings, **overrides)
         self.deliveries = _Deliveries()
+
+    def _producer(self, settings: Settings, **overrides: Any) -> Any:
+        return make_producer(settings, **overrides)
 
     def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
         try:
@@ -99,12 +106,8 @@ class _Publisher:
 class BulkPublisher(_Publisher):
     """The same contract on librdkafka, for backfills (see recsys_core/io/kafka_bulk.py)."""
 
-    def __init__(self, settings: Settings, check: bool = True, **overrides: Any):
-        self.settings = settings
-        if check:
-            _require_kafka(settings)
-        self.producer = make_bulk_producer(settings, **overrides)
-        self.deliveries = _Deliveries()
+    def _producer(self, settings: Settings, **overrides: Any) -> Any:
+        return make_bulk_producer(settings, **overrides)
 
     def _delivered(self, error: Any, _message: Any) -> None:
         if error is not None:
