@@ -215,3 +215,14 @@ def test_a_subset_of_shoppers_has_exactly_its_events_of_the_full_stream(small_hi
     some = [0, 5, 17, 42]
     wanted = {store.shoppers[i].user_id for i in some}
     assert list(history_events(store, 30, END, shoppers=some)) == [e for e in small_history if e["user_id"] in wanted]
+
+
+def test_mongo_that_is_down_ends_the_catalog_load_with_a_sentence():
+    from typer.testing import CliRunner
+
+    from recsys_cli.main import app
+
+    result = CliRunner().invoke(app, ["simulate", "catalog", "--products", "12"],
+                                env={"RECSYS_MONGO_URI": "mongodb://127.0.0.1:9/"})
+    assert result.exit_code == 1
+    assert "MongoDB at mongodb://127.0.0.1:9/ is not answering" in result.output

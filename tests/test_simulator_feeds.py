@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -153,3 +156,31 @@ def test_cli_loads_a_store_and_summarises_it(stack, settings, mongo_db, unique):
     assert f"sent {len(expected):,} events" in result.output
     assert "by type: add_to_cart" in result.output and "time span:" in result.output
     assert mongo_db[PRODUCTS].count_documents({}) == 24
+
+
+def test_cli_replay_reports_bad_lines_and_counts_them(stack, settings, unique, tmp_path):
+    path = tmp_path / "clicks.jsonl"
+    good = {"event": "ProductView", "messageid": f"{unique}-a", "userid": f"cr{unique}",
+            "properties": {"productid": "p00001"}}
+    path.write_text(json.dumps(good) + "\n{broken\n" + json.dumps(good) + "\n")
+    result = CliRunner().invoke(app, ["replay", str(path), "--rate", "50"])
+    assert result.exit_code == 0, result.output
+    assert "line 2: skipped: not valid JSON" in result.output
+    assert "sent 2 events" in result.output and "invalid lines skipped: 1" in result.output
+
+
+def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsys_cli.main", "simulate", "live", "--rate", "50", "--users", "20",
+         "--products", "30", "--categories", "3", "--user-prefix", f"s{unique}-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "sent " in out and "by type: " in out
+    assert "Traceback" not in err
