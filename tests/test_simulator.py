@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from recsys_core.catalog import parse_product
 from recsys_core.events import format_ts, parse_event
 from recsys_core.simulator import EventTally, StoreConfig, StoreConfigError, build_store, history_events, live_events
 from recsys_core.simulator.feed import Pacer
@@ -118,6 +119,11 @@ def test_products_of_one_category_share_words_for_content_similarity():
     for a, b in itertools.combinations(store.products[::3], 2):
         (same if a.category_id == b.category_id else across).append(jaccard(a.product_id, b.product_id))
     assert sum(same) / len(same) > 5 * sum(across) / len(across)
+
+
+def test_products_are_valid_catalog_items():
+    for product in build_store(SMALL).products:
+        assert parse_product(product.catalog_record()) == product.catalog_record()
 
 
 def test_sizes_are_configurable_beyond_the_named_categories():

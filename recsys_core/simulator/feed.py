@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
+from recsys_core.catalog import parse_product
 from recsys_core.errors import RecsysError, ServerUnavailable
 from recsys_core.events import format_ts
 from recsys_core.io.kafka import _unavailable, ensure_topics, kafka_ping, make_producer
@@ -160,16 +161,19 @@ def _now() -> datetime:
 
 
 def load_catalog(settings: Settings, store: Store) -> int:
-    """Publish every product on recsys.catalog and upsert the `products` collection; returns the count."""
+    """Upsert every product as `PUT /v1/products` does: recsys.catalog first, then the products collection.
+
+    Products go through the catalog's own validation, and the topic's record and the document
+    carry the same fields, so the batch layer and the API see the same product. Returns the count.
+    """
     require_mongo(settings)
     now = _now()
+    products = [parse_product(p.catalog_record()) for p in store.products]
     with _Publisher(settings, linger_ms=20) as publisher:
-        for product in store.products:
-            publisher.send(CATALOG_TOPIC, product.product_id, product.catalog_record())
-    writes = [UpdateOne({"_id": p.product_id},
-                        {"$set": {**p.catalog_record(), "attributes": {"brand": p.brand}, "updated_at": now}},
-                        upsert=True)
-              for p in store.products]
+        for product in products:
+            publisher.send(CATALOG_TOPIC, product["product_id"], {**product, "updated_at": format_ts(now)})
+    writes = [UpdateOne({"_id": p["product_id"]}, {"$set": {**p, "updated_at": now}}, upsert=True)
+              for p in products]
     client = mongo_client(settings)
     try:
         serving_db(client, settings)[PRODUCTS].bulk_write(writes, ordered=False)
@@ -177,7 +181,7 @@ def load_catalog(settings: Settings, store: Store) -> int:
         raise ServerUnavailable("MongoDB", settings.mongo_url, f"writing products failed ({error})") from error
     finally:
         client.close()
-    return len(store.products)
+    return len(products)
 
 
 def send_history(settings: Settings, store: Store, days: int, end: datetime | None = None,

@@ -71,9 +71,9 @@ class Product:
     popularity: float  # relative chance of being looked at within its category
 
     def catalog_record(self) -> dict[str, Any]:
-        """The value published on recsys.catalog (key: product_id)."""
+        """The product as a catalog item (the canonical form of `recsys_core.catalog.parse_product`)."""
         return {"product_id": self.product_id, "category_id": self.category_id, "name": self.name,
-                "description": self.description, "price": self.price}
+                "description": self.description, "price": self.price, "attributes": {"brand": self.brand}}
 
 
 @dataclass(frozen=True)
