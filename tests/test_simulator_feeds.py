@@ -129,7 +129,7 @@ def test_replay_sends_valid_lines_stamped_now_and_reports_bad_ones(stack, settin
         assert started - timedelta(seconds=1) <= ts <= datetime.now(UTC)
 
 
-def test_live_traffic_keeps_its_rate_until_stopped(stack, settings, unique):
+def test_live_traffic_keeps_its_rate_and_a_rerun_never_repeats_event_ids(stack, settings, unique):
     store = build_store(StoreConfig(seed=9, products=40, categories=4, users=20, user_prefix=f"l{unique}-"))
     before = end_offsets(settings, EVENTS_TOPIC)
     started = datetime.now(UTC)
@@ -140,6 +140,10 @@ def test_live_traffic_keeps_its_rate_until_stopped(stack, settings, unique):
     sent = [r.value for r in records_since(settings, before) if r.key.startswith(f"l{unique}-")]
     assert len(sent) == tally.events
     assert all(event["ts"] >= started.strftime("%Y-%m-%dT%H:%M:%S") for event in sent)
+    again = run_live(settings, store, rate=40, stop=threading.Event(), duration=0.5)
+    assert again.events > 0
+    resent = [r.value for r in records_since(settings, before) if r.key.startswith(f"l{unique}-")]
+    assert len({e["event_id"] for e in resent}) == len(resent), "a second live run repeated event ids"
 
 
 def test_cli_loads_a_store_and_summarises_it(stack, settings, mongo_db, unique):

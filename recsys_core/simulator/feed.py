@@ -229,13 +229,19 @@ def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, st
 def run_live(settings: Settings, store: Store, rate: float, stop: threading.Event,
              duration: float | None = None, report: Report | None = None,
              report_every: float = 5.0) -> EventTally:
-    """Live traffic (ts = now) at `rate` events/s until `stop` is set or `duration` seconds pass."""
+    """Live traffic (ts = now) at `rate` events/s until `stop` is set or `duration` seconds pass.
+
+    The shoppers and their tastes come from the store's seed; the sessions (and so the event ids)
+    are new on every run, because the platform deduplicates events by id and a restarted live
+    feed must not repeat the ids of the previous one.
+    """
+    run = f"live:{time.time_ns()}"
     timer = threading.Timer(duration, stop.set) if duration else None
     if timer:
         timer.daemon = True
         timer.start()
     try:
-        return _paced(settings, live_events(store, _now), rate, stop, EventTally(), report, report_every)
+        return _paced(settings, live_events(store, _now, run), rate, stop, EventTally(), report, report_every)
     finally:
         if timer:
             timer.cancel()

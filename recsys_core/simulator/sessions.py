@@ -193,7 +193,11 @@ def history_events(store: Store, days: int, end: datetime,
 
 def live_events(store: Store, clock: Callable[[], datetime], seed_suffix: str = "live",
                 concurrency: int = LIVE_CONCURRENT_SESSIONS) -> Iterator[dict[str, Any]]:
-    """Endless live traffic: several sessions interleaved, each event stamped `clock()` when taken."""
+    """Endless live traffic: several sessions interleaved, each event stamped `clock()` when taken.
+
+    `seed_suffix` picks the random stream of the sessions (with the store's seed): the same suffix
+    gives the same sessions and event ids.
+    """
     model = SessionModel(store, random.Random(f"{store.config.seed}:{seed_suffix}"))
     active: list[Iterator[dict[str, Any]]] = []
     while True:
