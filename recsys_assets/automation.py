@@ -39,10 +39,11 @@ daily_model_schedule = ScheduleDefinition(job=model_refresh, cron_schedule="30 3
 
 
 def _latest_metadata(instance, key: str):
-    event = instance.get_latest_materialization_event(AssetKey(key))
-    if event is None or event.asset_materialization is None:
+    records = instance.fetch_materializations(AssetKey(key), limit=1).records
+    if not records or records[0].asset_materialization is None:
         return None, {}
-    return event.storage_id, {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    record = records[0]
+    return record.storage_id, {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
 def retrain_decision(instance, cursor: str | None, threshold: int) -> tuple[RunRequest | SkipReason, str | None]:

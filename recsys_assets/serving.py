@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
 from dagster_pyspark import PySparkResource
-from pymongo import ReplaceOne, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo import ReplaceOne
+from pymongo.errors import DuplicateKeyError
 
 from recsys_assets.catalog import overwrite
 from recsys_assets.registry import current_model
@@ -18,7 +18,6 @@ from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.bestsellers import as_documents
 from recsys_core.documents import GLOBAL_SCOPE
 
-DUPLICATE_KEY = 11000
 WRITE_CHUNK = 500
 
 
@@ -150,20 +149,27 @@ def run_started_at(context: AssetExecutionContext) -> datetime:
 
 
 def write_recommendations(db, documents: list[dict], started: datetime) -> tuple[int, int]:
-    """Upsert unless the stored document was computed after `started`: (written, kept fresher)."""
-    if not documents:
-        return 0, 0
-    requests = [UpdateOne({"_id": d["_id"], "computed_at": {"$lt": started}},
-                          {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True) for d in documents]
-    try:
-        db.recommendations.bulk_write(requests, ordered=False)
-        return len(documents), 0
-    except BulkWriteError as error:
-        # The guard did not match a fresher document, so the upsert hit its _id: keep that document.
-        errors = error.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return len(documents) - len(errors), len(errors)
+    """Upsert unless the stored document was computed after `started`: (written, kept fresher).
+
+    One guarded update per document: FerretDB answers a bulk write whose upsert hits a duplicate
+    key without the counts pymongo needs, and the guard is what matters here.
+    """
+    ids = [d["_id"] for d in documents]
+    fresher = {d["_id"] for d in db.recommendations.find({"_id": {"$in": ids}, "computed_at": {"$gte": started}},
+                                                         {"_id": 1})}
+    written = 0
+    for document in documents:
+        if document["_id"] in fresher:
+            continue
+        fields = {k: v for k, v in document.items() if k != "_id"}
+        try:
+            db.recommendations.update_one({"_id": document["_id"], "computed_at": {"$lt": started}},
+                                          {"$set": fields}, upsert=True)
+            written += 1
+        except DuplicateKeyError:
+            # The streaming layer wrote this user between our read and our write: keep its document.
+            fresher.add(document["_id"])
+    return written, len(fresher)
 
 
 @asset(group_name="serving", deps=[AssetKey("current_model"), AssetKey("orders")],
