@@ -19,6 +19,7 @@ from kafka.partitioner.default import murmur2
 from recsys_core.errors import RecsysError
 from recsys_core.io.kafka import make_consumer
 from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_core.simulator.publishers import BulkPublisher
 from recsys_core.simulator.sessions import history_events
 from recsys_core.simulator.store import StoreConfig, build_store
 from recsys_core.simulator.tally import EventTally
@@ -57,8 +58,6 @@ class Share:
 
 def _send_share(share: Share, reports: Any) -> None:
     """Process body: generate and send this share's events, reporting progress and the final tally."""
-    from recsys_core.simulator.feed import BulkPublisher  # the child imports its own clients
-
     try:
         store = build_store(share.config)
         mine = [i for i, shopper in enumerate(store.shoppers)

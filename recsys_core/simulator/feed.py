@@ -1,9 +1,8 @@
 """Sending the simulated store to the platform: catalog, history backfill, live traffic, replays.
 
-The only simulator module with I/O. Events go straight to `recsys.events` keyed by user_id,
-idempotent and acknowledged by all in-sync replicas: paced traffic through the platform's
-producer, the history backfill through the bulk producer (several times faster). Values are
-encoded once with msgspec. A delivery failure is counted and reported, never ignored.
+With `publishers` and `backfill`, the only simulator modules with I/O. Events go straight to
+`recsys.events` keyed by user_id: paced traffic through the platform's producer, the history
+backfill through the bulk producer (several times faster).
 """
 
 from __future__ import annotations
@@ -15,123 +14,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from confluent_kafka import KafkaException
-from kafka.errors import KafkaError
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from recsys_core.catalog import parse_product
-from recsys_core.errors import RecsysError, ServerUnavailable
+from recsys_core.errors import ServerUnavailable
 from recsys_core.events import format_ts
-from recsys_core.io.kafka import _unavailable, ensure_topics, kafka_ping, make_producer
-from recsys_core.io.kafka_bulk import make_bulk_producer
 from recsys_core.io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
 from recsys_core.simulator.backfill import PROGRESS_EVERY_EVENTS, events_partitions, send_in_parallel
+from recsys_core.simulator.publishers import BulkPublisher, Publisher, require_kafka
 from recsys_core.simulator.replay import ReplayLine, read_clickstream
 from recsys_core.simulator.sessions import history_events, live_events
 from recsys_core.simulator.store import Store
 from recsys_core.simulator.tally import EventTally
 
-BULK_FLUSH_SECONDS = 120.0
-
 Report = Callable[[EventTally], None]
-
-
-class DeliveryFailed(RecsysError):
-    """Kafka did not acknowledge some records."""
-
-
-class _Deliveries:
-    """Counts records Kafka refused, without holding a future per record."""
-
-    def __init__(self) -> None:
-        self.failed = 0
-        self.first_error: BaseException | None = None
-
-    def errback(self, error: BaseException) -> None:
-        self.failed += 1
-        self.first_error = self.first_error or error
-
-    def check(self, settings: Settings) -> None:
-        if self.failed:
-            raise DeliveryFailed(f"Kafka at {settings.kafka_servers} did not acknowledge {self.failed:,} "
-                                 f"records (first error: {self.first_error}); they were not sent")
-
-
-def _require_kafka(settings: Settings) -> None:
-    """A quick answer when Kafka is down (the clients' own bootstrap waits far longer), then the topics."""
-    if not kafka_ping(settings):
-        raise _unavailable(settings, TimeoutError("no answer within 3s"))
-    ensure_topics(settings)
-
-
-class _Publisher:
-    """One producer for one run: sends, tracks failures, flushes and closes.
-
-    `check` pings Kafka and creates missing topics first (skipped where the caller already did).
-    """
-
-    def __init__(self, settings: Settings, check: bool = True, **overrides: Any):
-        self.settings = settings
-        if check:
-            _require_kafka(settings)
-        self.producer = self._producer(settings, **overrides)
-        self.deliveries = _Deliveries()
-
-    def _producer(self, settings: Settings, **overrides: Any) -> Any:
-        return make_producer(settings, **overrides)
-
-    def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
-        try:
-            future = self.producer.send(topic, key=key, value=msgspec.json.encode(value))
-        except KafkaError as error:
-            raise ServerUnavailable("Kafka", self.settings.kafka_servers, f"sending failed ({error})") from error
-        future.add_errback(self.deliveries.errback)
-
-    def close(self) -> None:
-        try:
-            self.producer.flush()
-        finally:
-            self.producer.close()
-        self.deliveries.check(self.settings)
-
-    def __enter__(self) -> _Publisher:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-
-class BulkPublisher(_Publisher):
-    """The same contract on librdkafka, for backfills (see recsys_core/io/kafka_bulk.py)."""
-
-    def _producer(self, settings: Settings, **overrides: Any) -> Any:
-        return make_bulk_producer(settings, **overrides)
-
-    def _delivered(self, error: Any, _message: Any) -> None:
-        if error is not None:
-            self.deliveries.errback(KafkaException(error))
-
-    def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
-        payload = msgspec.json.encode(value)
-        while True:
-            try:
-                self.producer.produce(topic, value=payload, key=key.encode(), on_delivery=self._delivered)
-                break
-            except BufferError:
-                # The local queue is full: let librdkafka deliver (and call back) before retrying.
-                self.producer.poll(0.05)
-        self.producer.poll(0)
-
-    def close(self) -> None:
-        unsent = self.producer.flush(BULK_FLUSH_SECONDS)
-        if unsent:
-            self.deliveries.failed += unsent
-            self.deliveries.first_error = self.deliveries.first_error or TimeoutError(
-                f"still queued after {BULK_FLUSH_SECONDS:.0f}s")
-        self.deliveries.check(self.settings)
 
 
 class Pacer:
@@ -169,7 +67,7 @@ def load_catalog(settings: Settings, store: Store) -> int:
     require_mongo(settings)
     now = _now()
     products = [parse_product(p.catalog_record()) for p in store.products]
-    with _Publisher(settings, linger_ms=20) as publisher:
+    with Publisher(settings, linger_ms=20) as publisher:
         for product in products:
             publisher.send(CATALOG_TOPIC, product["product_id"], {**product, "updated_at": format_ts(now)})
     writes = [UpdateOne({"_id": p["product_id"]}, {"$set": {**p, "updated_at": now}}, upsert=True)
@@ -194,7 +92,7 @@ def send_history(settings: Settings, store: Store, days: int, end: datetime | No
     shared cores with the broker beside it, one process is as fast (see docs/simulator.md).
     """
     end = end or _now()
-    _require_kafka(settings)
+    require_kafka(settings)
     if workers > 1:
         partitions = events_partitions(settings)
         return send_in_parallel(settings, store.config, days, end, min(workers, partitions), partitions, progress)
@@ -213,7 +111,7 @@ def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, st
     """Send events one slot apart, stamped with the time of sending, until they run out or `stop` is set."""
     pacer = Pacer(rate, stop)
     next_report = time.monotonic() + report_every
-    with _Publisher(settings) as publisher:
+    with Publisher(settings) as publisher:
         for event in events:
             if not pacer.wait():
                 break
