@@ -19,6 +19,9 @@ from recsys_core.io.kafka import _unavailable
 from recsys_core.settings import Settings
 
 log = logging.getLogger(__name__)
+# librdkafka warns about every transient retry (e.g. a fresh broker still loading its coordinator);
+# failures that matter surface as delivery errors, so only its errors are worth a reader's time.
+log.setLevel(logging.ERROR)
 
 
 def make_bulk_producer(settings: Settings, **overrides: Any) -> Producer:
