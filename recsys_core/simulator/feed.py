@@ -7,6 +7,7 @@ backfill through the bulk producer (several times faster).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,17 +34,21 @@ Report = Callable[[EventTally], None]
 
 
 class Pacer:
-    """Spaces sends `1/rate` apart on a fixed schedule (no drift); a stop cuts any wait short."""
+    """Spaces sends `1/rate` apart on a fixed schedule (no drift) for `duration` seconds (default:
+    no end); a stop cuts any wait short."""
 
-    def __init__(self, rate: float, stop: threading.Event):
+    def __init__(self, rate: float, stop: threading.Event, duration: float | None = None):
         if rate <= 0:
             raise ValueError("rate must be greater than 0")
         self.interval = 1.0 / rate
         self.stop = stop
         self.next = time.monotonic()
+        self.deadline = self.next + duration if duration else math.inf
 
     def wait(self) -> bool:
-        """Block until the next slot; False once stopped."""
+        """Block until the next slot; False once stopped or past the duration."""
+        if self.next >= self.deadline:
+            return False
         delay = self.next - time.monotonic()
         if delay > 0 and self.stop.wait(delay):
             return False
@@ -107,11 +112,13 @@ def send_history(settings: Settings, store: Store, days: int, end: datetime | No
 
 
 def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, stop: threading.Event,
-           tally: EventTally, report: Report | None, report_every: float) -> EventTally:
-    """Send events one slot apart, stamped with the time of sending, until they run out or `stop` is set."""
-    pacer = Pacer(rate, stop)
-    next_report = time.monotonic() + report_every
+           tally: EventTally, report: Report | None, report_every: float,
+           duration: float | None = None) -> EventTally:
+    """Send events one slot apart, stamped with the time of sending, until they run out, `stop` is
+    set or `duration` has passed (counted once the producer is connected)."""
     with Publisher(settings) as publisher:
+        pacer = Pacer(rate, stop, duration)
+        next_report = time.monotonic() + report_every
         for event in events:
             if not pacer.wait():
                 break
@@ -134,15 +141,8 @@ def run_live(settings: Settings, store: Store, rate: float, stop: threading.Even
     feed must not repeat the ids of the previous one.
     """
     run = f"live:{time.time_ns()}"
-    timer = threading.Timer(duration, stop.set) if duration else None
-    if timer:
-        timer.daemon = True
-        timer.start()
-    try:
-        return _paced(settings, live_events(store, _now, run), rate, stop, EventTally(), report, report_every)
-    finally:
-        if timer:
-            timer.cancel()
+    return _paced(settings, live_events(store, _now, run), rate, stop, EventTally(), report, report_every,
+                  duration)
 
 
 def replay_file(settings: Settings, path: Path, rate: float = 1.0, stop: threading.Event | None = None,
