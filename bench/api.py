@@ -230,7 +230,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000, help="Recommendation documents to seed.")
     parser.add_argument("--seconds", type=float, default=10, help="Length of each load phase.")
-    parser.add_argument("--connections", type=int, default=8, help="Concurrent keep-alive connections.")
+    parser.add_argument("--connections", type=int, default=8, help="Concurrent keep-alive connections (GET).")
+    parser.add_argument("--post-connections", type=int, default=16,
+                        help="Concurrent connections for POST /v1/events (each waits for Kafka's acks).")
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--load", choices=["get", "get-rate", "post"], dest="scenario", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
@@ -253,7 +255,7 @@ def main() -> None:
     env.pop("RECSYS_API_KEYS", None)
     port = settings.api_port
     results: dict = {"machine": info, "users": args.users, "seconds_per_phase": args.seconds,
-                     "connections": args.connections}
+                     "connections": args.connections, "post_connections": args.post_connections}
     try:
         for name, target in (("ceiling", "bench.api:ceiling_app"), ("api", "recsys_api.main:app")):
             print(f"{name}: closed loop, {args.connections} connections, {args.seconds:.0f}s ...", file=sys.stderr)
@@ -266,7 +268,7 @@ def main() -> None:
                 results[f"{name}_at_half_rate"] = run_load("get-rate", port, args, args.connections, half)
                 if name == "api":
                     print("api: POST /v1/events, batches of 100 ...", file=sys.stderr)
-                    results["post_events"] = run_load("post", port, args, 4)
+                    results["post_events"] = run_load("post", port, args, args.post_connections)
             finally:
                 stop(server)
     finally:

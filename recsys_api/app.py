@@ -20,6 +20,7 @@ from recsys_api.metrics import PROMETHEUS, MetricsController
 from recsys_api.ops import OpsController
 from recsys_api.products import ProductsController
 from recsys_api.publisher import Publisher
+from recsys_api.storefront import StorefrontController
 from recsys_api.users import UsersController
 from recsys_core.io.mongo import async_mongo_client, serving_db
 from recsys_core.settings import Settings
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> Litestar:
 
     app = Litestar(
         route_handlers=[EventsController, UsersController, BestsellersController, ProductsController,
-                        CompatController, OpsController, MetricsController],
+                        CompatController, OpsController, MetricsController, StorefrontController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],

@@ -134,3 +134,14 @@ def test_bad_requests_answer_in_the_one_error_shape(settings, mongo_db, method, 
         response = client.request(method, path)
     assert response.status_code == status
     assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def test_storefront_page_and_its_lookups_are_served(settings, shop):
+    shop[HISTORY].insert_one(history("u1", ["tv"]))
+    with api_client(settings) as client:
+        page = client.get("/demo")
+        users = client.get("/demo/users").json()
+        categories = client.get("/demo/categories").json()
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert users == {"users": ["u1"]}
+    assert categories == {"categories": ["books", "clothes", "electronics", "kitchen"]}
