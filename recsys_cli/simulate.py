@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -125,6 +126,8 @@ def history(
             end = parse_ts(until, "--until")
         except InvalidEvent as error:
             fail(str(error), code=2)
+        if end > datetime.now(UTC):
+            fail(f"--until {until} is in the future: a history ends at the latest now", code=2)
     store = _store(seed, users, products, categories, user_prefix)
     status = _Status()
 

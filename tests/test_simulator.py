@@ -234,3 +234,13 @@ def test_mongo_that_is_down_ends_the_catalog_load_with_a_sentence():
                                 env={"RECSYS_MONGO_URI": "mongodb://127.0.0.1:9/"})
     assert result.exit_code == 1
     assert "MongoDB at mongodb://127.0.0.1:9/ is not answering" in result.output
+
+
+def test_a_history_ending_in_the_future_is_refused():
+    from typer.testing import CliRunner
+
+    from recsys_cli.main import app
+
+    result = CliRunner().invoke(app, ["simulate", "history", "--until", "2999-01-01T00:00:00Z"])
+    assert result.exit_code == 2
+    assert "is in the future" in result.output
