@@ -1,12 +1,11 @@
-"""Bulk producing to Kafka, for backfills: librdkafka's producer (confluent-kafka).
+"""Producing to Kafka at volume: librdkafka's producer (confluent-kafka), for backfills and the API.
 
 `make_producer` (kafka-python, pure Python) tops out near 10,000 records/s on a small machine,
 spending most of it per record in Python; a 60-day backfill of a few hundred thousand events
 wants several times that. This producer gives the same guarantees — idempotent, acks from all
 in-sync replicas — and the Java client's partitioner (murmur2 of the key), which is also
 kafka-python's default, so a user's events land on the same partition whichever producer sent them.
-Values and keys are bytes: encode before producing.
-"""
+Values and keys are bytes: encode before producing."""
 
 from __future__ import annotations
 
