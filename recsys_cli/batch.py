@@ -1,9 +1,209 @@
-"""`recsys` commands of this area; `register(app)` adds them to the top-level command."""
+"""`recsys materialize`, `recsys evaluate`, `recsys model ...`: the batch layer from the command line."""
 
 from __future__ import annotations
 
+import json
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
 import typer
+
+from recsys_cli.common import fail, friendly_errors, settings
+
+PARTITIONED = ("raw_events", "quarantined_events")
+
+model_app = typer.Typer(help="Model versions in the serving store: list them, promote one, roll back.",
+                        no_args_is_help=True)
+
+
+def _days(partition: str | None, start: str | None, end: str | None) -> list[str]:
+    try:
+        if partition:
+            return [date.fromisoformat(partition).isoformat()]
+        if start or end:
+            first = date.fromisoformat(start or end)
+            last = date.fromisoformat(end or start)
+            if last < first:
+                fail(f"--to {last} is before --from {first}", code=2)
+            return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    except ValueError as error:
+        fail(f"days are YYYY-MM-DD ({error})", code=2)
+    return [datetime.now(UTC).date().isoformat()]
+
+
+def _selected(selection: list[str], keys: list[str], groups: dict[str, list[str]]) -> list[str]:
+    if not selection:
+        return keys
+    chosen: list[str] = []
+    for item in selection:
+        names = groups.get(item.removeprefix("group:")) if item.startswith("group:") else [item]
+        unknown = [n for n in names or [item] if n not in keys]
+        if names is None or unknown:
+            fail(f"unknown asset or group {item!r}; assets: {', '.join(keys)}; groups: "
+                 f"{', '.join('group:' + g for g in groups)}", code=2)
+        chosen += [n for n in names if n not in chosen]
+    return chosen
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    # With DAGSTER_HOME (as `make run` sets it) runs appear in the UI; otherwise they are throwaway.
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
+def _run(label: str, selection: list[str], partition: str | None, run_config: dict, instance) -> None:
+    from dagster import materialize
+
+    from recsys_assets.definitions import all_assets, all_checks
+    from recsys_assets.resources import build_resources
+
+    typer.secho(f"==> {label}: {', '.join(selection)}", bold=True, err=True)
+    result = materialize([*all_assets, *all_checks], selection=selection, partition_key=partition,
+                         resources=build_resources(settings()), run_config=run_config, instance=instance,
+                         raise_on_error=False)
+    for event in result.get_asset_materialization_events():
+        typer.echo(f"    materialised {event.asset_key.to_user_string()}", err=True)
+    for check in result.get_asset_check_evaluations():
+        typer.echo(f"    check {check.check_name}: {'passed' if check.passed else 'FAILED'}", err=True)
+    if not result.success:
+        failures = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
+                    for e in result.get_step_failure_events() if e.event_specific_data.error]
+        fail(f"{label} failed: " + ("; ".join(failures) or "a blocking check failed or a step was skipped"))
+
+
+@friendly_errors
+def materialize_command(
+    selection: list[str] = typer.Argument(None, help="Assets (e.g. raw_events als_model) or groups (group:model). "
+                                                     "Default: the whole graph."),
+    partition: str = typer.Option(None, "--partition", help="Materialise raw_events for this day (YYYY-MM-DD)."),
+    start: str = typer.Option(None, "--from", help="First day of a backfill range (YYYY-MM-DD)."),
+    end: str = typer.Option(None, "--to", help="Last day of a backfill range (YYYY-MM-DD)."),
+    config: Path = typer.Option(None, "--config", help="Dagster run config as JSON (e.g. ALS parameters)."),
+) -> None:
+    """Run assets in-process with the code location's definitions, printing progress.
+
+    Partitioned assets (raw_events) run once per day (today by default, or --partition, or every day
+    from --from to --to); the other selected assets then run once, with bestsellers computed for the
+    window ending at the end of the last day given.
+    """
+    from recsys_assets.definitions import all_assets
+
+    keys = [key.to_user_string() for a in all_assets for key in a.keys]
+    groups: dict[str, list[str]] = {}
+    for a in all_assets:
+        for key in a.keys:
+            groups.setdefault(a.specs_by_key[key].group_name, []).append(key.to_user_string())
+    chosen = _selected(selection or [], keys, groups)
+    days = _days(partition, start, end)
+    run_config = json.loads(config.read_text()) if config else {}
+    given_days = partition or start or end
+    if given_days and any(k in chosen for k in ("bestsellers", "category_bestsellers")):
+        window_end = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+        as_of = min(window_end, datetime.now(UTC)).isoformat()
+        run_config.setdefault("ops", {}).setdefault("bestseller_tables", {"config": {"as_of": as_of}})
+    instance = _instance()
+    daily = [k for k in chosen if k in PARTITIONED]
+    if daily and "raw_events" not in daily:
+        daily.append("raw_events")  # raw_events and quarantined_events are written by one step
+    for number, day in enumerate(days, start=1):
+        if daily:
+            _run(f"day {day} ({number}/{len(days)})", daily, day, {}, instance)
+    rest = [k for k in chosen if k not in PARTITIONED]
+    if rest:
+        _run("tables, model and serving documents", rest, None, run_config, instance)
+
+
+@friendly_errors
+def evaluate_command(
+    interactions: Path = typer.Option(..., "--interactions", help="User-item file to evaluate on."),
+    fmt: str = typer.Option("csv", "--format", help="csv (header user_id,item_id[,weight|rating][,timestamp]) or "
+                                                    "movielens (tab-separated user item rating timestamp)."),
+    k: int = typer.Option(10, "--k", min=1, help="Cut-off of the ranking metrics."),
+    split: str = typer.Option("random", "--split", help="random: per-user 75/25 with a fixed seed; time: newest "
+                                                        "25% of each user held out."),
+    params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=64,reg_param=0.05,alpha=10,max_iter=15."),
+    out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
+) -> None:
+    """Train the platform's ALS and the popularity baseline on a file and print precision, recall,
+    NDCG and MAP at k under the evaluation protocol."""
+    from dataclasses import fields
+
+    from recsys_assets.als_training import AlsParams, evaluate_params
+    from recsys_core.datasets import read_interactions
+    from recsys_core.io.spark import get_spark
+    from recsys_core.metrics import metrics_table, split_interactions
+
+    if split not in ("random", "time"):
+        fail("--split is random or time", code=2)
+    types = {f.name: f.type for f in fields(AlsParams)}
+    chosen = {}
+    for pair in filter(None, params.split(",")):
+        name, _, value = pair.partition("=")
+        if name.strip() not in types:
+            fail(f"unknown ALS parameter {name!r}; known: {', '.join(types)}", code=2)
+        try:
+            chosen[name.strip()] = (int if types[name.strip()] == "int" else float)(value)
+        except ValueError:
+            fail(f"{name}={value!r} is not a number", code=2)
+    als_params = AlsParams(**chosen)
+    rows = read_interactions(interactions, fmt)
+    typer.echo(f"{len(rows)} interactions, {len({r.user_id for r in rows})} users, "
+               f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}", err=True)
+    train, test = split_interactions(rows, split)
+    result = evaluate_params(get_spark(settings(), "recsys-evaluate"), train, test, als_params, k)
+    typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
+    typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
+    if out:
+        out.write_text(json.dumps({"file": str(interactions), "split": split, "k": k, "params": als_params.as_dict(),
+                                   **result}, indent=2))
+
+
+def _with_db(action):
+    from recsys_core.io.mongo import mongo_client, require_mongo, serving_db
+
+    s = settings()
+    require_mongo(s)
+    client = mongo_client(s)
+    try:
+        return action(serving_db(client, s))
+    finally:
+        client.close()
+
+
+@model_app.command("list")
+@friendly_errors
+def list_models() -> None:
+    """Every model version, newest first, with NDCG, check result and which one is current."""
+    from recsys_assets.registry import list_models as models, versions_table
+
+    typer.echo(versions_table(_with_db(models)))
+
+
+@model_app.command()
+@friendly_errors
+def promote(version: str = typer.Argument(..., help="Version to make current (see `recsys model list`).")) -> None:
+    """Make a version current; refused if its evaluation checks did not pass."""
+    from recsys_assets.registry import promote_model
+
+    _with_db(lambda db: promote_model(db, version))
+    typer.echo(f"model {version} is current")
+
+
+@model_app.command()
+@friendly_errors
+def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one that "
+                                                       "passed its checks).")) -> None:
+    """Return to an older model version; the newer one is kept and can be promoted again."""
+    from recsys_assets.registry import rollback_model
+
+    document = _with_db(lambda db: rollback_model(db, to))
+    typer.echo(f"model {document['_id']} is current")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to `app`."""
+    app.command("materialize")(materialize_command)
+    app.command("evaluate")(evaluate_command)
+    app.add_typer(model_app, name="model")

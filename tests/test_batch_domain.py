@@ -99,3 +99,14 @@ def test_bestsellers_count_distinct_buyers_inside_the_window_only():
         {"product_id": "p0", "buyers": 1}, {"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]
     assert category_bestsellers(lines, AS_OF, 30) == {
         "c1": [{"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}], "c2": []}
+
+
+def test_interaction_files_merge_repeated_pairs_and_read_recbole_headers():
+    from recsys_core.datasets import BadInteractionFile, parse_csv, parse_movielens
+
+    rows = parse_csv("user_id,item_id,rating,timestamp\nu,i,4,10\nu,i,1,20\nv,i,,5\n")
+    assert sorted(rows, key=lambda r: r.user_id) == [Interaction("u", "i", 5.0, 20.0), Interaction("v", "i", 1.0, 5.0)]
+    inter = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n196\t242\t3\t881250949\n"
+    assert parse_movielens(inter) == [Interaction("196", "242", 3.0, 881250949.0)]
+    with pytest.raises(BadInteractionFile, match="line 2: 'x' is not a number"):
+        parse_csv("user_id,item_id,weight\nu,i,x\n")

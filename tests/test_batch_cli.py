@@ -1,0 +1,45 @@
+"""`recsys evaluate` and `recsys materialize` from the command line."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from typer.testing import CliRunner
+
+from recsys_cli.main import app
+
+runner = CliRunner()
+
+
+def test_materialize_rejects_an_unknown_asset_with_the_known_ones():
+    result = runner.invoke(app, ["materialize", "bestseller"])
+    assert result.exit_code == 2
+    assert "unknown asset or group 'bestseller'" in result.output and "group:model" in result.output
+
+
+def test_evaluate_rejects_a_file_without_user_and_item_columns(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("user,item\nu1,i1\n")
+    result = runner.invoke(app, ["evaluate", "--interactions", str(path)])
+    assert result.exit_code == 1 and "needs user_id and item_id" in result.output
+
+
+@pytest.mark.integration
+def test_evaluate_prints_als_and_popularity_metrics_and_writes_a_report(spark, tmp_path):
+    rng = random.Random(3)
+    lines = ["user_id,item_id,rating,timestamp"]
+    for group in ("a", "b"):
+        for user in range(15 if group == "a" else 30):
+            for item in rng.sample(range(10), 6):
+                lines.append(f"{group}{user},{group}-item{item},{rng.choice([3, 4, 5])},{rng.randrange(10**9)}")
+    data = tmp_path / "interactions.csv"
+    data.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["evaluate", "--interactions", str(data), "--params", "rank=8,max_iter=8,alpha=10",
+                                 "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "| ALS |" in result.output and "| popularity |" in result.output and "ndcg@10" in result.output
+    saved = json.loads(report.read_text())
+    assert saved["params"]["rank"] == 8 and saved["als"]["ndcg"] > saved["popularity"]["ndcg"]
