@@ -18,6 +18,7 @@ from recsys_core.events import InvalidEvent, parse_ts
 from recsys_core.simulator import EventTally, Store, StoreConfig, build_store
 from recsys_core.simulator import feed
 from recsys_core.simulator.replay import ReplayLine
+from recsys_core.simulator.via_api import load_catalog_via_api
 
 simulate_app = typer.Typer(
     help=(
@@ -91,16 +92,29 @@ def _live_line(tally: EventTally) -> str:
 
 @simulate_app.command()
 @friendly_errors
-def catalog(seed: Seed = 42, products: Products = 500, categories: Categories = 12) -> None:
+def catalog(
+    seed: Seed = 42, products: Products = 500, categories: Categories = 12,
+    via_api: Annotated[str | None, typer.Option(
+        "--via-api", metavar="URL", help="Send the products through the API's PUT /v1/products at this base URL "
+                                         "(e.g. http://127.0.0.1:8000) instead of straight to Kafka and MongoDB.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="X-API-Key for --via-api (default: the first of RECSYS_API_KEYS, if any).")] = None,
+) -> None:
     """Publish the simulated catalog on recsys.catalog (key product_id) and upsert the products collection.
 
     Idempotent: running it again republishes the same products unchanged.
     """
     store = _store(seed, 1, products, categories)
     started = time.monotonic()
-    count = feed.load_catalog(settings(), store)
+    if via_api:
+        s = settings()
+        count = load_catalog_via_api(via_api, store, api_key or next(iter(s.api_keys), None))
+        where = f"through {via_api.rstrip('/')}/v1/products"
+    else:
+        count = feed.load_catalog(settings(), store)
+        where = "recsys.catalog and the products collection"
     typer.echo(f"loaded {count:,} products in {len(store.categories)} categories "
-               f"in {time.monotonic() - started:.1f}s (recsys.catalog and the products collection)")
+               f"in {time.monotonic() - started:.1f}s ({where})")
 
 
 @simulate_app.command()

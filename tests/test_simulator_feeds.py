@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +23,7 @@ from recsys_core.io.kafka import make_consumer
 from recsys_core.io.mongo import PRODUCTS
 from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
 from recsys_core.simulator import StoreConfig, build_store, history_events, load_catalog, replay_file, run_live, send_history
+from recsys_core.simulator.via_api import ApiRefused, load_catalog_via_api
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +193,29 @@ def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
     assert process.returncode == 0, err
     assert "sent " in out and "by type: " in out
     assert "Traceback" not in err
+
+
+def test_catalog_via_the_api_lands_in_the_products_collection(stack, settings, mongo_db):
+    env = {**os.environ, "RECSYS_MONGO_DB": settings.mongo_db, "RECSYS_API_KEYS": "sim-key"}
+    base = f"http://127.0.0.1:{settings.api_port}"
+    api = subprocess.Popen([sys.executable, "-m", "recsys_cli.main", "api"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).close()
+                break
+            except OSError:
+                assert api.poll() is None and time.monotonic() < deadline, "the API did not start"
+                time.sleep(0.5)
+        store = build_store(StoreConfig(seed=11, products=25, categories=3, users=1))
+        with pytest.raises(ApiRefused, match="401"):
+            load_catalog_via_api(base, store)
+        assert load_catalog_via_api(base, store, api_key="sim-key") == 25
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
+    assert mongo_db[PRODUCTS].count_documents({}) == 25
+    document = mongo_db[PRODUCTS].find_one({"_id": store.products[0].product_id})
+    assert parse_product(document) == store.products[0].catalog_record()
