@@ -23,9 +23,9 @@ INTERACTION_SCHEMA = "user_id string, item_id string, strength double"
 
 @dataclass(frozen=True)
 class AlsParams:
-    rank: int = 64
-    reg_param: float = 0.05
-    alpha: float = 10.0
+    rank: int = 32
+    reg_param: float = 0.3
+    alpha: float = 1.0
     max_iter: int = 15
     checkpoint_interval: int = 5
     seed: int = 42
@@ -118,9 +118,9 @@ def evaluate_params(spark, train: Sequence[Interaction], test: Sequence[Interact
 
 @dataclass(frozen=True)
 class SearchSpace:
-    ranks: tuple[int, ...] = (32, 64)
-    reg_params: tuple[float, ...] = (0.01, 0.1)
-    alphas: tuple[float, ...] = (5.0, 20.0)
+    ranks: tuple[int, ...] = (32,)
+    reg_params: tuple[float, ...] = (0.1, 0.3, 1.0)
+    alphas: tuple[float, ...] = (1.0, 3.0)
     budget_seconds: float = 600.0
 
     def grid(self, base: AlsParams) -> list[AlsParams]:

@@ -64,14 +64,14 @@ def interactions(context: AssetExecutionContext, config: InteractionConfig, spar
 
 
 class ModelConfig(Config):
-    rank: int = 64
-    reg_param: float = 0.05
-    alpha: float = 10.0
+    rank: int = 32
+    reg_param: float = 0.3
+    alpha: float = 1.0
     max_iter: int = 15
     checkpoint_interval: int = 5
-    search_ranks: list[int] = [32, 64]
-    search_reg_params: list[float] = [0.01, 0.1]
-    search_alphas: list[float] = [5.0, 20.0]
+    search_ranks: list[int] = [32]
+    search_reg_params: list[float] = [0.1, 0.3, 1.0]
+    search_alphas: list[float] = [1.0, 3.0]
     search_budget_seconds: float = 600.0
     """No new trial starts after this many seconds (at least one always runs)."""
     split: str = "random"
@@ -98,8 +98,7 @@ def _trials_table(trials, k: int) -> str:
 def als_model(context: AssetExecutionContext, config: ModelConfig, spark: PySparkResource, lake: LakeResource,
               mongo: MongoResource) -> MaterializeResult:
     session = spark.spark_session
-    checkpoints = lake.model_dir("_checkpoints")
-    session.sparkContext.setCheckpointDir(str(checkpoints))
+    session.sparkContext.setCheckpointDir(str(lake.checkpoint_dir))
     frame = session.read.format("delta").load(lake.table("interactions"))
     rows = _interaction_rows(frame)
     users = {r.user_id for r in rows}

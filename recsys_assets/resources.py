@@ -35,6 +35,11 @@ class LakeResource(ConfigurableResource):
     def model_dir(self, version: str) -> Path:
         return Path(self.data_dir) / "models" / "als" / version
 
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where ALS checkpoints its long lineages (kept apart from model versions)."""
+        return Path(self.data_dir) / "checkpoints" / "als"
+
     def exists(self, name: str) -> bool:
         return (Path(self.table(name)) / "_delta_log").is_dir()
 

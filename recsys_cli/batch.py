@@ -84,9 +84,9 @@ def materialize_command(
 ) -> None:
     """Run assets in-process with the code location's definitions, printing progress.
 
-    Partitioned assets (raw_events) run once per day (today by default, or --partition, or every day
-    from --from to --to); the other selected assets then run once, with bestsellers computed for the
-    window ending at the end of the last day given.
+    Partitioned assets (raw_events) run once per day: today by default, or --partition, or every day from --from to --to.
+
+    The other selected assets then run once; bestsellers count the window ending at the end of the last day given.
     """
     from recsys_assets.definitions import all_assets
 
@@ -123,7 +123,7 @@ def evaluate_command(
     k: int = typer.Option(10, "--k", min=1, help="Cut-off of the ranking metrics."),
     split: str = typer.Option("random", "--split", help="random: per-user 75/25 with a fixed seed; time: newest "
                                                         "25% of each user held out."),
-    params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=64,reg_param=0.05,alpha=10,max_iter=15."),
+    params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=32,reg_param=0.3,alpha=1,max_iter=15."),
     out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
 ) -> None:
     """Train the platform's ALS and the popularity baseline on a file and print precision, recall,
