@@ -5,7 +5,9 @@ Every document is keyed by its natural id in `_id`. Timestamps are BSON dates (a
 products         {_id: product_id, product_id, category_id, name, description, price, attributes, updated_at}
 history          {_id: user_id, user_id,
                   items: [{product_id, ts}]          distinct products, newest view first, at most 50,
-                  deleted: {product_id: ts},         last history_delete per product: older views stay out,
+                  deleted: {product_id: ts},         last history_delete per product: older views stay out
+                                                     (keys: '.' stored as U+FF0E, a leading '$' as U+FF04;
+                                                     recsys_core.history.escape_key / unescape_key),
                   purchased: [product_id],           products the user bought (recommendations skip them),
                   updated_at}
 bestsellers      {_id: scope, scope: "global" | category_id, window_days, computed_at,

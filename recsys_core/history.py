@@ -24,6 +24,10 @@ from typing import Any
 from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import parse_ts
 
+# MongoDB's advice for keys that would be paths or operators: the full-width look-alikes.
+KEY_DOT = "\uff0e"
+KEY_DOLLAR = "\uff04"
+
 
 @dataclass
 class BrowsingHistory:
@@ -40,7 +44,7 @@ class BrowsingHistory:
             return cls()
         return cls(
             views={item["product_id"]: _as_datetime(item["ts"]) for item in document.get("items", [])},
-            deleted={pid: _as_datetime(ts) for pid, ts in (document.get("deleted") or {}).items()},
+            deleted={unescape_key(pid): _as_datetime(ts) for pid, ts in (document.get("deleted") or {}).items()},
             purchased=set(document.get("purchased") or []),
         )
 
@@ -93,7 +97,7 @@ class BrowsingHistory:
         """The history fields of the `history` document (the caller adds _id, user_id, updated_at)."""
         return {
             "items": [{"product_id": product_id, "ts": ts} for product_id, ts in self.items()],
-            "deleted": dict(sorted(self.deleted.items())),
+            "deleted": {escape_key(pid): ts for pid, ts in sorted(self.deleted.items())},
             "purchased": sorted(self.purchased),
         }
 
@@ -101,6 +105,17 @@ class BrowsingHistory:
 def browsing_history(document: Mapping[str, Any] | None, events: Iterable[Mapping[str, Any]]) -> BrowsingHistory:
     """The history after `events`, starting from a stored `history` document (or none)."""
     return BrowsingHistory.from_document(document).apply_all(events)
+
+
+def escape_key(product_id: str) -> str:
+    """A product id as a document key: MongoDB keys cannot hold '.' or start with '$'."""
+    key = product_id.replace(".", KEY_DOT)
+    return KEY_DOLLAR + key[1:] if key.startswith("$") else key
+
+
+def unescape_key(key: str) -> str:
+    product_id = key.replace(KEY_DOT, ".")
+    return "$" + product_id[1:] if product_id.startswith(KEY_DOLLAR) else product_id
 
 
 def _as_datetime(value: datetime | str) -> datetime:

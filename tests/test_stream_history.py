@@ -84,3 +84,9 @@ def test_any_order_of_the_same_events_gives_the_same_history():
         for start in range(0, len(events), 110):
             document = browsing_history(document, events[start:start + 110]).to_fields()
         assert document["items"] == expected["items"]
+
+
+def test_product_ids_that_are_not_valid_document_keys_survive_a_round_trip():
+    fields = browsing_history(None, [view("a.b", 1), delete("a.b", 2), delete("$x", 3)]).to_fields()
+    assert all("." not in key and not key.startswith("$") for key in fields["deleted"])
+    assert set(browsing_history(fields, []).deleted) == {"a.b", "$x"}

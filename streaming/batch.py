@@ -1,0 +1,110 @@
+"""One micro-batch: validate every record, dead-letter the bad ones, apply the rest to MongoDB.
+
+The batch is committed to the query's checkpoint only when `__call__` returns, and it returns
+only after the DLQ acks and the Mongo writes succeeded (waiting out outages), so a crash at any
+point replays the batch, and the idempotent writes make the replay harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from recsys_core.events import InvalidEvent, parse_event, parse_ts
+from recsys_core.io.kafka import make_producer
+from recsys_core.io.mongo import mongo_client, serving_db
+from recsys_core.settings import Settings
+from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
+from streaming.model import ModelCache
+from streaming.retry import StopRequested, with_backoff
+from streaming.store import Tokens, update_histories, update_recommendations
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("recsys.stream")
+
+
+def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(canonical events, dead letters): every record ends up in exactly one of the two."""
+    events, letters = [], []
+    for record in records:
+        if record.value is None:
+            letters.append(dead_letter(record, "empty record", [{"field": "", "reason": "the record has no value"}]))
+            continue
+        try:
+            raw = json.loads(record.value)
+        except (UnicodeDecodeError, ValueError) as error:
+            letters.append(dead_letter(record, "not JSON", [{"field": "", "reason": str(error)}]))
+            continue
+        try:
+            events.append(parse_event(raw, allow_internal=True))
+        except InvalidEvent as error:
+            letters.append(dead_letter(record, "invalid event", [e.as_dict() for e in error.errors]))
+    return events, letters
+
+
+def by_user(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        grouped[event["user_id"]].append(event)
+    return grouped
+
+
+class BatchProcessor:
+    """The `foreachBatch` function of the speed layer, with the clients it keeps between batches."""
+
+    def __init__(self, settings: Settings, spark: SparkSession):
+        self.settings = settings
+        self.models = ModelCache(spark)
+        self.stopping = threading.Event()
+        # Held for a whole batch: shutdown takes it to know no batch is half done.
+        self.busy = threading.Lock()
+        self._mongo = mongo_client(settings)
+        self._producer = None
+        self._tokens = Tokens()
+        self.batches = 0
+        self.events = 0
+        self.dead_letters = 0
+
+    def __call__(self, frame: DataFrame, batch_id: int) -> None:
+        with self.busy:
+            if self.stopping.is_set():
+                raise StopRequested(f"batch {batch_id}")
+            started = time.monotonic()
+            records = [SourceRecord(r.topic, r.partition, r.offset, None if r.value is None else bytes(r.value))
+                       for r in frame.collect()]
+            events, letters = validate(records)
+            if letters:
+                with_backoff(lambda: send_dead_letters(self._dlq_producer(), letters),
+                             f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
+            if events:
+                with_backoff(lambda: self._apply(events), f"batch {batch_id}: writing to MongoDB", self.stopping)
+            self.batches += 1
+            self.events += len(events)
+            self.dead_letters += len(letters)
+            if records:
+                log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms", batch_id, len(events),
+                         len(letters), len(by_user(events)), (time.monotonic() - started) * 1000)
+
+    def _apply(self, events: list[dict[str, Any]]) -> None:
+        db = serving_db(self._mongo, self.settings)
+        model = self.models.current(db)
+        grouped = by_user(events)
+        histories = update_histories(db, grouped, self._tokens)
+        newest = {user: max(parse_ts(e["ts"]) for e in user_events) for user, user_events in grouped.items()}
+        update_recommendations(db, histories, newest, model, self._tokens)
+
+    def _dlq_producer(self):
+        if self._producer is None:
+            self._producer = make_producer(self.settings, client_id="recsys-stream-dlq")
+        return self._producer
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+        self._mongo.close()

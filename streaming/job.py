@@ -1,0 +1,140 @@
+"""The speed layer's streaming query: Kafka `recsys.events` -> foreachBatch -> MongoDB.
+
+Offsets live in the query's checkpoint (RECSYS_DATA_DIR/checkpoints/stream), so a restart,
+even after SIGKILL, resumes with the first batch that was not committed. SIGTERM lets the
+running batch finish, then stops. If the query fails (Kafka down, say), it is started again
+from its checkpoint after a growing pause, and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from recsys_core.errors import RecsysError
+from recsys_core.io.spark import get_spark
+from recsys_core.settings import EVENTS_TOPIC, Settings
+from streaming.batch import BatchProcessor
+from streaming.retry import FIRST_DELAY, MAX_DELAY
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger("recsys.stream")
+QUERY_NAME = "recsys_speed_layer"
+POLL_SECONDS = 0.5
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    return settings.checkpoints_dir / "stream"
+
+
+def start_query(spark: SparkSession, settings: Settings, processor: BatchProcessor, *, once: bool = False
+                ) -> StreamingQuery:
+    """Start the query; `once` processes what is in the topic now and ends (availableNow)."""
+    source = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_servers)
+        .option("subscribe", EVENTS_TOPIC)
+        # A fresh checkpoint starts at the beginning of the topic: the serving store is rebuilt
+        # from everything Kafka still holds.
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", settings.stream_max_events_per_batch)
+        # Records deleted by retention (or a re-created topic) before the job read them are gone
+        # whatever we do; failing the query would only stop every shopper's updates. Spark logs
+        # the skipped range, and the batch layer rebuilds from the lake.
+        .option("failOnDataLoss", "false")
+        .load()
+        .select("topic", "partition", "offset", "value")
+    )
+    writer = (source.writeStream.queryName(QUERY_NAME).foreachBatch(processor)
+              .option("checkpointLocation", str(checkpoint_dir(settings))))
+    if once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+    return writer.start()
+
+
+def stop_after_batch(query: StreamingQuery, processor: BatchProcessor) -> None:
+    """Stop between batches: a running batch finishes; one about to start is refused and replays later."""
+    processor.stopping.set()
+    with processor.busy:
+        pass  # the batch in flight, if any, has finished; later ones refuse to start
+    query.stop()
+
+
+class ShutdownSignals:
+    """SIGTERM / SIGINT ask for a clean stop; the main loop acts on it between waits."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous = {}
+
+    def __enter__(self) -> ShutdownSignals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        log.info("%s received: finishing the current batch, then stopping", signal.Signals(signum).name)
+        self.requested.set()
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = None) -> BatchProcessor:
+    """Run the speed layer until SIGTERM (or, with `once`, until the topic is drained)."""
+    spark = spark or get_spark(settings, "recsys-stream")
+    processor = BatchProcessor(settings, spark)
+    delay = FIRST_DELAY
+    log.info("reading %s at %s every %ss, checkpoint %s", EVENTS_TOPIC, settings.kafka_servers,
+             settings.stream_trigger_seconds, checkpoint_dir(settings))
+    from py4j.protocol import Py4JError
+
+    try:
+        with ShutdownSignals() as signals:
+            while not signals.requested.is_set():
+                query = start_query(spark, settings, processor, once=once)
+                error = _wait(query, processor, signals)
+                if error is None or signals.requested.is_set():
+                    break
+                log.warning("the streaming query stopped (%s); restarting from the checkpoint in %.0fs",
+                            _first_line(error), delay)
+                if signals.requested.wait(delay):
+                    break
+                delay = min(delay * 2, MAX_DELAY)
+    except (Py4JError, ConnectionError) as error:
+        # The JVM died under us (killed with the process group, out of memory): nothing to retry here.
+        raise RecsysError(f"the Spark driver stopped unexpectedly ({_first_line(error)}); start `recsys "
+                          "stream` again, it resumes from its checkpoint") from error
+    finally:
+        processor.close()
+    log.info("stopped: %d batches, %d events applied, %d records to the DLQ", processor.batches,
+             processor.events, processor.dead_letters)
+    return processor
+
+
+def _wait(query: StreamingQuery, processor: BatchProcessor, signals: ShutdownSignals) -> Exception | None:
+    """Wait for the query to end; None when it ended normally or on request, else its error."""
+    from pyspark.errors import StreamingQueryException
+
+    while True:
+        if signals.requested.is_set():
+            stop_after_batch(query, processor)
+            return None
+        try:
+            if query.awaitTermination(POLL_SECONDS):
+                return None
+        except StreamingQueryException as error:
+            return None if processor.stopping.is_set() else error
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

@@ -1,0 +1,117 @@
+"""Idempotent writes of `history` and `recommendations` (shapes in recsys_core.documents).
+
+FerretDB 1.24 has no transactions and answers a guarded upsert that loses with a malformed
+reply, so each write is a read-modify-write: read the users' documents, compute the new ones in
+Python, and replace each one only if it still carries the token (`updated_at` / `computed_at`)
+we read. Users whose document changed in between (the API deleting a history entry) are read
+and computed again. History is a merge (recsys_core.history), so replaying a batch rewrites the
+same documents; recommendations are computed from the merged history, so they never go back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ReplaceOne
+from pymongo.collection import Collection
+
+from recsys_core.documents import GLOBAL_SCOPE
+from recsys_core.history import BrowsingHistory, browsing_history
+from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from recsys_core.realtime import RECENT_VIEWS, Shopper, realtime_recommendations
+from streaming.model import PromotedModel
+
+
+class Tokens:
+    """Write tokens: the current time in milliseconds (what BSON keeps), strictly increasing."""
+
+    def __init__(self) -> None:
+        self._last = datetime.min.replace(tzinfo=UTC)
+
+    def next(self) -> datetime:
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self._last = max(now, self._last + timedelta(milliseconds=1))
+        return self._last
+
+
+def read_by_id(collection: Collection, ids: Iterable[str], projection: Mapping[str, int] | None = None
+               ) -> dict[str, dict[str, Any]]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    return {doc["_id"]: doc for doc in collection.find({"_id": {"$in": ids}}, projection)}
+
+
+def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any]],
+                         old: Mapping[str, dict[str, Any]], token: str) -> set[str]:
+    """Replace each `new[id]` where the stored document still has `old[id][token]`; return the ids that lost."""
+    if not new:
+        return set()
+    operations = []
+    for doc_id, document in new.items():
+        previous = old.get(doc_id)
+        if previous is None:
+            operations.append(ReplaceOne({"_id": doc_id}, document, upsert=True))
+        else:
+            operations.append(ReplaceOne({"_id": doc_id, token: previous.get(token)}, document))
+    result = collection.bulk_write(operations, ordered=False)
+    if result.matched_count + result.upserted_count == len(operations):
+        return set()
+    stored = read_by_id(collection, new, {token: 1})
+    return {doc_id for doc_id, document in new.items() if stored.get(doc_id, {}).get(token) != document[token]}
+
+
+def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens
+                     ) -> dict[str, BrowsingHistory]:
+    """Apply each user's events to their stored history; the resulting histories by user."""
+    histories: dict[str, BrowsingHistory] = {}
+    pending = set(events_by_user)
+    while pending:
+        old = read_by_id(db[HISTORY], pending)
+        updated_at = tokens.next()
+        new = {}
+        for user_id in pending:
+            histories[user_id] = browsing_history(old.get(user_id), events_by_user[user_id])
+            new[user_id] = {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(),
+                            "updated_at": updated_at}
+        pending = replace_if_unchanged(db[HISTORY], new, old, "updated_at")
+    return histories
+
+
+def _context(db, histories: Mapping[str, BrowsingHistory]) -> tuple[dict, dict, dict]:
+    """What scoring needs beyond the model: neighbours of recent views, categories, bestsellers."""
+    recent = {pid for h in histories.values() for pid in h.product_ids()[:RECENT_VIEWS]}
+    viewed = {pid for h in histories.values() for pid in h.product_ids()}
+    neighbours = {pid: doc.get("neighbours") or []
+                  for pid, doc in read_by_id(db[SIMILAR_ITEMS], recent, {"neighbours": 1}).items()}
+    category_of = {pid: doc.get("category_id")
+                   for pid, doc in read_by_id(db[PRODUCTS], viewed, {"category_id": 1}).items()}
+    scopes = {c for c in category_of.values() if c is not None} | {GLOBAL_SCOPE}
+    bestsellers = {scope: doc.get("products") or []
+                   for scope, doc in read_by_id(db[BESTSELLERS], scopes, {"products": 1}).items()}
+    return neighbours, category_of, bestsellers
+
+
+def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_event: Mapping[str, datetime],
+                           model: PromotedModel | None, tokens: Tokens) -> None:
+    """Recompute and store the real-time recommendations of every user in `histories`."""
+    neighbours, category_of, bestsellers = _context(db, histories)
+    pending = set(histories)
+    while pending:
+        old = read_by_id(db[RECOMMENDATIONS], pending, {"computed_at": 1, "last_event_ts": 1})
+        computed_at = tokens.next()
+        new = {}
+        for user_id in pending:
+            history = histories[user_id]
+            shopper = Shopper(recent_views=history.product_ids(), purchased=frozenset(history.purchased),
+                              user_vector=model.user_vector(user_id) if model else None)
+            items = realtime_recommendations(shopper, model.items if model else None, neighbours,
+                                             category_of, bestsellers)
+            stamps = [newest_event[user_id], (old.get(user_id) or {}).get("last_event_ts")]
+            new[user_id] = {"_id": user_id, "user_id": user_id, "items": items, "strategy": "realtime",
+                            "model_version": model.version if model else None, "computed_at": computed_at,
+                            "last_event_ts": max(s for s in stamps if s is not None)}
+        pending = replace_if_unchanged(db[RECOMMENDATIONS], new, old, "computed_at")

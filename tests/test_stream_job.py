@@ -1,0 +1,126 @@
+"""The speed layer in-process against the real Kafka, Spark and FerretDB of the test stack."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from datetime import timedelta
+
+import pytest
+
+from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS
+from streaming.batch import BatchProcessor
+from streaming.job import checkpoint_dir, start_query, stop_after_batch
+from test_stream_support import (BOOKS, SHOES, T0, dead_letters, delete, produce, purchase, stable_fields,
+                                 view, wait_for, write_catalog, write_model)
+
+pytestmark = pytest.mark.integration
+
+CATEGORIES = {**{p: "shoes" for p in SHOES}, **{p: "books" for p in BOOKS}}
+
+
+def run_once(spark, settings) -> BatchProcessor:
+    processor = BatchProcessor(settings, spark)
+    try:
+        start_query(spark, settings, processor, once=True).awaitTermination()
+    finally:
+        processor.close()
+    return processor
+
+
+def product_ids(document) -> list[str]:
+    return [entry["product_id"] for entry in (document or {}).get("items", [])]
+
+
+def test_view_reaches_history_and_recommendations_within_seconds_and_new_model_is_used_next_batch(
+        spark, settings, mongo_db, unique):
+    settings = dataclasses.replace(settings, stream_trigger_seconds=0.5)
+    user = f"u-{unique}"
+    write_model(spark, settings, mongo_db, f"v1-{unique}", {**SHOES, **BOOKS}, {user: [0.0, 1.0, 0.0]})
+    write_catalog(mongo_db, CATEGORIES, {"s1": [("s2", 0.9)]}, {})
+    processor = BatchProcessor(settings, spark)
+    query = start_query(spark, settings, processor)
+    try:
+        wait_for(lambda: processor.batches > 0, 90, "the first batch")  # the backlog of earlier tests
+        sent = time.monotonic()
+        produce(settings, [view(user, "s1", 10)])
+        recommendations = wait_for(lambda: mongo_db[RECOMMENDATIONS].find_one({"_id": user}), 30, "recommendations")
+        assert time.monotonic() - sent < 10
+        assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s1"]
+        assert recommendations["strategy"] == "realtime"
+        assert recommendations["model_version"] == f"v1-{unique}"
+        assert product_ids(recommendations)[0] == "s2"  # neighbour of the view, despite a books-only vector
+        assert "s1" not in product_ids(recommendations)
+
+        # A newer promoted model with a product the first one did not know.
+        write_model(spark, settings, mongo_db, f"v2-{unique}", {**SHOES, **BOOKS, "new1": [0.0, 2.0, 0.0]},
+                    {user: [0.0, 1.0, 0.0]})
+        produce(settings, [view(user, "b1", 20)])
+        recommendations = wait_for(
+            lambda: mongo_db[RECOMMENDATIONS].find_one({"_id": user, "model_version": f"v2-{unique}"}), 30,
+            "the new model's recommendations")
+        assert "new1" in product_ids(recommendations)
+    finally:
+        stop_after_batch(query, processor)
+        processor.close()
+
+
+def test_bad_records_go_to_the_dlq_with_reasons_while_good_ones_in_the_same_batch_apply(
+        spark, settings, mongo_db, unique):
+    user = f"u-{unique}"
+    produce(settings, [
+        view(user, "s1", 1),
+        f"not json {unique}".encode(),
+        b"\xff\xfe" + unique.encode(),
+        {"type": "product_view", "user_id": user, "ts": "yesterday", "note": unique},
+        view(user, "s2", 2),
+    ], key=user)
+    processor = run_once(spark, settings)
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s2", "s1"]
+    letters = wait_for(lambda: (found := dead_letters(settings, unique)) and len(found) >= 3 and found, 30,
+                       "three dead letters")
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons == ["invalid event", "not JSON", "not JSON"]
+    invalid = next(letter for letter in letters if letter["reason"] == "invalid event")
+    assert {e["field"] for e in invalid["errors"]} == {"product_id", "ts"}
+    assert invalid["source"]["topic"] == "recsys.events" and invalid["source"]["offset"] >= 0
+    assert next(letter for letter in letters if letter["encoding"] == "base64")
+    assert processor.dead_letters >= 3
+
+
+def test_out_of_order_views_and_history_delete_land_by_event_time(spark, settings, mongo_db, unique):
+    user = f"u-{unique}"
+    produce(settings, [view(user, "a", 10), view(user, "b", 30), view(user, "c", 20), delete(user, "b", 40),
+                       view(user, "b", 35), view(user, "d", 5), purchase(user, "s3", 50)])
+    run_once(spark, settings)
+    history = mongo_db[HISTORY].find_one({"_id": user})
+    assert product_ids(history) == ["c", "a", "d"]
+    assert history["purchased"] == ["s3"]
+    recommendations = mongo_db[RECOMMENDATIONS].find_one({"_id": user})
+    assert recommendations["last_event_ts"] == T0 + timedelta(seconds=50)
+
+
+def test_without_a_model_browsed_category_bestsellers_fill_and_bought_products_stay_out(
+        spark, settings, mongo_db, unique):
+    user = f"u-{unique}"
+    write_catalog(mongo_db, CATEGORIES, {}, {"shoes": [("s4", 9), ("s3", 5), ("s2", 1)],
+                                            "global": [("b4", 50), ("s4", 9)]})
+    produce(settings, [view(user, "s1", 1), purchase(user, "s3", 2)])
+    run_once(spark, settings)
+    recommendations = mongo_db[RECOMMENDATIONS].find_one({"_id": user})
+    assert recommendations["model_version"] is None
+    assert product_ids(recommendations) == ["s4", "s2", "b4"]
+
+
+def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings, mongo_db, unique):
+    user = f"u-{unique}"
+    write_model(spark, settings, mongo_db, f"v1-{unique}", {**SHOES, **BOOKS}, {})
+    produce(settings, [view(user, f"s{i % 4 + 1}", i) for i in range(12)] + [delete(user, "s2", 100)])
+    run_once(spark, settings)
+    before = {c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)}
+    shutil.rmtree(checkpoint_dir(settings))  # forget the offsets: every batch is applied again
+    run_once(spark, settings)
+    after = {c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)}
+    assert after == before
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s4", "s3", "s1"]
