@@ -6,7 +6,7 @@ raw_events run it already acted on, so a restart of the daemon does not request 
 twice.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 from dagster import (AssetKey, AssetSelection, DefaultSensorStatus, RunFailureSensorContext, RunRequest,
                      ScheduleDefinition, ScheduleEvaluationContext, SensorEvaluationContext, SkipReason,
@@ -70,13 +70,16 @@ def retrain_sensor(context: SensorEvaluationContext, lake: LakeResource):
     return decision
 
 
+def failure_summary(context: RunFailureSensorContext) -> str:
+    """One line: the run, its job, the assets it targeted and each failing step's message."""
+    run = context.dagster_run
+    assets = ", ".join(k.to_user_string() for k in (run.asset_selection or ())) or "all assets"
+    reasons = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
+               for e in context.get_step_failure_events() if e.event_specific_data.error]
+    return f"run {run.run_id} ({run.job_name}) failed [{assets}]: {'; '.join(reasons) or context.failure_event.message}"
+
+
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
                     description="Logs every failed run with the assets it targeted and the reason.")
 def run_failure_logger(context: RunFailureSensorContext) -> None:
-    assets = ", ".join(k.to_user_string() for k in (context.dagster_run.asset_selection or ())) or "all assets"
-    steps = [e for e in context.get_step_failure_events()]
-    reasons = "; ".join(f"{e.step_key}: {e.event_specific_data.error.message.strip() if e.event_specific_data.error else '?'}"
-                        for e in steps) or context.failure_event.message
-    context.log.error(f"run {context.dagster_run.run_id} ({context.dagster_run.job_name}) failed [{assets}]: {reasons}")
-
-
+    context.log.error(failure_summary(context))

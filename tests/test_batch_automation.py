@@ -66,3 +66,32 @@ def test_batch_recommendations_never_overwrite_a_fresher_streaming_document(mong
     assert write_recommendations(mongo_db, batch, started) == (2, 1)
     strategies = {d["_id"]: d["strategy"] for d in mongo_db.recommendations.find()}
     assert strategies == {"fresh": "realtime", "stale": "als", "new": "als"}
+
+
+def test_run_failure_sensor_names_the_asset_and_the_reason(tmp_path):
+    from dagster import build_run_status_sensor_context, materialize
+
+    from recsys_assets.automation import failure_summary, run_failure_logger
+    from recsys_assets.model import current_model
+    from recsys_assets.resources import MongoResource
+
+    instance = DagsterInstance.ephemeral()
+    # current_model before any als_model run fails before touching any server.
+    result = materialize([current_model], instance=instance, raise_on_error=False,
+                         resources={"mongo": MongoResource(url="mongodb://127.0.0.1:1/", database="unused")})
+    context = build_run_status_sensor_context(sensor_name="run_failure_logger", dagster_instance=instance,
+                                              dagster_run=result.dagster_run,
+                                              dagster_event=result.get_run_failure_event()).for_run_failure()
+    summary = failure_summary(context)
+    assert "current_model" in summary and "als_model has never been materialised" in summary
+    run_failure_logger(context)
+
+
+def test_hourly_schedule_materialises_todays_partition():
+    from dagster import build_schedule_context
+
+    from recsys_assets.automation import hourly_ingest_schedule
+
+    tick = datetime(2026, 11, 22, 5, 5, tzinfo=UTC)
+    request = hourly_ingest_schedule(build_schedule_context(scheduled_execution_time=tick))
+    assert request.partition_key == "2026-11-22"

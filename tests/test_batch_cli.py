@@ -43,3 +43,22 @@ def test_evaluate_prints_als_and_popularity_metrics_and_writes_a_report(spark, t
     assert "| ALS |" in result.output and "| popularity |" in result.output and "ndcg@10" in result.output
     saved = json.loads(report.read_text())
     assert saved["params"]["rank"] == 8 and saved["als"]["ndcg"] > saved["popularity"]["ndcg"]
+
+
+@pytest.mark.integration
+def test_materialize_for_a_past_day_ranks_bestsellers_of_that_days_window(settings, spark, mongo_db):
+    from datetime import datetime
+
+    orders = [("o1", "u1", "p1", 1, 1.0, datetime.fromisoformat("2026-11-20T10:00:00+00:00")),
+              ("o2", "u2", "p2", 1, 1.0, datetime.fromisoformat("2026-11-21T10:00:00+00:00"))]  # the next day
+    (spark.createDataFrame(orders, "order_id string, user_id string, product_id string, quantity int, price double, "
+                                   "ts timestamp").write.format("delta").save(str(settings.lake_dir / "orders")))
+    spark.createDataFrame([("p1", "c1")], "product_id string, category_id string").write.format("delta").save(
+        str(settings.lake_dir / "products"))
+    env = {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db}
+    result = runner.invoke(app, ["materialize", "group:bestsellers", "bestseller_documents", "--partition",
+                                 "2026-11-20"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "materialised bestsellers" in result.output
+    global_list = mongo_db.bestsellers.find_one({"_id": "global"})
+    assert [p["product_id"] for p in global_list["products"]] == ["p1"]
