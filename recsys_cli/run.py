@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -91,7 +92,10 @@ def materialize_once(s: Settings, days: int, force: bool) -> None:
             "(schedules and sensors keep it current; `recsys materialize` runs it by hand)")
         return
     say(f"Materialising the asset graph over the last {days} days (Spark; a few minutes on 2 cores)")
-    result = subprocess.run(RECSYS + ["materialize", "--last-days", str(days)], stdin=subprocess.DEVNULL)
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=days)
+    result = subprocess.run(RECSYS + ["materialize", "--from", first.isoformat(), "--to", today.isoformat()],
+                            stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise typer.Exit(result.returncode)
 
