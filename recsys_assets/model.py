@@ -11,13 +11,14 @@ import json
 from datetime import UTC, datetime
 
 from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AssetKey, Config,
-                     Failure, MaterializeResult, MetadataValue, asset, asset_check)
+                     Failure, MaterializeResult, MetadataValue, OpExecutionContext, asset, asset_check, job, op)
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.als_training import AlsParams, SearchSpace, fit_als, search
 from recsys_assets.catalog import overwrite
 from recsys_assets.ingest import load_events
-from recsys_assets.registry import promote_model, record_checks, register_model, versions_table
+from recsys_assets.registry import (PromotionRefused, list_models, promote_model, record_checks, register_model,
+                                    rollback_model, versions_table)
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
 from recsys_core.metrics import Interaction, metrics_table
@@ -165,8 +166,6 @@ def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResour
        description="The current model: the newest ALS version, promoted in the models collection once its "
                    "checks passed. The streaming job and the serving assets use this version.")
 def current_model(context: AssetExecutionContext, mongo: MongoResource) -> MaterializeResult:
-    from recsys_assets.registry import PromotionRefused, list_models
-
     version = latest_version(context.instance)
     with mongo.db() as db:
         try:
@@ -178,3 +177,23 @@ def current_model(context: AssetExecutionContext, mongo: MongoResource) -> Mater
     return MaterializeResult(metadata={"version": version, "path": promoted["path"],
                                        "versions": MetadataValue.md(table),
                                        "params": MetadataValue.json(json.loads(json.dumps(promoted["params"])))})
+
+
+class RollbackConfig(Config):
+    to: str = ""
+    """Version to return to; empty: the newest older version that passed its checks."""
+
+
+@op(description="Make an older model version current again (the newer one is kept).")
+def roll_back_current_model(context: OpExecutionContext, config: RollbackConfig, mongo: MongoResource) -> None:
+    with mongo.db() as db:
+        try:
+            document = rollback_model(db, config.to or None)
+        except PromotionRefused as error:
+            raise Failure(str(error)) from None
+    context.log.info(f"model {document['_id']} is current again")
+
+
+@job(description="Roll the current model back, from the UI's Launchpad (same as `recsys model rollback`).")
+def rollback_model_job():
+    roll_back_current_model()

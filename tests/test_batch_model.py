@@ -45,3 +45,16 @@ def test_rollback_returns_to_the_previous_version_that_passed(mongo_db):
     assert [m["_id"] for m in mongo_db.models.find({"promoted": True})] == ["v1"]
     with pytest.raises(PromotionRefused, match="no version older"):
         rollback_model(mongo_db)
+
+
+def test_rollback_job_from_the_ui_makes_the_older_version_current(settings, mongo_db):
+    from recsys_assets.model import rollback_model_job
+    from recsys_assets.resources import build_resources
+
+    for i, version in enumerate(["old", "new"]):
+        mongo_db.models.insert_one({"_id": version, "version": version, "checks_passed": True, "promoted": False,
+                                    "created_at": datetime(2026, 11, 1 + i, tzinfo=UTC)})
+        promote_model(mongo_db, version)
+    result = rollback_model_job.execute_in_process(resources={"mongo": build_resources(settings)["mongo"]})
+    assert result.success
+    assert [m["_id"] for m in mongo_db.models.find({"promoted": True})] == ["old"]
