@@ -12,7 +12,7 @@ from litestar.params import Body
 from recsys_api.auth import SECURITY, require_api_key
 from recsys_api.errors import InvalidInput, documented
 from recsys_api.publisher import Publisher
-from recsys_api.schemas import EventsAccepted
+from recsys_api.schemas import EventsAccepted, events_body_schema
 from recsys_core.events import MAX_BATCH, parse_batch
 from recsys_core.settings import EVENTS_TOPIC
 
@@ -29,6 +29,7 @@ EVENTS_BODY = Body(
         "(ISO-8601 with zone, optional: now; at most 5 minutes ahead). The clickstream format "
         "{event: \"ProductView\", messageid, userid, properties: {productid}, context: {source}, "
         "timestamp?} is accepted and normalised to product_view."),
+    schema_extra=events_body_schema(),
     examples=[
         Example(summary="one view", value={"type": "product_view", "user_id": "u1", "product_id": "p1"}),
         Example(summary="a batch", value={"events": [

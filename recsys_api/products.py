@@ -17,7 +17,7 @@ from recsys_api.auth import SECURITY, require_api_key
 from recsys_api.errors import InvalidInput, NotFound, documented
 from recsys_api.params import Limit, ProductId
 from recsys_api.publisher import Publisher
-from recsys_api.schemas import CatalogAccepted, Product, ProductPage, SimilarProducts
+from recsys_api.schemas import CatalogAccepted, Product, ProductPage, SimilarProducts, catalog_body_schema
 from recsys_core.catalog import MAX_CATALOG_BATCH, parse_catalog
 from recsys_core.events import MAX_ID_LENGTH, format_ts
 from recsys_core.io.mongo import PRODUCTS
@@ -30,6 +30,7 @@ CATALOG_BODY = Body(
     title="Catalog items",
     description=(f"1 to {MAX_CATALOG_BATCH:,} items [{{product_id, category_id, name?, description?, price?, "
                  "attributes?}}]. Each item replaces the stored product (absent fields become null)."),
+    schema_extra=catalog_body_schema(),
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -94,31 +94,97 @@ class Readiness(msgspec.Struct):
     kafka: bool
 
 
-# --- request bodies, for the schema: the handlers validate with recsys_core's parsers -----------
-class PurchaseItem(msgspec.Struct):
-    product_id: str
-    quantity: int
-    price: float | None = None
+# --- request bodies, for the schema only: handlers validate with recsys_core's parsers ------------
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Timestamp = Annotated[str, msgspec.Meta(description="ISO-8601 with a zone; default now; at most 5 minutes ahead")]
+EventId = Annotated[str, msgspec.Meta(description="UUID; generated when absent; the same id twice is one event")]
+Quantity = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class EventExample(msgspec.Struct, omit_defaults=True):
-    """One event. `type` decides which fields it needs:
+class _Event(msgspec.Struct, tag_field="type", kw_only=True):
+    user_id: Id
+    event_id: EventId | None = None
+    ts: Timestamp | None = None
 
-    product_view {product_id, source?} · add_to_cart {product_id, quantity >= 1} ·
-    purchase {order_id, items: [{product_id, quantity >= 1, price >= 0?}]} ·
-    rating {product_id, score 0.5..5 in steps of 0.5}. `event_id` (UUID) is generated when absent;
-    `ts` (ISO-8601 with zone) defaults to now and may not be more than 5 minutes ahead.
-    The clickstream format `{"event": "ProductView", "messageid", "userid",
-    "properties": {"productid"}, "context": {"source"}, "timestamp"?}` is accepted too.
-    """
 
-    type: Literal["product_view", "add_to_cart", "purchase", "rating"]
-    user_id: str
-    event_id: str | None = None
-    ts: str | None = None
-    product_id: str | None = None
+class ProductView(_Event, tag="product_view"):
+    product_id: Id
     source: str | None = None
-    quantity: int | None = None
-    order_id: str | None = None
-    items: list[PurchaseItem] | None = None
-    score: float | None = None
+
+
+class AddToCart(_Event, tag="add_to_cart"):
+    product_id: Id
+    quantity: Quantity
+
+
+class PurchaseItem(msgspec.Struct):
+    product_id: Id
+    quantity: Quantity
+    price: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class Purchase(_Event, tag="purchase"):
+    order_id: Id
+    items: Annotated[list[PurchaseItem], msgspec.Meta(min_length=1)]
+
+
+class Rating(_Event, tag="rating"):
+    product_id: Id
+    score: Annotated[float, msgspec.Meta(ge=0.5, le=5, multiple_of=0.5)]
+
+
+class ClickstreamProperties(msgspec.Struct):
+    productid: Id
+
+
+class ClickstreamContext(msgspec.Struct):
+    source: str | None = None
+
+
+class ClickstreamView(msgspec.Struct):
+    """The clickstream format of existing replay producers, normalised to product_view."""
+
+    event: Literal["ProductView"]
+    userid: Id
+    properties: ClickstreamProperties
+    messageid: str | None = None
+    context: ClickstreamContext | None = None
+    timestamp: Annotated[str | float, msgspec.Meta(description="epoch seconds or ISO-8601")] | None = None
+
+
+class CatalogItem(msgspec.Struct):
+    product_id: Id
+    category_id: Id
+    name: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=20_000)] | None = None
+    price: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    attributes: dict[str, Any] | None = None
+
+
+def inline_schema(annotation: Any) -> dict[str, Any]:
+    """The JSON schema of a type with its definitions inlined, to describe a body the handler parses itself."""
+    schema = msgspec.json.schema(annotation)
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)
+
+
+def events_body_schema() -> dict[str, Any]:
+    """One event of any kind, or {"events": [1 to 1,000 of them]}."""
+    one = [inline_schema(kind) for kind in (ProductView, AddToCart, Purchase, Rating, ClickstreamView)]
+    batch = {"title": "EventBatch", "type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"anyOf": one}}}}
+    return {"anyOf": [*one, batch]}
+
+
+def catalog_body_schema() -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "maxItems": 10_000, "items": inline_schema(CatalogItem)}

@@ -12,6 +12,7 @@ topic's latest record and the document always describe the same product.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from recsys_core.events import FieldError, InvalidEvent, _Checker
@@ -19,6 +20,7 @@ from recsys_core.events import FieldError, InvalidEvent, _Checker
 MAX_CATALOG_BATCH = 10_000
 MAX_NAME_LENGTH = 500
 MAX_DESCRIPTION_LENGTH = 20_000
+MAX_ATTRIBUTE_DEPTH = 10
 
 
 class InvalidProduct(InvalidEvent):
@@ -37,6 +39,30 @@ def _text(checker: _Checker, field: str, value: Any, max_length: int) -> str | N
     return None
 
 
+def _attribute_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a JSON value cannot be stored as a document field as it is (MongoDB's rules), or None."""
+    if depth > MAX_ATTRIBUTE_DEPTH:
+        return f"nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("$") or "." in key or "\x00" in key:
+                return f"names may not start with '$' or contain '.' or NUL ({key!r})"
+            if problem := _attribute_problem(item, depth + 1):
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, list):
+                # FerretDB 1.24, the local document store, cannot store arrays of arrays.
+                return "a list may not directly hold another list"
+            if problem := _attribute_problem(item, depth + 1):
+                return problem
+    elif isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        return "whole numbers must fit in 64 bits"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite"
+    return None
+
+
 def parse_product(raw: Any) -> dict[str, Any]:
     """Validate one catalog item and return its canonical dict; raise InvalidProduct with every problem."""
     if not isinstance(raw, dict):
@@ -45,6 +71,9 @@ def parse_product(raw: Any) -> dict[str, Any]:
     attributes = raw.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         checker.fail("attributes", "expected an object")
+        attributes = None
+    elif attributes is not None and (problem := _attribute_problem(attributes)):
+        checker.fail("attributes", problem)
         attributes = None
     product = {
         "product_id": checker.identifier("product_id", raw.get("product_id")),

@@ -66,7 +66,7 @@ def test_no_input_makes_any_route_answer_5xx(served_api):
         def no_server_error(case):
             response = case.call(timeout=30)
             assert response.status_code < 500, (
-                f"{case.method} {case.formatted_path}: {response.status_code} {response.text}")
+                f"{case.method} {case.formatted_path} {case.body!r:.500}: {response.status_code} {response.text}")
             if response.status_code >= 400:
                 assert set(response.json()["error"]) == {"code", "message", "details"}
 

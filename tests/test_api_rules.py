@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from recsys_core.catalog import InvalidProduct, parse_catalog, parse_product
 from recsys_core.history import BrowsingHistory, escape_key
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+DEEP = functools.reduce(lambda inner, _: [inner], range(12), [])
 
 
 def test_category_bestsellers_merge_ranks_by_buyers_then_product_id():
@@ -64,3 +66,13 @@ def test_catalog_errors_carry_the_index_and_a_repeated_product_keeps_its_last_ve
                                       {"product_id": "a", "category_id": "c2"}])
     assert errors == [{"index": 1, "field": "", "reason": "a product must be a JSON object"}]
     assert [(p["product_id"], p["category_id"]) for p in products] == [("a", "c2")]
+
+
+@pytest.mark.parametrize("attributes", [
+    {"$set": 1}, {"size": {"a.b": 1}}, {"\x00": None}, {"x": [{"$y": 1}]}, {"n": 2 ** 64}, {"x": [1, [2]]},
+    {"deep": DEEP},
+])
+def test_attributes_a_document_cannot_hold_are_refused(attributes):
+    with pytest.raises(InvalidProduct) as caught:
+        parse_product({"product_id": "p", "category_id": "c", "attributes": attributes})
+    assert [e.field for e in caught.value.errors] == ["attributes"]
