@@ -80,6 +80,13 @@ def _key_list(name: str, raw: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in raw.split(",") if k.strip())
 
 
+def _starting_offsets(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("earliest", "latest"):
+        raise SettingsError(name, raw, "expected earliest or latest")
+    return value
+
+
 def _spark_master(name: str, raw: str) -> str:
     raw = raw.strip()
     if not (raw.startswith(("local", "spark://", "yarn", "k8s://"))):
@@ -148,6 +155,9 @@ class Settings:
     stream_max_events_per_batch: int = _var("RECSYS_STREAM_MAX_EVENTS_PER_BATCH", _positive_int, "20000",
                                             "Most Kafka records one micro-batch of the streaming job reads "
                                             "(bounds memory and latency after a backlog).")
+    stream_starting_offsets: str = _var("RECSYS_STREAM_STARTING_OFFSETS", _starting_offsets, "earliest",
+                                        "Where the streaming job starts when it has no checkpoint yet: "
+                                        "earliest (rebuild from all Kafka holds) or latest (only new events).")
     ready_timeout_seconds: float = _var("RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90",
                                         "How long `stack up` waits for a server to answer.")
 

@@ -40,9 +40,8 @@ def start_query(spark: SparkSession, settings: Settings, processor: BatchProcess
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_servers)
         .option("subscribe", EVENTS_TOPIC)
-        # A fresh checkpoint starts at the beginning of the topic: the serving store is rebuilt
-        # from everything Kafka still holds.
-        .option("startingOffsets", "earliest")
+        # Only used without a checkpoint; "earliest" rebuilds the serving store from all Kafka holds.
+        .option("startingOffsets", settings.stream_starting_offsets)
         .option("maxOffsetsPerTrigger", settings.stream_max_events_per_batch)
         # Records deleted by retention (or a re-created topic) before the job read them are gone
         # whatever we do; failing the query would only stop every shopper's updates. Spark logs

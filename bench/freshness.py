@@ -1,0 +1,305 @@
+"""Benchmark: how fresh the speed layer keeps recommendations, and how many events/s it sustains.
+
+1. Serves the real API (`recsys api`) and runs the real job (`recsys stream`) as subprocesses, on
+   a database of their own (`bench_freshness`, dropped at the end) with a small catalog and
+   neighbour table, and a fresh checkpoint starting at the end of the topic.
+2. Posts product views through `POST /v1/events` at a steady rate (batches every 20 ms), each
+   with its own event time, over a pool of shoppers.
+3. A watcher reads the pending shoppers' `recommendations` every 100 ms: an event is fresh when
+   its shopper's document has `last_event_ts` >= the event's time. Freshness = that moment minus
+   the API's 202 (so it includes up to 100 ms of polling).
+4. Baseline, in the same run: a plain Kafka consumer on recsys.events records when each event
+   becomes readable; that transport floor is what any speed layer pays. Reported as a ratio.
+5. Then steps the rate up (20 s per step) to find the highest rate whose backlog (events posted
+   and not yet reflected) stays flat and drains within 10 s after posting stops.
+
+Needs a running scratch stack (e.g. the variables of a test slot, `recsys stack up`); it writes
+events to that stack's recsys.events.
+
+    .venv/bin/python bench/freshness.py [--rate 500] [--seconds 60] [--steps 1000,2000,3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RECSYS = Path(sys.executable).with_name("recsys")
+DB_NAME = "bench_freshness"
+PRODUCTS = [f"fp{i}" for i in range(500)]
+BATCH_EVERY = 0.02
+
+
+def machine() -> dict:
+    memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal:")), 0)
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "memory_gib": round(memory_kib / 1024 ** 2, 1), "load_average_1m_at_start": os.getloadavg()[0]}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def seed(db) -> None:
+    from recsys_core.io.mongo import BESTSELLERS, PRODUCTS as PRODUCTS_COLLECTION, SIMILAR_ITEMS
+
+    now = datetime.now(UTC)
+    db[PRODUCTS_COLLECTION].insert_many([{"_id": p, "product_id": p, "category_id": f"c{i % 10}", "name": p,
+                                          "price": 1.0, "attributes": {}, "updated_at": now}
+                                         for i, p in enumerate(PRODUCTS)])
+    db[SIMILAR_ITEMS].insert_many([{"_id": p, "product_id": p, "source": "als", "model_version": "bench",
+                                    "computed_at": now, "neighbours": [
+                                        {"product_id": PRODUCTS[(i + k) % len(PRODUCTS)], "score": 1 / k}
+                                        for k in range(1, 11)]} for i, p in enumerate(PRODUCTS)])
+    db[BESTSELLERS].insert_many([{"_id": f"c{c}", "scope": f"c{c}", "window_days": 30, "computed_at": now,
+                                  "products": [{"product_id": p, "buyers": 100 - j}
+                                               for j, p in enumerate(PRODUCTS[c::10][:30])]} for c in range(10)])
+
+
+class Tracker:
+    """Events posted and not yet reflected, by shopper; latencies of the reflected ones."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[str, list[tuple[datetime, float]]] = {}   # user -> [(event ts, 202 time)]
+        self.latencies: list[float] = []
+        self.transport: dict[str, float] = {}                        # event_id -> readable in Kafka
+        self.accepted: dict[str, float] = {}                         # event_id -> 202 time
+
+    def posted(self, events: list[dict], at: float) -> None:
+        with self.lock:
+            for event in events:
+                ts = datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
+                self.pending.setdefault(event["user_id"], []).append((ts, at))
+                self.accepted[event["event_id"]] = at
+
+    def backlog(self) -> int:
+        with self.lock:
+            return sum(len(v) for v in self.pending.values())
+
+    def watch(self, db, stop: threading.Event) -> None:
+        from recsys_core.io.mongo import RECOMMENDATIONS
+
+        while not stop.is_set():
+            with self.lock:
+                users = list(self.pending)
+            for start in range(0, len(users), 500):
+                chunk = users[start:start + 500]
+                docs = db[RECOMMENDATIONS].find({"_id": {"$in": chunk}}, {"last_event_ts": 1})
+                now = time.monotonic()
+                with self.lock:
+                    for doc in docs:
+                        waiting = self.pending.get(doc["_id"], [])
+                        done = [(ts, at) for ts, at in waiting if doc.get("last_event_ts") and doc["last_event_ts"] >= ts]
+                        self.latencies.extend(now - at for _, at in done)
+                        left = [item for item in waiting if item not in done]
+                        if left:
+                            self.pending[doc["_id"]] = left
+                        else:
+                            self.pending.pop(doc["_id"], None)
+            stop.wait(0.1)
+
+    def consume(self, settings, stop: threading.Event, ready: threading.Event) -> None:
+        from recsys_core.io.kafka import make_consumer
+        from recsys_core.settings import EVENTS_TOPIC
+
+        consumer = make_consumer(settings, EVENTS_TOPIC, group_id=None, auto_offset_reset="latest",
+                                 consumer_timeout_ms=200, fetch_max_wait_ms=10)
+        consumer.poll(timeout_ms=1000)
+        ready.set()
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=100).values():
+                    now = time.monotonic()
+                    for record in records:
+                        if isinstance(record.value, dict) and "event_id" in record.value:
+                            self.transport[record.value["event_id"]] = now
+        finally:
+            consumer.close()
+
+
+def post_load(client: httpx.Client, tracker: Tracker, rate: int, seconds: float, users: list[str]) -> dict:
+    """Post views at `rate` events/s for `seconds`; returns what was sent and how steadily."""
+    import random
+
+    rng = random.Random(rate)
+    per_batch = max(1, round(rate * BATCH_EVERY))
+    started = time.monotonic()
+    sent = failed = 0
+    backlog_samples = []
+    next_sample = started + 1
+    tick = 0
+    while time.monotonic() - started < seconds:
+        due = started + tick * BATCH_EVERY
+        tick += 1
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        now = datetime.now(UTC)
+        events = [{"event_id": str(uuid.uuid4()), "type": "product_view", "user_id": rng.choice(users),
+                   "product_id": rng.choice(PRODUCTS), "ts": now.strftime("%Y-%m-%dT%H:%M:%S.")
+                   + f"{now.microsecond // 1000:03d}Z"} for _ in range(per_batch)]
+        answer = client.post("/v1/events", json={"events": events})
+        if answer.status_code == 202:
+            tracker.posted(events, time.monotonic())
+            sent += len(events)
+        else:
+            failed += len(events)
+        if time.monotonic() >= next_sample:
+            backlog_samples.append(tracker.backlog())
+            next_sample += 1
+    elapsed = time.monotonic() - started
+    return {"target_rate": rate, "posted": sent, "failed": failed, "achieved_rate": round(sent / elapsed, 1),
+            "backlog_per_second": backlog_samples}
+
+
+def drain(tracker: Tracker, timeout: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if tracker.backlog() == 0:
+            return round(time.monotonic() - started, 2)
+        time.sleep(0.1)
+    return None
+
+
+def latency_summary(values: list[float]) -> dict:
+    return {"count": len(values), **{f"p{q}": round(percentile(values, q / 100), 3) if values else None
+                                     for q in (50, 95, 99)},
+            "mean": round(statistics.fmean(values), 3) if values else None}
+
+
+def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=500, help="Steady rate for the freshness figures (events/s).")
+    parser.add_argument("--seconds", type=float, default=60, help="How long the steady rate runs.")
+    parser.add_argument("--steps", default="1000,2000,3000", help="Rates tried for the sustained maximum.")
+    parser.add_argument("--step-seconds", type=float, default=20)
+    parser.add_argument("--users", type=int, default=2000, help="Shoppers the views are spread over.")
+    args = parser.parse_args()
+
+    from recsys_core.io.mongo import mongo_client
+    from recsys_core.settings import Settings
+
+    settings = Settings.from_env()
+    run_dir = settings.data_dir / "bench" / f"freshness-{int(time.time())}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "RECSYS_MONGO_DB": DB_NAME, "RECSYS_DATA_DIR": str(run_dir),
+           "RECSYS_TOOLS_DIR": str(settings.tools_dir), "RECSYS_API_KEYS": "",
+           "RECSYS_STREAM_STARTING_OFFSETS": "latest"}
+    client = mongo_client(settings)
+    client.drop_database(DB_NAME)
+    db = client[DB_NAME]
+    seed(db)
+    tracker, stopping, consumer_ready = Tracker(), threading.Event(), threading.Event()
+    api = start([str(RECSYS), "api"], env, run_dir / "api.log")
+    job = start([str(RECSYS), "stream"], env, run_dir / "stream.log")
+    result: dict = {"name": "freshness", "machine": machine(), "trigger_seconds": settings.stream_trigger_seconds,
+                    "max_events_per_batch": settings.stream_max_events_per_batch, "users": args.users,
+                    "document_store": "FerretDB 1.24 (SQLite)" if settings.mongo_is_local else settings.mongo_url}
+    try:
+        http = httpx.Client(base_url=f"http://{settings.api_host}:{settings.api_port}", timeout=10)
+        warm_user = f"warm-{uuid.uuid4().hex[:6]}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if http.get("/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        threading.Thread(target=tracker.watch, args=(db, stopping), daemon=True).start()
+        threading.Thread(target=tracker.consume, args=(settings, stopping, consumer_ready), daemon=True).start()
+        consumer_ready.wait(30)
+        print("waiting for the job to start and read the topic's backlog ...", flush=True)
+        deadline = time.monotonic() + 300
+        while True:
+            # The query starts at the end of the topic once its JVM is up: views sent before that are
+            # never read, so keep sending until one comes through.
+            with tracker.lock:
+                tracker.pending.clear()
+            post_load(http, tracker, 50, 1, [warm_user])
+            if drain(tracker, 10) is not None:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the stream did not start within 300 s; see {run_dir / 'stream.log'}")
+
+        users = [f"fresh-{i}" for i in range(args.users)]
+        print(f"steady {args.rate} events/s for {args.seconds:.0f} s ...", flush=True)
+        tracker.latencies.clear()
+        steady = post_load(http, tracker, args.rate, args.seconds, users)
+        steady["drained_after_seconds"] = drain(tracker, 60)
+        steady["freshness_seconds"] = latency_summary(tracker.latencies)
+        transport = [tracker.transport[e] - at for e, at in tracker.accepted.items() if e in tracker.transport]
+        steady["baseline_kafka_readable_seconds"] = latency_summary(transport)
+        if transport and tracker.latencies:
+            steady["p95_ratio_to_baseline"] = round(percentile(tracker.latencies, .95) / percentile(transport, .95), 1)
+        result["steady"] = steady
+        print(json.dumps(steady, indent=1), flush=True)
+
+        result["steps"] = []
+        for rate in [int(r) for r in args.steps.split(",") if r]:
+            print(f"step {rate} events/s for {args.step_seconds:.0f} s ...", flush=True)
+            tracker.latencies.clear()
+            step = post_load(http, tracker, rate, args.step_seconds, users)
+            samples = step["backlog_per_second"]
+            half = len(samples) // 2
+            step["backlog_growing"] = bool(samples) and statistics.fmean(samples[half:]) > 1.5 * max(
+                1.0, statistics.fmean(samples[:half] or [0]))
+            step["drained_after_seconds"] = drain(tracker, 120)
+            step["freshness_seconds"] = latency_summary(tracker.latencies)
+            step["sustained"] = (not step["backlog_growing"] and step["drained_after_seconds"] is not None
+                                 and step["drained_after_seconds"] <= 10 and step["achieved_rate"] >= 0.9 * rate)
+            result["steps"].append(step)
+            print(json.dumps({k: v for k, v in step.items() if k != "backlog_per_second"}), flush=True)
+            if not step["sustained"]:
+                break
+        sustained = [s["achieved_rate"] for s in result["steps"] if s["sustained"]]
+        if steady.get("drained_after_seconds") is not None:
+            sustained.append(steady["achieved_rate"])
+        result["highest_sustained_events_per_second"] = max(sustained, default=None)
+    finally:
+        stopping.set()
+        stop(api)
+        stop(job)
+        client.drop_database(DB_NAME)
+        client.close()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "freshness.json").write_text(json.dumps(result, indent=1, default=str))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("steady", "steps")}, indent=1))
+    print(f"written to {RESULTS / 'freshness.json'}")
+
+
+if __name__ == "__main__":
+    main()
