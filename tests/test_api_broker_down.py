@@ -78,7 +78,10 @@ def test_api_starts_without_kafka_and_refuses_writes_with_503(settings, mongo_db
         catalog = client.put("/v1/products", json=[{"product_id": "p", "category_id": "c"}])
         delete = client.delete(f"/v1/users/u-{unique}/history/p1")
         assert client.get(f"/v1/users/u-{unique}/recommendations").status_code == 200
+        metrics = client.get("/metrics").text
     for response in (event, catalog, delete):
         assert response.status_code == 503 and response.headers["Retry-After"]
     assert elapsed < 5
+    assert 'recsys_api_produce_failures_total{topic="recsys.events"}' in metrics
+    assert 'path="/v1/users/{user_id}/recommendations",status_code="200"' in metrics
     assert mongo_db.products.count_documents({}) == 0

@@ -52,6 +52,18 @@ def test_catalog_with_an_invalid_item_writes_nothing(settings, mongo_db):
     assert mongo_db[PRODUCTS].count_documents({}) == 0
 
 
+def test_catalog_bodies_may_be_up_to_10_mib_unlike_events(settings, mongo_db, unique):
+    items = [{"product_id": f"{unique}-{i}", "category_id": "c", "description": "d" * 15_000} for i in range(150)]
+    with api_client(settings) as client:
+        two_mib = client.put("/v1/products", json=items)
+        as_events = client.post("/v1/events", json={"events": items})
+        too_big = client.put("/v1/products", content=b"[" + b" " * (11 * 1024 * 1024) + b"]",
+                             headers={"content-type": "application/json"})
+    assert two_mib.status_code == 200 and two_mib.json()["upserted"] == 150
+    assert as_events.status_code == 413 and too_big.status_code == 413
+    assert mongo_db[PRODUCTS].count_documents({}) == 150
+
+
 def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_deletion(settings, mongo_db,
                                                                                    events_topic, unique):
     user = f"u-{unique}"
