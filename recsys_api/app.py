@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -66,6 +67,9 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[PROMETHEUS.middleware],
         openapi_config=OPENAPI,
         request_max_body_size=MAX_BODY,
+        # Client libraries (kafka-python's ping, pymongo) log every connection at INFO.
+        logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]},
+                                     log_exceptions="never"),
     )
     app.state.settings = settings
     return app

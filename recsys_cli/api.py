@@ -21,14 +21,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the API: POST /v1/events, PUT /v1/products, shopper lists under /v1/users/.
 
-        Reads need MongoDB; writes need Kafka and answer 503 while it is down. Interactive docs at /swagger, the schema at /schema/openapi.json, metrics at /metrics. Write routes need X-API-Key when RECSYS_API_KEYS is set.
+        Reads need MongoDB; writes need Kafka and answer 503 while it is down. Interactive docs at /schema/swagger, the schema at /schema/openapi.json, metrics at /metrics. Write routes need X-API-Key when RECSYS_API_KEYS is set.
         """
         import uvicorn
 
         s = settings()
         host = host or s.api_host
         port = port or s.api_port
-        typer.echo(f"recsys API on http://{host}:{port} (docs: http://{host}:{port}/swagger)", err=True)
+        typer.echo(f"recsys API on http://{host}:{port} (docs: http://{host}:{port}/schema/swagger)", err=True)
         if workers == 1:
             from recsys_api.app import create_app
 
