@@ -62,3 +62,21 @@ def test_materialize_for_a_past_day_ranks_bestsellers_of_that_days_window(settin
     assert "materialised bestsellers" in result.output
     global_list = mongo_db.bestsellers.find_one({"_id": "global"})
     assert [p["product_id"] for p in global_list["products"]] == ["p1"]
+
+
+@pytest.mark.integration
+def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
+    from datetime import UTC, datetime
+
+    for i, (version, passed) in enumerate([("v1", True), ("v2", True), ("v3", False)]):
+        mongo_db.models.insert_one({"_id": version, "version": version, "checks_passed": passed, "promoted": False,
+                                    "created_at": datetime(2026, 11, 1 + i, tzinfo=UTC),
+                                    "metrics": {"als": {"ndcg": 0.3}, "popularity": {"ndcg": 0.2}}})
+    env = {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db}
+    assert runner.invoke(app, ["model", "promote", "v2"], env=env).exit_code == 0
+    refused = runner.invoke(app, ["model", "promote", "v3"], env=env)
+    assert refused.exit_code == 1 and "did not pass its evaluation checks" in refused.output
+    listed = runner.invoke(app, ["model", "list"], env=env)
+    assert "| v2 | 0.3000 | 0.2000 | True | yes |" in listed.output
+    rolled = runner.invoke(app, ["model", "rollback"], env=env)
+    assert rolled.exit_code == 0 and "model v1 is current" in rolled.output
