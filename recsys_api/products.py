@@ -34,6 +34,11 @@ CATALOG_BODY = Body(
 )
 
 
+def as_product(doc: dict[str, Any]) -> Product:
+    # Lax: a writer other than this API (a replay, a batch job) may store a number as text.
+    return msgspec.convert(doc, Product, strict=False)
+
+
 async def upsert_catalog(db: AsyncDatabase, publisher: Publisher, products: list[dict[str, Any]]) -> None:
     """Kafka first (the catalog's changelog, replayable by the batch layer), then the servable copy."""
     now = datetime.now(UTC)
@@ -76,14 +81,14 @@ class ProductsController(Controller):
             params = {**({"category": category} if category is not None else {}),
                       "offset": offset + limit, "limit": limit}
             next_link = f"{self.path}?{urlencode(params)}"
-        return ProductPage(products=[msgspec.convert(d, Product) for d in docs[:limit]], next=next_link)
+        return ProductPage(products=[as_product(d) for d in docs[:limit]], next=next_link)
 
     @get("/{product_id:str}", responses=documented(400, 404, 503), summary="One product")
     async def product(self, product_id: ProductId, db: AsyncDatabase) -> Product:
         doc = await db[PRODUCTS].find_one({"_id": product_id})
         if doc is None:
             raise NotFound(f"no product {product_id!r} in the catalog", {"product_id": product_id})
-        return msgspec.convert(doc, Product)
+        return as_product(doc)
 
     @get("/{product_id:str}/similar", responses=documented(400, 404, 503), summary="Similar products")
     async def similar(self, product_id: ProductId, db: AsyncDatabase, settings: Settings,
