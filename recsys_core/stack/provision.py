@@ -25,6 +25,15 @@ from recsys_core.settings import Settings
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
+# FerretDB 1.24's SQLite backend creates the unique `_id` index on `_ferretdb_sjson->"_id"` but
+# filters by `_ferretdb_sjson->'$._id'`; SQLite matches index expressions textually, so every
+# lookup by `_id` scanned the whole table (100x slower at 20,000 documents). Filtering with the
+# index's own expression makes those lookups index seeks; stored data and indexes are unchanged.
+FERRETDB_PATCHES = [
+    ("internal/backends/sqlite/metadata/metadata.go",
+     'IDColumn = DefaultColumn + "->\'$._id\'"',
+     'IDColumn = DefaultColumn + "->\\"_id\\""'),
+]
 STAMP = ".provisioned"
 
 INSTALL_HINTS = {
@@ -144,7 +153,7 @@ def provision_spark_jars(settings: Settings) -> Path:
 def provision_ferretdb(settings: Settings) -> Path:
     """Build FerretDB 1.24 (SQLite backend) from its Go module, once."""
     binary = settings.ferretdb_binary
-    stamp = _stamp_of(FERRETDB_MODULE, FERRETDB_VERSION)
+    stamp = _stamp_of(FERRETDB_MODULE, FERRETDB_VERSION, repr(FERRETDB_PATCHES))
     if binary.exists() and _is_provisioned(binary.parent, stamp):
         return binary
     go = require_tool("go")
@@ -166,6 +175,12 @@ def provision_ferretdb(settings: Settings) -> Path:
         for path in [src, *src.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
         (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+        for relative, old, new in FERRETDB_PATCHES:
+            source = src / relative
+            text = source.read_text()
+            if old not in text:
+                raise ProvisionError(f"FerretDB source changed: {relative} no longer has {old!r}")
+            source.write_text(text.replace(old, new))
         built = tmp_path / "ferretdb"
         _run_with_progress([go, "build", "-trimpath", "-o", str(built), "./cmd/ferretdb"],
                            "FerretDB build", cwd=src, count=lambda line: line.startswith("go: downloading"))
