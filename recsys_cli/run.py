@@ -12,6 +12,7 @@ A second run finds the stack, the data and the model in place and is up in well 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -27,7 +28,6 @@ import typer
 
 from recsys_cli.common import friendly_errors, settings
 from recsys_cli.supervisor import Child, Supervisor
-from recsys_core.io.mongo import MODELS, mongo_client, serving_db
 from recsys_core.settings import Settings
 from recsys_core.simulator import StoreConfig, build_store
 from recsys_core.simulator import feed
@@ -78,26 +78,26 @@ def seed_store(s: Settings, config: StoreConfig, days: int) -> None:
     marker.write_text(json.dumps(wanted))
 
 
-def has_promoted_model(s: Settings) -> bool:
-    client = mongo_client(s)
-    try:
-        return serving_db(client, s)[MODELS].find_one({"promoted": True}) is not None
-    finally:
-        client.close()
-
-
-def materialize_once(s: Settings, days: int, force: bool) -> None:
-    if has_promoted_model(s) and not force:
-        say("A promoted model exists: skipping the initial materialisation "
+def materialize_once(s: Settings, days: int, force: bool, config: Path | None) -> None:
+    """Backfill the simulated days and build the model and serving documents, once per data dir."""
+    marker = s.data_dir / "run" / "materialized"
+    if marker.exists() and not force:
+        say("The asset graph was materialised before: skipping the initial materialisation "
             "(schedules and sensors keep it current; `recsys materialize` runs it by hand)")
         return
-    say(f"Materialising the asset graph over the last {days} days (Spark; a few minutes on 2 cores)")
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)
-    result = subprocess.run(RECSYS + ["materialize", "--from", first.isoformat(), "--to", today.isoformat()],
-                            stdin=subprocess.DEVNULL)
+    say(f"Materialising the asset graph for {first} .. {today} (Spark; a few minutes on 2 cores)")
+    extra = ["--config", str(config)] if config else []
+    result = subprocess.run(RECSYS + ["materialize", "--from", first.isoformat(), "--to", today.isoformat(), *extra],
+                            stdin=subprocess.DEVNULL, env={**os.environ, "DAGSTER_HOME": str(dagster_home(s))})
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(datetime.now(UTC).isoformat())
     if result.returncode != 0:
-        raise typer.Exit(result.returncode)
+        typer.secho(f"warning: the initial materialisation did not finish cleanly (exit {result.returncode}); "
+                    "its runs and checks are in the Dagster UI. The platform starts anyway: without a "
+                    "promoted model, lists fall back to bestsellers and similar products.",
+                    fg=typer.colors.YELLOW, err=True)
 
 
 def dagster_home(s: Settings) -> Path:
@@ -139,6 +139,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed of the simulated store.")] = 42,
         live_rate: Annotated[float, typer.Option(help="Live simulated events per second (0: none).")] = 20.0,
         rematerialize: Annotated[bool, typer.Option(help="Materialise the graph even if a model exists.")] = False,
+        materialize_config: Annotated[Path | None, typer.Option(
+            help="Dagster run config (JSON) for the initial materialisation, e.g. a smaller ALS search.")] = None,
         exit_after: Annotated[float | None, typer.Option(
             help="Stop by itself after this many seconds (default: run until Ctrl-C).")] = None,
     ) -> None:
@@ -158,7 +160,7 @@ def register(app: typer.Typer) -> None:
         supervisor = Supervisor(platform_children(s, key, config, live_rate), say)
         try:
             seed_store(s, config, days)
-            materialize_once(s, days, rematerialize)
+            materialize_once(s, days, rematerialize, materialize_config)
             say("Starting the platform's processes")
             # From here on Ctrl-C (or SIGTERM) means: stop the children cleanly, then exit.
             previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
