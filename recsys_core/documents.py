@@ -19,7 +19,10 @@ similar_items    {_id: product_id, product_id, neighbours: [{product_id, score}]
 models           {_id: version, version, params, metrics, checks_passed, promoted: bool, promoted_at,
                   created_at, path}             path: RECSYS_DATA_DIR/models/als/<version>, holding
                                                 user_factors/ and item_factors/ as Parquet
-                                                (columns id: string, features: array<float>)
+                                                (columns id: string, features: array<float>), and the
+                                                batch layer's own spark_model/, user_index/, item_index/
+                  metrics: {als: {precision, recall, ndcg, map}, popularity: {...}, k, split,
+                            training_seconds, users, items, interactions, raw_events}
 """
 
 from __future__ import annotations

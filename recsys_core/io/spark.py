@@ -5,6 +5,7 @@ pyspark is imported inside the functions so that importing recsys_core never sta
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,9 @@ def spark_conf(settings: Settings, app_name: str = "recsys") -> dict[str, Any]:
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": app_name,
+        # Python workers must run this interpreter (the platform's venv), not whatever `python3` is.
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
         "spark.jars": jars,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
