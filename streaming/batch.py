@@ -79,6 +79,7 @@ class BatchProcessor:
             records = [SourceRecord(r.topic, r.partition, r.offset, None if r.value is None else bytes(r.value))
                        for r in frame.collect()]
             events, letters = validate(records)
+            read_ms = (time.monotonic() - started) * 1000
             if letters:
                 with_backoff(lambda: send_dead_letters(self._dlq_producer(), letters),
                              f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
@@ -88,8 +89,9 @@ class BatchProcessor:
             self.events += len(events)
             self.dead_letters += len(letters)
             if records:
-                log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms", batch_id, len(events),
-                         len(letters), len(by_user(events)), (time.monotonic() - started) * 1000)
+                log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms)", batch_id,
+                         len(events), len(letters), len(by_user(events)), (time.monotonic() - started) * 1000,
+                         read_ms)
 
     def _apply(self, events: list[dict[str, Any]]) -> None:
         db = serving_db(self._mongo, self.settings)

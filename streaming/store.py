@@ -10,6 +10,7 @@ same documents; recommendations are computed from the merged history, so they ne
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from recsys_core.history import BrowsingHistory, browsing_history
 from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 from recsys_core.realtime import RECENT_VIEWS, Shopper, realtime_recommendations
 from streaming.model import PromotedModel
+
+log = logging.getLogger("recsys.stream")
 
 
 class Tokens:
@@ -61,7 +64,11 @@ def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any
     if result.matched_count + result.upserted_count == len(operations):
         return set()
     stored = read_by_id(collection, new, {token: 1})
-    return {doc_id for doc_id, document in new.items() if stored.get(doc_id, {}).get(token) != document[token]}
+    lost = {doc_id for doc_id, document in new.items() if stored.get(doc_id, {}).get(token) != document[token]}
+    if lost:
+        log.info("%s: %d documents changed while being updated; reading and merging them again",
+                 collection.name, len(lost))
+    return lost
 
 
 def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens
