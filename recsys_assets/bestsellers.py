@@ -1,8 +1,9 @@
 """Bestsellers: products ranked by distinct buyers over the window ending at the run's time.
 
 The rule is `recsys_core.bestsellers` (unit-tested); this is its Spark twin. In a run launched for
-a partition (a backfill, `recsys materialize --partition DAY`), the window ends at the end of that
-day instead of now, so a backfilled day sees the bestsellers it would have seen then.
+a partition or a range of them (a backfill, `recsys materialize --partition DAY`), the window ends
+at the end of that (last) day instead of now, so a backfilled day sees the bestsellers it would
+have seen then.
 """
 
 
@@ -13,7 +14,7 @@ from dagster import (AssetExecutionContext, AssetKey, AssetSpec, Config, Materia
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.catalog import overwrite
-from recsys_assets.ingest import day_bounds
+from recsys_assets.ingest import PARTITION_TAG, RANGE_END_TAG, day_bounds
 from recsys_assets.resources import LakeResource
 from recsys_core.bestsellers import KEEP_PER_SCOPE, window_start
 from recsys_core.events import parse_ts
@@ -27,7 +28,8 @@ class BestsellerConfig(Config):
 def window_end(context: AssetExecutionContext, config: BestsellerConfig) -> datetime:
     if config.as_of:
         return parse_ts(config.as_of, "as_of")
-    partition = context.run.tags.get("dagster/partition")
+    tags = context.run.tags
+    partition = tags.get(PARTITION_TAG) or tags.get(RANGE_END_TAG)
     if partition:
         return min(day_bounds(partition)[1], datetime.now(UTC))
     return datetime.now(UTC)

@@ -5,15 +5,19 @@ producing sixty days of history now would otherwise land every event in today's 
 Kafka's timestamp still bounds the read from below, because an event is produced no earlier than
 `MAX_FUTURE` before its own time (later ones are rejected by validation); the read ends at the
 latest offsets. Each record is validated with the platform's one validation, against its own
-record time as "now", so a re-run judges it exactly as the first run did. A run replaces the
-whole day (`replaceWhere`), so re-running or backfilling a day never duplicates anything.
+record time as "now", so a re-run judges it exactly as the first run did. A run replaces its
+whole days (`replaceWhere`), so re-running or backfilling a day never duplicates anything.
+
+A backfill of many days is one run (`BackfillPolicy.single_run()`): the topic is read and
+validated once for the whole range instead of once per day, since every day's read would scan
+everything produced since that day anyway. A single day is a range of one.
 """
 
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetSpec,
-                     DailyPartitionsDefinition, MaterializeResult, MetadataValue, multi_asset)
+                     BackfillPolicy, DailyPartitionsDefinition, MaterializeResult, MetadataValue, multi_asset)
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
@@ -25,12 +29,16 @@ from recsys_core.settings import EVENTS_TOPIC
 # shift them every day); days before the first event simply materialise empty.
 EVENTS_START_DATE = "2026-01-01"
 daily_partitions = DailyPartitionsDefinition(start_date=EVENTS_START_DATE, end_offset=1)
+# Run tags naming a run's partition or its range of partitions (what the UI's backfills set).
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-def read_day(spark, kafka: KafkaResource, day: str):
-    """Validated records of one UTC day (valid or not), read once from Kafka."""
+def read_days(spark, kafka: KafkaResource, first: str, last: str):
+    """Validated records (valid or not) of the UTC days first..last, from one read of Kafka."""
     from pyspark.sql import functions as F
 
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
     lower_ms = int((start - MAX_FUTURE).timestamp() * 1000)
     source = (spark.read.format("kafka").options(**kafka.source_options(EVENTS_TOPIC))
               .option("startingTimestamp", str(lower_ms))
@@ -38,9 +46,8 @@ def read_day(spark, kafka: KafkaResource, day: str):
               .select("partition", "offset", F.col("value").cast("string").alias("value"),
                       F.unix_millis("timestamp").alias("kafka_ts_ms")))
     records = spark.createDataFrame(source.rdd.mapPartitions(validate_records), RECORD_SCHEMA)
-    records = (records.withColumn("day", F.to_date(F.timestamp_millis("day_ms")))
-               .where(F.col("day") == F.lit(day).cast("date")))
-    return records
+    return (records.withColumn("day", F.to_date(F.timestamp_millis("day_ms")))
+            .where(F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date"))))
 
 
 def split_records(records):
@@ -59,14 +66,20 @@ def split_records(records):
     return events, quarantined
 
 
-def replace_day(frame, path: str, day: str) -> None:
-    (frame.write.format("delta").mode("overwrite").option("replaceWhere", f"day = '{day}'")
+def replace_days(frame, path: str, first: str, last: str) -> None:
+    """Make the days first..last of the table hold exactly `frame` (a day without rows ends up empty)."""
+    (frame.write.format("delta").mode("overwrite").option("replaceWhere", f"day >= '{first}' AND day <= '{last}'")
      .partitionBy("day").save(path))
 
 
-def _markdown_counts(rows: list, label: str) -> str:
-    lines = [f"| {label} | count |", "|---|---|"] + [f"| {r[0]} | {r[1]} |" for r in rows]
-    return "\n".join(lines)
+def days_between(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def _markdown_table(header: list[str], rows: list) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows])
 
 
 @multi_asset(
@@ -80,34 +93,44 @@ def _markdown_counts(rows: list, label: str) -> str:
     check_specs=[AssetCheckSpec("no_quarantined_events", asset="raw_events",
                                 description="Warns when the day had records that failed validation.")],
     partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
 )
 def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: KafkaResource, lake: LakeResource):
     from pyspark.sql import functions as F
 
-    day = context.partition_key
+    keys = context.partition_key_range
+    first, last = keys.start, keys.end
     session = spark.spark_session
-    records = read_day(session, kafka, day).persist()
+    records = read_days(session, kafka, first, last).persist()
     try:
         events, quarantined = split_records(records)
-        replace_day(events, lake.table("raw_events"), day)
-        replace_day(quarantined, lake.table("quarantined_events"), day)
+        replace_days(events, lake.table("raw_events"), first, last)
+        replace_days(quarantined, lake.table("quarantined_events"), first, last)
         by_type = sorted(events.groupBy("type").count().collect())
+        by_day = {str(r[0]): r[1] for r in events.groupBy("day").count().collect()}
+        quarantined_by_day = {str(r[0]): r[1] for r in quarantined.groupBy("day").count().collect()}
         reasons = quarantined.groupBy("reason").count().orderBy(F.desc("count")).limit(10).collect()
-        n_events = sum(r[1] for r in by_type)
-        n_quarantined = quarantined.count()
     finally:
         records.unpersist()
+    n_events, n_quarantined = sum(by_day.values()), sum(quarantined_by_day.values())
     total = session.read.format("delta").load(lake.table("raw_events")).count()
-    context.log.info(f"{day}: {n_events} events, {n_quarantined} quarantined, {total} in the lake")
+    days = days_between(first, last)
+    span = first if first == last else f"{first}..{last} ({len(days)} days)"
+    context.log.info(f"{span}: {n_events} events, {n_quarantined} quarantined, {total} in the lake")
+    # In a ranged run Dagster records this one result for every day of the range, so the counts
+    # name the range and the table breaks them down by day.
+    per_day = [(d, by_day.get(d, 0), quarantined_by_day.get(d, 0)) for d in days]
     yield MaterializeResult(asset_key="raw_events", metadata={
-        "dagster/row_count": n_events, "lake_total_rows": total,
-        "by_type": MetadataValue.md(_markdown_counts(by_type, "type")),
+        "dagster/row_count": n_events, "lake_total_rows": total, "days": span,
+        "by_type": MetadataValue.md(_markdown_table(["type", "count"], by_type)),
+        "by_day": MetadataValue.md(_markdown_table(["day", "events", "quarantined"], per_day)),
     })
-    yield MaterializeResult(asset_key="quarantined_events", metadata={"dagster/row_count": n_quarantined})
+    yield MaterializeResult(asset_key="quarantined_events", metadata={"dagster/row_count": n_quarantined,
+                                                                      "days": span})
     yield AssetCheckResult(asset_key="raw_events", check_name="no_quarantined_events", passed=n_quarantined == 0,
                            severity=AssetCheckSeverity.WARN,
                            metadata={"quarantined": n_quarantined,
-                                     "reasons": MetadataValue.md(_markdown_counts(reasons, "reason"))})
+                                     "reasons": MetadataValue.md(_markdown_table(["reason", "count"], reasons))})
 
 
 def load_events(spark, lake: LakeResource):

@@ -1,4 +1,5 @@
-"""raw_events from real Kafka into Delta: day partitions by the event's own time, idempotent backfills."""
+"""raw_events from real Kafka into Delta: day partitions by the event's own time, idempotent backfills,
+a range of days in one run."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import materialize
+from pyspark.sql import functions as F
 
 from recsys_assets.definitions import all_assets
+from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
 from recsys_assets.resources import build_resources
 from recsys_core.events import format_ts
 from recsys_core.io.kafka import ensure_topics, make_producer
@@ -40,9 +43,11 @@ def event(kind: str, user: str, product: str, ts: datetime, **fields) -> dict:
     return body
 
 
-def run(settings, selection, partition=None, run_config=None, raise_on_error=True, instance=None):
+def run(settings, selection, partition=None, run_config=None, raise_on_error=True, instance=None, days=None):
+    """One in-process run; `days=(first, last)` makes it one run over that range, as a UI backfill does."""
+    tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[1]} if days else None
     return materialize(all_assets, selection=selection, partition_key=partition, resources=build_resources(settings),
-                       run_config=run_config, raise_on_error=raise_on_error, instance=instance)
+                       run_config=run_config, raise_on_error=raise_on_error, instance=instance, tags=tags)
 
 
 def lake_rows(spark, settings, table, where="true"):
@@ -50,8 +55,9 @@ def lake_rows(spark, settings, table, where="true"):
     return sorted(tuple(r) for r in frame.drop("kafka_partition", "kafka_offset").collect())
 
 
-def test_backfilling_three_days_twice_gives_identical_tables(settings, spark, unique):
+def test_backfilling_three_days_twice_as_a_range_gives_the_tables_of_per_day_runs(settings, spark, unique):
     days = [datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
+    keys = [day.date().isoformat() for day in days]
     user = f"{unique}-u"
     events = [event("product_view", user, f"{unique}-p{i}", day + timedelta(hours=6)) for i, day in enumerate(days)]
     repeated = events[0]
@@ -59,17 +65,46 @@ def test_backfilling_three_days_twice_gives_identical_tables(settings, spark, un
     broken = {"type": "rating", "user_id": user, "product_id": f"{unique}-p0", "score": 9,
               "ts": format_ts(days[0] + timedelta(hours=1))}
     produce(settings, [*events, repeated, tombstone, broken, b"not json"])
+    mine = f"user_id = '{user}'"
 
+    def quarantined():
+        frame = spark.read.format("delta").load(str(settings.lake_dir / "quarantined_events"))
+        return sorted((r.day, r.reason) for r in frame.where(f"value like '%{unique}%'").collect())
+
+    for key in keys:
+        run(settings, ["raw_events", "quarantined_events"], partition=key)
+    per_day = lake_rows(spark, settings, "raw_events", mine), quarantined()
+    ranged = []
     for _ in range(2):
-        for day in days:
-            run(settings, ["raw_events", "quarantined_events"], partition=day.date().isoformat())
-        mine = f"user_id = '{user}'"
-        first = lake_rows(spark, settings, "raw_events", mine)
-        if _ == 0:
-            snapshot = first
-    assert first == snapshot
-    assert len(first) == 4  # three views (one sent twice) and the tombstone
-    assert sum(1 for r in first if r[1] == "history_delete") == 1
-    quarantined = (spark.read.format("delta").load(str(settings.lake_dir / "quarantined_events"))
-                   .where(f"value like '%{unique}%'").collect())
-    assert [r.reason for r in quarantined] == ["score: must be from 0.5 to 5 in steps of 0.5"]
+        result = run(settings, ["raw_events", "quarantined_events"], days=(keys[0], keys[-1]))
+        ranged.append((lake_rows(spark, settings, "raw_events", mine), quarantined()))
+    assert ranged[0] == ranged[1] == per_day
+    rows = per_day[0]
+    assert len(rows) == 4  # three views (one sent twice) and the tombstone
+    assert sum(1 for r in rows if r[1] == "history_delete") == 1
+    assert [reason for _, reason in per_day[1]] == ["score: must be from 0.5 to 5 in steps of 0.5"]
+    recorded = [e.partition for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == "raw_events"]
+    assert sorted(recorded) == keys  # one run, but every day of the range is marked materialised
+
+
+def test_a_range_empties_its_days_that_no_longer_have_events(settings, spark, unique):
+    days = [datetime(2026, 3, 10, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
+    keys = [day.date().isoformat() for day in days]
+    user = f"{unique}-u"
+    produce(settings, [event("product_view", user, f"{unique}-p", days[0] + timedelta(hours=3)),
+                       event("product_view", user, f"{unique}-p", days[2] + timedelta(hours=3))])
+    path = str(settings.lake_dir / "raw_events")
+    run(settings, ["raw_events", "quarantined_events"], days=(keys[0], keys[-1]))
+    # A row the middle day held before (say, from events since dropped by retention) must go.
+    stale = (spark.read.format("delta").load(path).where(f"user_id = '{user}' and day = '{keys[0]}'")
+             .withColumn("day", F.lit(keys[1]).cast("date")))
+    stale.write.format("delta").mode("append").partitionBy("day").save(path)
+
+    result = run(settings, ["raw_events", "quarantined_events"], days=(keys[0], keys[-1]))
+    by_day = sorted((str(r.day), r.n) for r in spark.read.format("delta").load(path).where(f"user_id = '{user}'")
+                    .groupBy("day").agg(F.count("*").alias("n")).collect())
+    assert by_day == [(keys[0], 1), (keys[2], 1)]
+    table = next(e for e in result.get_asset_materialization_events()
+                 if e.asset_key.to_user_string() == "raw_events").materialization.metadata["by_day"].value
+    assert "| day | events | quarantined |" in table and all(f"| {key} |" in table for key in keys)
