@@ -55,11 +55,16 @@ class TrainedAls:
 
 
 def numbered(frame, column: str):
-    from pyspark.sql import Window
+    """DataFrame(id, idx): the distinct ids numbered 0.. in id order (ALS wants integer ids).
+
+    zipWithIndex numbers the sorted partitions in place; a window over the whole frame would pull
+    every id into one partition to do the same.
+    """
     from pyspark.sql import functions as F
 
-    return (frame.select(F.col(column).alias("id")).distinct()
-            .withColumn("idx", (F.row_number().over(Window.orderBy("id")) - 1).cast("int")))
+    ids = frame.select(F.col(column).alias("id")).distinct().orderBy("id")
+    return (ids.rdd.zipWithIndex().toDF("row struct<id:string>, idx long")
+            .select("row.id", F.col("idx").cast("int").alias("idx")))
 
 
 def fit_als(interactions, params: AlsParams) -> TrainedAls:

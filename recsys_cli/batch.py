@@ -12,6 +12,7 @@ import typer
 from recsys_cli.common import fail, friendly_errors, settings
 
 PARTITIONED = ("raw_events", "quarantined_events")
+EPHEMERAL_JOB = "__ephemeral_asset_job__"  # the name dagster.materialize gives its runs
 
 model_app = typer.Typer(help="Model versions in the serving store: list them, promote one, roll back.",
                         no_args_is_help=True)
@@ -53,20 +54,34 @@ def _instance():
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
-def _run(label: str, selection: list[str], partition: str | None, run_config: dict, instance) -> None:
-    from dagster import materialize
+def _run(label: str, selection: list[str], days: list[str] | None, run_config: dict, instance,
+         verbose: bool) -> None:
+    """One in-process run of `selection`; `days` (first..last) make it one run over that range."""
+    from dagster import Definitions, define_asset_job
 
+    from recsys_assets.console import concise_console, quiet_spark_conf
     from recsys_assets.definitions import all_assets, all_checks
+    from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
     from recsys_assets.resources import build_resources
 
     typer.secho(f"==> {label}: {', '.join(selection)}", bold=True, err=True)
-    result = materialize([*all_assets, *all_checks], selection=selection, partition_key=partition,
-                         resources=build_resources(settings()), run_config=run_config, instance=instance,
-                         raise_on_error=False)
-    for event in result.get_asset_materialization_events():
-        typer.echo(f"    materialised {event.asset_key.to_user_string()}", err=True)
-    for check in result.get_asset_check_evaluations():
-        typer.echo(f"    check {check.check_name}: {'passed' if check.passed else 'FAILED'}", err=True)
+    resources = build_resources(settings())
+    if not verbose:
+        # Start the session the runs will reuse, with the expected warnings left out of its log.
+        from pyspark.sql import SparkSession
+
+        SparkSession.builder.config(map=quiet_spark_conf(resources["spark"].spark_config)).getOrCreate()
+    # What dagster.materialize does, with a readable console logger unless --verbose.
+    defs = Definitions(jobs=[define_asset_job(EPHEMERAL_JOB, selection=selection)],
+                       assets=[*all_assets, *all_checks], resources=resources,
+                       loggers=None if verbose else {"console": concise_console})
+    if not verbose:
+        run_config = {**run_config, "loggers": {"console": {}}}  # a job logger runs only when configured
+    # One day is an ordinary partition run; more are one run over the range, as a UI backfill launches it.
+    partition = days[0] if days and len(days) == 1 else None
+    tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]} if days and not partition else None
+    result = defs.resolve_job_def(EPHEMERAL_JOB).execute_in_process(
+        run_config=run_config, instance=instance, partition_key=partition, tags=tags, raise_on_error=False)
     if not result.success:
         failures = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
                     for e in result.get_step_failure_events() if e.event_specific_data.error]
@@ -81,10 +96,12 @@ def materialize_command(
     start: str = typer.Option(None, "--from", help="First day of a backfill range (YYYY-MM-DD)."),
     end: str = typer.Option(None, "--to", help="Last day of a backfill range (YYYY-MM-DD)."),
     config: Path = typer.Option(None, "--config", help="Dagster run config as JSON (e.g. ALS parameters)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every Dagster event and Spark warning."),
 ) -> None:
-    """Run assets in-process with the code location's definitions, printing progress.
+    """Run assets in-process with the code location's definitions, printing one line per step.
 
-    Partitioned assets (raw_events) run once per day: today by default, or --partition, or every day from --from to --to.
+    Partitioned assets (raw_events) run for today by default, or --partition, or all days from --from to --to
+    in one run (Kafka is read once for the whole range).
 
     The other selected assets then run once; bestsellers count the window ending at the end of the last day given.
     """
@@ -104,15 +121,14 @@ def materialize_command(
         as_of = min(window_end, datetime.now(UTC)).isoformat()
         run_config.setdefault("ops", {}).setdefault("bestseller_tables", {"config": {"as_of": as_of}})
     instance = _instance()
-    daily = [k for k in chosen if k in PARTITIONED]
-    if daily and "raw_events" not in daily:
-        daily.append("raw_events")  # raw_events and quarantined_events are written by one step
-    for number, day in enumerate(days, start=1):
-        if daily:
-            _run(f"day {day} ({number}/{len(days)})", daily, day, {}, instance)
+    # raw_events and quarantined_events are written by one step, which runs only as a whole.
+    daily = list(PARTITIONED) if any(k in chosen for k in PARTITIONED) else []
+    if daily:
+        span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
+        _run(f"events of {span}", daily, days, {}, instance, verbose)
     rest = [k for k in chosen if k not in PARTITIONED]
     if rest:
-        _run("tables, model and serving documents", rest, None, run_config, instance)
+        _run("tables, model and serving documents", rest, None, run_config, instance, verbose)
 
 
 @friendly_errors

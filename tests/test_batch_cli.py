@@ -59,7 +59,7 @@ def test_materialize_for_a_past_day_ranks_bestsellers_of_that_days_window(settin
     result = runner.invoke(app, ["materialize", "group:bestsellers", "bestseller_documents", "--partition",
                                  "2026-11-20"], env=env)
     assert result.exit_code == 0, result.output
-    assert "materialised bestsellers" in result.output
+    assert "ok   bestsellers (1 rows); category_bestsellers (1 rows)" in result.output
     global_list = mongo_db.bestsellers.find_one({"_id": "global"})
     assert [p["product_id"] for p in global_list["products"]] == ["p1"]
 
@@ -80,3 +80,23 @@ def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
     assert "| v2 | 0.3000 | 0.2000 | True | yes |" in listed.output
     rolled = runner.invoke(app, ["model", "rollback"], env=env)
     assert rolled.exit_code == 0 and "model v1 is current" in rolled.output
+
+
+@pytest.mark.integration
+def test_materialize_backfills_a_range_in_one_run_printing_one_line_per_step(settings, spark, unique):
+    from datetime import UTC, datetime, timedelta
+
+    from test_batch_ingest import event, produce
+
+    first = datetime(2026, 4, 1, tzinfo=UTC)
+    produce(settings, [event("product_view", f"{unique}-u", f"{unique}-p", first + timedelta(days=i, hours=2))
+                       for i in range(2)])
+    env = {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db}
+    result = runner.invoke(app, ["materialize", "raw_events", "--from", "2026-04-01", "--to", "2026-04-02"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("==>") == 1 and "events of 2026-04-01..2026-04-02 (2 days)" in result.output
+    assert "ok   raw_events (" in result.output and "quarantined_events (" in result.output
+    assert "check no_quarantined_events on raw_events: passed" in result.output
+    assert " DEBUG " not in result.output and "STEP_START" not in result.output
+    rows = spark.read.format("delta").load(str(settings.lake_dir / "raw_events")).where(f"user_id = '{unique}-u'")
+    assert sorted(str(r.day) for r in rows.collect()) == ["2026-04-01", "2026-04-02"]
