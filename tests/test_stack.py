@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+
+import pytest
 
 from recsys_core.io.kafka import make_consumer, make_producer
 from recsys_core.io.mongo import mongo_client, serving_db
@@ -158,3 +161,16 @@ def test_taken_port_fails_naming_the_port_and_the_variable(stack, tmp_path):
     assert f"port {port} is already taken" in result.stderr
     assert "RECSYS_KAFKA_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_lookups_by_id_use_the_id_index_even_with_a_guard(mongo_db):
+    """Serving reads and guarded writes filter by `_id`: they must seek the index, never scan."""
+    if shutil.which("mongod"):
+        pytest.skip("mongod serves _id lookups from its index by construction")
+    collection = mongo_db["recommendations"]
+    collection.insert_many([{"_id": f"u{i}", "version": i} for i in range(50)])
+    for query in ({"_id": "u7"}, {"_id": "u7", "version": 7}):
+        plan = collection.find(query).explain()
+        assert plan["filterPushdown"] is True
+        assert "USING INDEX" in " ".join(plan["queryPlanner"]["Plan"]), plan
+    assert collection.find_one({"_id": "u7", "version": 8}) is None  # the guard still applies

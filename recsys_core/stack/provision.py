@@ -29,10 +29,16 @@ FERRETDB_VERSION = "v1.24.2"
 # filters by `_ferretdb_sjson->'$._id'`; SQLite matches index expressions textually, so every
 # lookup by `_id` scanned the whole table (100x slower at 20,000 documents). Filtering with the
 # index's own expression makes those lookups index seeks; stored data and indexes are unchanged.
+# It also pushed `_id` down only when it was the filter's sole key, so a guarded write such as
+# {_id: u, updated_at: t} scanned; every handler re-applies the whole filter to what the backend
+# returns, so narrowing by `_id` whatever else the filter holds is safe.
 FERRETDB_PATCHES = [
     ("internal/backends/sqlite/metadata/metadata.go",
      'IDColumn = DefaultColumn + "->\'$._id\'"',
      'IDColumn = DefaultColumn + "->\\"_id\\""'),
+    ("internal/backends/sqlite/collection.go",
+     "if params.Filter.Len() == 1 {",
+     "if params.Filter.Len() >= 1 {"),
 ]
 STAMP = ".provisioned"
 
