@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,9 @@ def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback
 def test_every_setting_is_a_recsys_variable_with_a_description():
     for var in Settings.variables():
         assert var.env.startswith("RECSYS_") and var.doc
+
+
+def test_readme_documents_every_setting():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [var.env for var in Settings.variables() if f"`{var.env}`" not in readme]
+    assert missing == [], f"README's settings table lacks {missing}"
