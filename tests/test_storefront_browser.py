@@ -1,0 +1,149 @@
+"""The storefront page in headless Chromium: clicks become real events, the lists follow within seconds.
+
+Everything is real: the API and the streaming job run as `recsys api` and `recsys stream`
+processes on the test stack; Chromium (Debian's) is driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+
+import pytest
+
+from recsys_core.io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
+
+API_KEY = "storefront-test-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _seed_store(db, unique: str) -> dict[str, list[str]]:
+    """Two categories of six products; neighbours within a category; bestsellers per scope."""
+    now = datetime.now(UTC)
+    catalog = {f"{unique}-shoes": [f"{unique}-s{i}" for i in range(6)],
+               f"{unique}-hats": [f"{unique}-h{i}" for i in range(6)]}
+    for category, products in catalog.items():
+        db[PRODUCTS].insert_many([{"_id": p, "product_id": p, "category_id": category, "name": f"Product {p[-2:]}",
+                                   "description": "", "price": 10.0 + i, "updated_at": now}
+                                  for i, p in enumerate(products)])
+        db[SIMILAR_ITEMS].insert_many([{"_id": p, "product_id": p, "source": "als", "model_version": None,
+                                        "computed_at": now,
+                                        "neighbours": [{"product_id": q, "score": 1.0 - 0.1 * j}
+                                                       for j, q in enumerate(x for x in products if x != p)]}
+                                       for p in products])
+        db[BESTSELLERS].insert_one({"_id": category, "scope": category, "window_days": 30, "computed_at": now,
+                                    "products": [{"product_id": p, "buyers": 10 - i} for i, p in enumerate(products)]})
+    everything = [p for products in catalog.values() for p in products]
+    db[BESTSELLERS].insert_one({"_id": "global", "scope": "global", "window_days": 30, "computed_at": now,
+                                "products": [{"product_id": p, "buyers": 20 - i} for i, p in enumerate(everything)]})
+    return catalog
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"process exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer")
+
+
+@pytest.fixture
+def platform(settings, mongo_db, unique, tmp_path):
+    """`recsys api` and `recsys stream` on the test stack, with a serving database of this test's own."""
+    catalog = _seed_store(mongo_db, unique)
+    port = _free_port()
+    env = {**os.environ, "RECSYS_MONGO_DB": settings.mongo_db, "RECSYS_DATA_DIR": str(settings.data_dir),
+           "RECSYS_API_KEYS": API_KEY, "RECSYS_API_PORT": str(port),
+           "RECSYS_STREAM_TRIGGER_SECONDS": "0.5", "RECSYS_MIN_LIST_SIZE": "1"}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = {}
+    for name, args in (("stream", ["stream"]), ("api", ["api"])):
+        procs[name] = subprocess.Popen([sys.executable, "-m", "recsys_cli.main", *args], env=env,
+                                       stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", procs["api"])
+        yield f"http://127.0.0.1:{port}", catalog
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for name in procs:
+            print(f"--- {name} log tail ---\n" + "\n".join((logs / f"{name}.log").read_text().splitlines()[-15:]))
+
+
+def _ids(page, testid: str) -> list[str]:
+    return page.eval_on_selector_all(f'[data-testid="{testid}"] [data-testid="product"]',
+                                     "cards => cards.map(c => c.dataset.productId)")
+
+
+def _eventually(check, timeout: float = 60.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: last value {last!r}")
+
+
+def test_clicks_show_in_history_newest_first_and_change_recommendations(platform, unique):
+    from playwright.sync_api import sync_playwright
+
+    base, catalog = platform
+    shoes = catalog[f"{unique}-shoes"]
+    user = f"{unique}-shopper"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+            "--no-first-run", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/demo?user={user}#key={API_KEY}")
+            page.get_by_role("button", name=f"{unique}-shoes").click()
+            page.wait_for_selector(f'[data-testid="catalog"] [data-product-id="{shoes[0]}"]')
+            _eventually(lambda: page.inner_text('[data-testid="recs-meta"]'), 20, "the first recommendations")
+            before = (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]'))
+
+            for product_id in shoes[3:0:-1]:  # s3, s2, s1: s1 is the newest view
+                page.click(f'[data-testid="catalog"] [data-product-id="{product_id}"]')
+                page.wait_for_timeout(300)
+
+            history = _eventually(lambda: _ids(page, "history") if len(_ids(page, "history")) >= 3 else None,
+                                  90, "three products in the history")
+            assert history[:3] == [shoes[1], shoes[2], shoes[3]]
+            after = _eventually(
+                lambda: (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]'))
+                if (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]')) != before else None,
+                60, "the recommendations to change")
+            assert after != before
+
+            page.click(f'[data-testid="history"] [data-product-id="{shoes[2]}"] [data-testid="delete"]')
+            remaining = _eventually(lambda: _ids(page, "history") if shoes[2] not in _ids(page, "history") else None,
+                                    20, "the deleted product to leave the history")
+            assert remaining[:2] == [shoes[1], shoes[3]]
+        finally:
+            browser.close()
