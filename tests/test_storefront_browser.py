@@ -16,6 +16,7 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
+from test_stream_support import wait_for
 
 from recsys_core.io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
 
@@ -99,17 +100,6 @@ def _ids(page, testid: str) -> list[str]:
                                      "cards => cards.map(c => c.dataset.productId)")
 
 
-def _eventually(check, timeout: float = 60.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: last value {last!r}")
-
-
 def test_clicks_show_in_history_newest_first_and_change_recommendations(platform, unique):
     from playwright.sync_api import sync_playwright
 
@@ -125,24 +115,24 @@ def test_clicks_show_in_history_newest_first_and_change_recommendations(platform
             page.goto(f"{base}/demo?user={user}#key={API_KEY}")
             page.get_by_role("button", name=f"{unique}-shoes").click()
             page.wait_for_selector(f'[data-testid="catalog"] [data-product-id="{shoes[0]}"]')
-            _eventually(lambda: page.inner_text('[data-testid="recs-meta"]'), 20, "the first recommendations")
+            wait_for(lambda: page.inner_text('[data-testid="recs-meta"]'), 20, "the first recommendations")
             before = (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]'))
 
             for product_id in shoes[3:0:-1]:  # s3, s2, s1: s1 is the newest view
                 page.click(f'[data-testid="catalog"] [data-product-id="{product_id}"]')
                 page.wait_for_timeout(300)
 
-            history = _eventually(lambda: _ids(page, "history") if len(_ids(page, "history")) >= 3 else None,
+            history = wait_for(lambda: _ids(page, "history") if len(_ids(page, "history")) >= 3 else None,
                                   90, "three products in the history")
             assert history[:3] == [shoes[1], shoes[2], shoes[3]]
-            after = _eventually(
+            after = wait_for(
                 lambda: (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]'))
                 if (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]')) != before else None,
                 60, "the recommendations to change")
             assert after != before
 
             page.click(f'[data-testid="history"] [data-product-id="{shoes[2]}"] [data-testid="delete"]')
-            remaining = _eventually(lambda: _ids(page, "history") if shoes[2] not in _ids(page, "history") else None,
+            remaining = wait_for(lambda: _ids(page, "history") if shoes[2] not in _ids(page, "history") else None,
                                     20, "the deleted product to leave the history")
             assert remaining[:2] == [shoes[1], shoes[3]]
         finally:
