@@ -44,6 +44,7 @@ class ConciseHandler(logging.Handler):
         super().__init__()
         self.stream = stream or sys.stderr
         self.materialized: dict[str, list[str]] = {}
+        self.checked: set[str] = set()
 
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")
@@ -68,9 +69,11 @@ class ConciseHandler(logging.Handler):
             if line not in lines:
                 lines.append(line)
         elif kind == DagsterEventType.STEP_SUCCESS:
-            assets = "; ".join(self.materialized.pop(step, [])) or step
-            self._write(f"    ok   {assets}  [{data.duration_ms / 1000:.1f} s]")
+            assets = self.materialized.pop(step, [])
+            if assets or step not in self.checked:  # a step that only ran checks said all in their lines
+                self._write(f"    ok   {'; '.join(assets) or step}  [{data.duration_ms / 1000:.1f} s]")
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            self.checked.add(step)
             figures = _headline({k: v for k, v in data.metadata.items() if k != "version"})
             verdict = "passed" if data.passed else f"FAILED ({data.severity.value.lower()})"
             self._write(f"    check {data.check_name} on {data.asset_key.to_user_string()}: {verdict}"

@@ -54,6 +54,13 @@ def _instance():
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
+def _root_cause(error) -> str:
+    """The innermost message of a step's error (the outer ones only say that the step failed)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def _run(label: str, selection: list[str], days: list[str] | None, run_config: dict, instance,
          verbose: bool) -> None:
     """One in-process run of `selection`; `days` (first..last) make it one run over that range."""
@@ -83,7 +90,7 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
     result = defs.resolve_job_def(EPHEMERAL_JOB).execute_in_process(
         run_config=run_config, instance=instance, partition_key=partition, tags=tags, raise_on_error=False)
     if not result.success:
-        failures = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
+        failures = [f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
                     for e in result.get_step_failure_events() if e.event_specific_data.error]
         fail(f"{label} failed: " + ("; ".join(failures) or "a blocking check failed or a step was skipped"))
 
