@@ -1,0 +1,83 @@
+"""Benchmark: backfilling raw_events for a range of days, one run per day against one run for the range.
+
+Runs against the stack in the environment (RECSYS_*), on events already in `recsys.events`, e.g.:
+
+    recsys simulate history --days 10 --users 200 --products 100 --until 2026-11-21T00:00:00Z
+    .venv/bin/python bench/backfill.py --from 2026-11-11 --to 2026-11-20
+
+Both ways run in this process with one Spark session, after an untimed warm-up run, so JVM start-up
+is left out of both. They write the same table (checked); the figure is the ratio of their times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from dagster import DagsterInstance, materialize
+
+from recsys_assets.definitions import all_assets
+from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG, days_between
+from recsys_assets.resources import build_resources
+from recsys_core.settings import Settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SELECTION = ["raw_events", "quarantined_events"]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # Dagster's events would bury the figures
+
+
+def machine() -> dict[str, object]:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "memory_gib": round(memory, 1),
+            "python": platform.python_version()}
+
+
+def timed_run(resources, instance, **kwargs) -> float:
+    started = time.perf_counter()
+    materialize(all_assets, selection=SELECTION, resources=resources, instance=instance, run_config=QUIET, **kwargs)
+    return time.perf_counter() - started
+
+
+def table_rows(resources, first: str, last: str) -> int:
+    from pyspark.sql import SparkSession
+
+    path = resources["lake"].table("raw_events")
+    frame = SparkSession.getActiveSession().read.format("delta").load(path)
+    return frame.where(f"day >= '{first}' AND day <= '{last}'").count()
+
+
+def main() -> None:
+    yesterday = date.today() - timedelta(days=1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="first", default=(yesterday - timedelta(days=9)).isoformat())
+    parser.add_argument("--to", dest="last", default=yesterday.isoformat())
+    args = parser.parse_args()
+    days = days_between(args.first, args.last)
+    resources, instance = build_resources(Settings.from_env()), DagsterInstance.ephemeral()
+
+    print(f"warm-up: {days[0]}", flush=True)
+    timed_run(resources, instance, partition_key=days[0])
+    per_day = sum(timed_run(resources, instance, partition_key=day) for day in days)
+    rows_per_day = table_rows(resources, days[0], days[-1])
+    print(f"{len(days)} runs of one day: {per_day:.1f} s ({rows_per_day} rows)", flush=True)
+    ranged = timed_run(resources, instance, tags={RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]})
+    rows_ranged = table_rows(resources, days[0], days[-1])
+    print(f"one run of {len(days)} days: {ranged:.1f} s ({rows_ranged} rows)")
+    if rows_ranged != rows_per_day:
+        raise SystemExit(f"the two ways wrote different tables: {rows_per_day} and {rows_ranged} rows")
+
+    figures = {"benchmark": "backfill", "machine": machine(), "days": len(days), "first": days[0],
+               "last": days[-1], "rows": rows_ranged, "per_day_seconds": round(per_day, 1),
+               "range_seconds": round(ranged, 1), "speed_up": round(per_day / ranged, 2)}
+    print(f"speed-up: {figures['speed_up']}x on {figures['machine']}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "backfill.json").write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
