@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test install browser provision stack-up stack-down clean bench
 
 run: install
-	$(BIN)/recsys run
+	$(BIN)/recsys run $(RUN_ARGS)
 
 test: install browser provision
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
