@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
+        self._log_line(f"stopping {self.name} (pid {pid}) on request of pid {os.getpid()}: "
+                       + " ".join(sys.argv))
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -81,6 +84,11 @@ class ManagedProcess:
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def _log_line(self, text: str) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "a") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def log_tail(self, lines: int = 30) -> str:
         try:
