@@ -10,7 +10,7 @@ run: install
 	$(BIN)/recsys run $(RUN_ARGS)
 
 test: install browser provision
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHON=$(BIN)/python tests/run_groups.sh $(PYTEST_ARGS)
 
 install: $(STAMP)
 
