@@ -6,16 +6,8 @@ import json
 import uuid
 
 import pytest
-from test_api_support import TopicReader, api_client
+from test_api_support import TopicReader, api_client, events_topic  # noqa: F401 (fixture)
 
-from recsys_core.settings import EVENTS_TOPIC
-
-
-@pytest.fixture
-def events_topic(settings):
-    reader = TopicReader(settings, EVENTS_TOPIC)
-    yield reader
-    reader.close()
 
 
 def test_one_event_is_acknowledged_and_lands_keyed_by_user(settings, events_topic, unique):

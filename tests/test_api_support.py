@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from litestar.testing import TestClient
 from kafka import TopicPartition
 
 from recsys_api.app import create_app
 from recsys_core.io.kafka import make_consumer
-from recsys_core.settings import Settings
+from recsys_core.settings import EVENTS_TOPIC, Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -66,3 +67,11 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@pytest.fixture
+def events_topic(settings):
+    """What the test produces to recsys.events from now on."""
+    reader = TopicReader(settings, EVENTS_TOPIC)
+    yield reader
+    reader.close()

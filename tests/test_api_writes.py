@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from test_api_support import TopicReader, api_client, bestsellers, history, product
+from test_api_support import TopicReader, api_client, bestsellers, history, product, events_topic  # noqa: F401 (fixture)
 
 from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS
-from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC
-
-
-@pytest.fixture
-def events_topic(settings):
-    reader = TopicReader(settings, EVENTS_TOPIC)
-    yield reader
-    reader.close()
+from recsys_core.settings import CATALOG_TOPIC
 
 
 def test_catalog_upsert_is_servable_at_once_and_written_to_the_catalog_topic(settings, mongo_db, unique):
