@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from pymongo import ReplaceOne
 
 from recsys_core.io.kafka import make_consumer, make_producer
 from recsys_core.io.mongo import mongo_client, serving_db
@@ -174,3 +175,28 @@ def test_lookups_by_id_use_the_id_index_even_with_a_guard(mongo_db):
         assert plan["filterPushdown"] is True
         assert "USING INDEX" in " ".join(plan["queryPlanner"]["Plan"]), plan
     assert collection.find_one({"_id": "u7", "version": 8}) is None  # the guard still applies
+
+
+def test_reads_by_a_list_of_ids_use_the_id_index(mongo_db):
+    """The speed layer reads a micro-batch's users with `{_id: {$in: [...]}}`: an index lookup."""
+    if shutil.which("mongod"):
+        pytest.skip("mongod serves $in on _id from its index by construction")
+    collection = mongo_db["history"]
+    collection.insert_many([{"_id": f"u{i}", "n": i} for i in range(50)])
+    query = {"_id": {"$in": ["u3", "u9", "nobody"]}}
+    plan = collection.find(query).explain()
+    assert plan["filterPushdown"] is True
+    assert "USING INDEX" in " ".join(plan["queryPlanner"]["Plan"]), plan
+    assert sorted(doc["n"] for doc in collection.find(query)) == [3, 9]
+    mixed = {"_id": {"$in": ["u3", 9]}}  # not only strings: filtered by FerretDB itself, still right
+    assert [doc["n"] for doc in collection.find(mixed)] == [3]
+
+
+def test_one_update_command_can_replace_hundreds_of_documents(mongo_db):
+    """A bulk of guarded replaces larger than FerretDB's connection pool (100) completes."""
+    collection = mongo_db["recommendations"]
+    collection.insert_many([{"_id": f"u{i}", "token": 0} for i in range(300)])
+    result = collection.bulk_write([ReplaceOne({"_id": f"u{i}", "token": 0}, {"token": 1}) for i in range(300)],
+                                   ordered=False)
+    assert result.matched_count == 300
+    assert collection.count_documents({"token": 1}) == 300

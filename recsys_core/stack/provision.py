@@ -39,6 +39,46 @@ FERRETDB_PATCHES = [
     ("internal/backends/sqlite/collection.go",
      "if params.Filter.Len() == 1 {",
      "if params.Filter.Len() >= 1 {"),
+    # `{_id: {$in: [...]}}` was not pushed down at all: reading 500 documents by id took 6.7 s at
+    # 20,000 documents. Strings and ObjectIDs in `$in` now become `_id IN (...)` on the index.
+    ("internal/backends/sqlite/collection.go",
+     "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
+     "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
+     "\t\tcase *types.Document:\n\t\t\twhereClause, args = idInClause(v.(*types.Document))\n\t\t}\n"),
+    ("internal/backends/sqlite/collection.go",  # and `explain` says so
+     "\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := ",
+     "\tfilterPushdown = whereClause != \"\"\n\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := "),
+    ("internal/backends/sqlite/collection.go",
+     "// InsertAll implements backends.Collection interface.\n",
+     """// idInClause narrows `{$in: [strings or ObjectIDs]}` on `_id` to an index lookup.
+func idInClause(cond *types.Document) (string, []any) {
+\tv, _ := cond.Get("$in")
+\tvalues, ok := v.(*types.Array)
+\tif cond.Len() != 1 || !ok || values.Len() == 0 || values.Len() > 10000 {
+\t\treturn "", nil
+\t}
+\targs := make([]any, 0, values.Len())
+\tfor i := 0; i < values.Len(); i++ {
+\t\tvalue := must.NotFail(values.Get(i))
+\t\tswitch value.(type) {
+\t\tcase string, types.ObjectID:
+\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(value))))
+\t\tdefault:
+\t\t\treturn "", nil
+\t\t}
+\t}
+\treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args))[2:]), args
+}
+
+// InsertAll implements backends.Collection interface.
+"""),
+    # An `update` command closed each statement's cursor only when the whole command ended, and
+    # a matched single-document update leaves its cursor open; past 100 statements the SQLite
+    # pool (100 connections) was exhausted and the command waited forever for a connection it
+    # held itself. Closing each statement's cursor when it is done keeps one connection in use.
+    ("internal/handler/msg_update.go",
+     "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n",
+     "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n\t\tcloser.Close()\n"),
 ]
 STAMP = ".provisioned"
 
