@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -199,6 +200,7 @@ def summary(latencies: list[float], elapsed: float, failures: int) -> dict:
 
 def load(args: argparse.Namespace) -> None:
     """The load process: runs one scenario, prints its summary as JSON on stdout."""
+    gc.disable()  # the load generator's own collector pauses would count as server latency
     rng = random.Random()
     users = args.users
     if args.scenario == "get":

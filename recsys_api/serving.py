@@ -6,7 +6,6 @@ recsys_core.ranking; this module only fetches the documents they need, by primar
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,20 +74,22 @@ async def user_bestsellers(db: AsyncDatabase, user_id: str, limit: int, min_size
 
 
 async def recommendations(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
-    """The user's precomputed recommendations minus what they bought; else the bestsellers strategy."""
-    # Both reads at once: on a store that is slow per read, the latency is one read, not two.
-    doc, history = await asyncio.gather(
-        db[RECOMMENDATIONS].find_one({"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1,
-                                                        "computed_at": 1}),
-        history_doc(db, user_id))
-    purchased = history.get("purchased") or ()
+    """The user's precomputed recommendations; else the bestsellers strategy minus what they bought.
+
+    One read when the document is there: its writers keep the shopper's purchases out of it (the
+    speed layer rewrites it on every purchase; the batch layer drops what the history lists as
+    bought), so the history is read only for the fallback.
+    """
+    doc = await db[RECOMMENDATIONS].find_one({"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1,
+                                                                "computed_at": 1})
     if doc:
         ranked = [item["product_id"] for item in doc.get("items") or ()]
-        products = ranking.serve(ranked, limit, min_size, purchased)
+        products = ranking.serve(ranked, limit, min_size)
         if products:
             return ProductList(products, PERSONALIZED, doc.get("strategy") or "als",
                                doc.get("model_version"), doc.get("computed_at"))
-    return await bestsellers_for(db, history, limit, min_size, exclude=list(purchased))
+    history = await history_doc(db, user_id)
+    return await bestsellers_for(db, history, limit, min_size, exclude=list(history.get("purchased") or ()))
 
 
 async def similar_products(db: AsyncDatabase, product_id: str, limit: int, min_size: int) -> list[str] | None:

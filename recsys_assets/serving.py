@@ -151,17 +151,22 @@ def run_started_at(context: AssetExecutionContext) -> datetime:
 def write_recommendations(db, documents: list[dict], started: datetime) -> tuple[int, int]:
     """Upsert unless the stored document was computed after `started`: (written, kept fresher).
 
+    Products the shopper's history lists as bought (purchases the speed layer saw after the
+    `orders` table was built) are dropped too: the API serves these documents as they are.
     One guarded update per document: FerretDB answers a bulk write whose upsert hits a duplicate
     key without the counts pymongo needs, and the guard is what matters here.
     """
     ids = [d["_id"] for d in documents]
     fresher = {d["_id"] for d in db.recommendations.find({"_id": {"$in": ids}, "computed_at": {"$gte": started}},
                                                          {"_id": 1})}
+    bought = {d["_id"]: set(d.get("purchased") or ()) for d in db.history.find({"_id": {"$in": ids}}, {"purchased": 1})}
     written = 0
     for document in documents:
         if document["_id"] in fresher:
             continue
         fields = {k: v for k, v in document.items() if k != "_id"}
+        if bought.get(document["_id"]):
+            fields["items"] = [i for i in fields["items"] if i["product_id"] not in bought[document["_id"]]]
         try:
             db.recommendations.update_one({"_id": document["_id"], "computed_at": {"$lt": started}},
                                           {"$set": fields}, upsert=True)

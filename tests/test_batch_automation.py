@@ -95,3 +95,16 @@ def test_hourly_schedule_materialises_todays_partition():
     tick = datetime(2026, 11, 22, 5, 5, tzinfo=UTC)
     request = hourly_ingest_schedule(build_schedule_context(scheduled_execution_time=tick))
     assert request.partition_key == "2026-11-22"
+
+
+@pytest.mark.integration
+def test_batch_recommendations_leave_out_what_the_history_says_was_bought(mongo_db):
+    """A purchase the speed layer saw after the orders table was built still stays out."""
+    mongo_db.history.insert_one({"_id": "u1", "user_id": "u1", "items": [], "purchased": ["p2"]})
+    items = [{"product_id": f"p{i}", "score": 1 - i / 10} for i in range(4)]
+    batch = [{"_id": "u1", "user_id": "u1", "items": items, "strategy": "als", "model_version": "v1",
+              "computed_at": datetime.now(UTC), "last_event_ts": None}]
+    assert write_recommendations(mongo_db, batch, datetime.now(UTC)) == (1, 0)
+    stored = mongo_db.recommendations.find_one({"_id": "u1"})
+    assert [i["product_id"] for i in stored["items"]] == ["p0", "p1", "p3"]
+
