@@ -69,6 +69,16 @@ def seed(db) -> None:
                                                for j, p in enumerate(PRODUCTS[c::10][:30])]} for c in range(10)])
 
 
+def judge(phase: dict, rate: int) -> None:
+    """Sustained: the backlog did not grow during the phase and drained within 10 s after it."""
+    samples = phase["backlog_per_second"]
+    half = len(samples) // 2
+    phase["backlog_growing"] = bool(samples) and statistics.fmean(samples[half:]) > 1.5 * max(
+        1.0, statistics.fmean(samples[:half] or [0]))
+    phase["sustained"] = (not phase["backlog_growing"] and phase["drained_after_seconds"] is not None
+                          and phase["drained_after_seconds"] <= 10 and phase["achieved_rate"] >= 0.9 * rate)
+
+
 class Tracker:
     """Events posted and not yet reflected, by shopper; latencies of the reflected ones."""
 
@@ -94,10 +104,13 @@ class Tracker:
         from recsys_core.io.mongo import RECOMMENDATIONS
 
         while not stop.is_set():
-            # One read of the whole (small) collection per poll: FerretDB scans for `$in` anyway, and
-            # fewer, larger reads disturb the job's writes less.
-            if self.backlog():
-                docs = list(db[RECOMMENDATIONS].find({}, {"last_event_ts": 1}))
+            # Only the shoppers with events still pending, by id (an index lookup).
+            with self.lock:
+                waiting_users = list(self.pending)
+            if waiting_users:
+                docs = [doc for start in range(0, len(waiting_users), 200)
+                        for doc in db[RECOMMENDATIONS].find({"_id": {"$in": waiting_users[start:start + 200]}},
+                                                            {"last_event_ts": 1})]
                 now = time.monotonic()
                 with self.lock:
                     for doc in docs:
@@ -254,6 +267,7 @@ def main() -> None:
         tracker.latencies.clear()
         steady = post_load(http, tracker, args.rate, args.seconds, users)
         steady["drained_after_seconds"] = drain(tracker, 60)
+        judge(steady, args.rate)
         steady["freshness_seconds"] = latency_summary(tracker.latencies)
         transport = [tracker.transport[e] - at for e, at in tracker.accepted.items() if e in tracker.transport]
         steady["baseline_kafka_readable_seconds"] = latency_summary(transport)
@@ -267,21 +281,14 @@ def main() -> None:
             print(f"step {rate} events/s for {args.step_seconds:.0f} s ...", flush=True)
             tracker.latencies.clear()
             step = post_load(http, tracker, rate, args.step_seconds, users)
-            samples = step["backlog_per_second"]
-            half = len(samples) // 2
-            step["backlog_growing"] = bool(samples) and statistics.fmean(samples[half:]) > 1.5 * max(
-                1.0, statistics.fmean(samples[:half] or [0]))
             step["drained_after_seconds"] = drain(tracker, 120)
             step["freshness_seconds"] = latency_summary(tracker.latencies)
-            step["sustained"] = (not step["backlog_growing"] and step["drained_after_seconds"] is not None
-                                 and step["drained_after_seconds"] <= 10 and step["achieved_rate"] >= 0.9 * rate)
+            judge(step, rate)
             result["steps"].append(step)
             print(json.dumps({k: v for k, v in step.items() if k != "backlog_per_second"}), flush=True)
             if not step["sustained"]:
                 break
-        sustained = [s["achieved_rate"] for s in result["steps"] if s["sustained"]]
-        if steady.get("drained_after_seconds") is not None:
-            sustained.append(steady["achieved_rate"])
+        sustained = [s["achieved_rate"] for s in [steady, *result["steps"]] if s["sustained"]]
         result["highest_sustained_events_per_second"] = max(sustained, default=None)
     finally:
         stopping.set()

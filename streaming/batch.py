@@ -83,23 +83,30 @@ class BatchProcessor:
             if letters:
                 with_backoff(lambda: send_dead_letters(self._dlq_producer(), letters),
                              f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
+            phases = {"history": 0.0, "recommendations": 0.0}
             if events:
-                with_backoff(lambda: self._apply(events), f"batch {batch_id}: writing to MongoDB", self.stopping)
+                with_backoff(lambda: self._apply(events, phases), f"batch {batch_id}: writing to MongoDB",
+                             self.stopping)
             self.batches += 1
             self.events += len(events)
             self.dead_letters += len(letters)
             if records:
-                log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms)", batch_id,
-                         len(events), len(letters), len(by_user(events)), (time.monotonic() - started) * 1000,
-                         read_ms)
+                log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms, "
+                         "history %.0f ms, recommendations %.0f ms)", batch_id, len(events), len(letters),
+                         len(by_user(events)), (time.monotonic() - started) * 1000, read_ms,
+                         phases["history"] * 1000, phases["recommendations"] * 1000)
 
-    def _apply(self, events: list[dict[str, Any]]) -> None:
+    def _apply(self, events: list[dict[str, Any]], phases: dict[str, float]) -> None:
+        """Write the batch's histories, then the recommendations computed from them; time each."""
         db = serving_db(self._mongo, self.settings)
         model = self.models.current(db)
         grouped = by_user(events)
+        started = time.monotonic()
         histories = update_histories(db, grouped, self._tokens)
+        phases["history"] = time.monotonic() - started
         newest = {user: max(parse_ts(e["ts"]) for e in user_events) for user, user_events in grouped.items()}
         update_recommendations(db, histories, newest, model, self._tokens)
+        phases["recommendations"] = time.monotonic() - started - phases["history"]
 
     def _dlq_producer(self):
         if self._producer is None:

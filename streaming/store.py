@@ -40,12 +40,17 @@ class Tokens:
         return self._last
 
 
+# FerretDB seeks the `_id` index for `$in` and then re-checks each document against the whole
+# list, so one long list costs documents x list length: reading a batch of ~1,550 shoppers'
+# documents took 1.25 s as single `$in` reads and 0.89 s in chunks of 200.
+READ_CHUNK = 200
+
+
 def read_by_id(collection: Collection, ids: Iterable[str], projection: Mapping[str, int] | None = None
                ) -> dict[str, dict[str, Any]]:
     ids = list(ids)
-    if not ids:
-        return {}
-    return {doc["_id"]: doc for doc in collection.find({"_id": {"$in": ids}}, projection)}
+    return {doc["_id"]: doc for start in range(0, len(ids), READ_CHUNK)
+            for doc in collection.find({"_id": {"$in": ids[start:start + READ_CHUNK]}}, projection)}
 
 
 def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any]],

@@ -194,8 +194,12 @@ class MongoServer(Server):
                                        "--port", port, "--quiet"])
         data = self.settings.stack_dir / "ferretdb"
         data.mkdir(parents=True, exist_ok=True)
+        # WAL with synchronous=NORMAL: a commit survives FerretDB crashing, and only an OS crash or
+        # power loss can undo the last commits, as with MongoDB's default (journal flushed every
+        # 100 ms). It spares an fsync per write: a third of the speed layer's history writes.
         return self.process.start([
-            str(self.settings.ferretdb_binary), "--handler=sqlite", f"--sqlite-url=file:{data}/",
+            str(self.settings.ferretdb_binary), "--handler=sqlite",
+            f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
             f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", f"--state-dir={data}",
             "--telemetry=disable", "--log-level=warn",
         ])
