@@ -23,12 +23,11 @@ from dagster_pyspark import PySparkResource
 from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import KafkaResource, LakeResource
 from recsys_core.events import MAX_FUTURE
-from recsys_core.settings import EVENTS_TOPIC
+from recsys_core.settings import EVENTS_TOPIC, Settings
 
-# A fixed start keeps partition keys stable across deployments (a moving "90 days ago" would
-# shift them every day); days before the first event simply materialise empty.
-EVENTS_START_DATE = "2026-01-01"
-daily_partitions = DailyPartitionsDefinition(start_date=EVENTS_START_DATE, end_offset=1)
+# A fixed start (RECSYS_EVENTS_START_DATE) keeps partition keys stable across deployments (a
+# moving "90 days ago" would shift them every day); days before the first event materialise empty.
+daily_partitions = DailyPartitionsDefinition(start_date=Settings.from_env().events_start_date, end_offset=1)
 # Run tags naming a run's partition or its range of partitions (what the UI's backfills set).
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"

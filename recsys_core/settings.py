@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +30,13 @@ def _positive_int(name: str, raw: str) -> int:
     if value <= 0:
         raise SettingsError(name, raw, "expected a number greater than 0")
     return value
+
+
+def _date(name: str, raw: str) -> str:
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise SettingsError(name, raw, "expected a date as YYYY-MM-DD") from None
 
 
 def _port(name: str, raw: str) -> int:
@@ -146,6 +154,9 @@ class Settings:
     dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
     min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5",
                               "Lists shorter than this are served empty.")
+    events_start_date: str = _var("RECSYS_EVENTS_START_DATE", _date, "2026-01-01",
+                                  "First day of the daily event partitions in Dagster; keep it fixed "
+                                  "once deployed (partition keys and backfills refer to days from it).")
     bestseller_window_days: int = _var("RECSYS_BESTSELLER_WINDOW_DAYS", _positive_int, "30",
                                        "Bestsellers count distinct buyers over this many days.")
     retrain_min_new_events: int = _var("RECSYS_RETRAIN_MIN_NEW_EVENTS", _positive_int, "1000",

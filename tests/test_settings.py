@@ -38,6 +38,7 @@ def test_external_addresses_turn_off_the_local_servers():
     ("RECSYS_MIN_LIST_SIZE", "0"),
     ("RECSYS_SPARK_MASTER", "mesos://x"),
     ("RECSYS_STREAM_TRIGGER_SECONDS", "-1"),
+    ("RECSYS_EVENTS_START_DATE", "2026-13-01"),
 ])
 def test_bad_value_fails_naming_the_variable(variable, value):
     with pytest.raises(SettingsError) as error:
@@ -64,3 +65,12 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [var.env for var in Settings.variables() if f"`{var.env}`" not in readme]
     assert missing == [], f"README's settings table lacks {missing}"
+
+
+def test_daily_event_partitions_start_on_the_configured_day():
+    code = ("from recsys_assets.ingest import daily_partitions; "
+            "print(daily_partitions.get_first_partition_key())")
+    env = {**os.environ, "RECSYS_EVENTS_START_DATE": "2025-06-15"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "2025-06-15", result.stderr
+
