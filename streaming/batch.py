@@ -21,12 +21,14 @@ from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelCache
 from streaming.retry import StopRequested, with_backoff
-from streaming.store import Tokens, update_histories, update_recommendations
+from streaming.store import Tokens, WrittenDocuments, update_histories, update_recommendations
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("recsys.stream")
+HISTORY_CACHE_SIZE = 20_000
+RECOMMENDATION_CACHE_SIZE = 200_000
 
 
 def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -67,6 +69,10 @@ class BatchProcessor:
         self._mongo = mongo_client(settings)
         self._producer = None
         self._tokens = Tokens()
+        # Shoppers seen lately: their last written history (~15 KB each with 50 views) and
+        # recommendation tokens, so their next batch need not read them back.
+        self._histories = WrittenDocuments(HISTORY_CACHE_SIZE)
+        self._recommendations = WrittenDocuments(RECOMMENDATION_CACHE_SIZE)
         self.batches = 0
         self.events = 0
         self.dead_letters = 0
@@ -102,10 +108,10 @@ class BatchProcessor:
         model = self.models.current(db)
         grouped = by_user(events)
         started = time.monotonic()
-        histories = update_histories(db, grouped, self._tokens)
+        histories = update_histories(db, grouped, self._tokens, self._histories)
         phases["history"] = time.monotonic() - started
         newest = {user: max(parse_ts(e["ts"]) for e in user_events) for user, user_events in grouped.items()}
-        update_recommendations(db, histories, newest, model, self._tokens)
+        update_recommendations(db, histories, newest, model, self._tokens, self._recommendations)
         phases["recommendations"] = time.monotonic() - started - phases["history"]
 
     def _dlq_producer(self):

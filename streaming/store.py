@@ -11,6 +11,7 @@ same documents; recommendations are computed from the merged history, so they ne
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,48 @@ class Tokens:
 READ_CHUNK = 200
 
 
+class WrittenDocuments:
+    """The documents this job wrote last, by id (the most recent `size`).
+
+    The next batch starts from them instead of reading them back: most shoppers come back within
+    minutes, and reading a full history costs FerretDB about as much as writing it. The replace
+    is still guarded by the stored token, so a document someone else changed meanwhile (the API
+    deleting from a history, the batch layer) loses the guard and is read again. Empty after a
+    restart, so a replayed batch starts from what is stored.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {i: self._docs[i] for i in ids if i in self._docs}
+
+    def put_many(self, docs: Mapping[str, dict[str, Any]]) -> None:
+        for doc_id, doc in docs.items():
+            self._docs[doc_id] = doc
+            self._docs.move_to_end(doc_id)
+        while len(self._docs) > self.size:
+            self._docs.popitem(last=False)
+
+    def forget(self, ids: Iterable[str]) -> None:
+        for doc_id in ids:
+            self._docs.pop(doc_id, None)
+
+
+def read_known(collection: Collection, ids: set[str], known: WrittenDocuments | None,
+               projection: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """The documents of `ids`: from what this job wrote last where it has them, else from the store."""
+    cached = known.get_many(ids) if known is not None else {}
+    return {**cached, **read_by_id(collection, ids - cached.keys(), projection)}
+
+
+def remember(known: WrittenDocuments | None, new: Mapping[str, dict[str, Any]], lost: set[str]) -> None:
+    if known is not None:
+        known.put_many({doc_id: doc for doc_id, doc in new.items() if doc_id not in lost})
+        known.forget(lost)
+
+
 def read_by_id(collection: Collection, ids: Iterable[str], projection: Mapping[str, int] | None = None
                ) -> dict[str, dict[str, Any]]:
     ids = list(ids)
@@ -76,20 +119,25 @@ def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any
     return lost
 
 
-def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens
-                     ) -> dict[str, BrowsingHistory]:
+def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens,
+                     known: WrittenDocuments | None = None) -> dict[str, BrowsingHistory]:
     """Apply each user's events to their stored history; the resulting histories by user."""
     histories: dict[str, BrowsingHistory] = {}
     pending = set(events_by_user)
+    first = True
     while pending:
-        old = read_by_id(db[HISTORY], pending)
+        # What this job wrote last, on the first pass only: a document that lost its guard is read.
+        old = read_known(db[HISTORY], pending, known if first else None)
+        first = False
         updated_at = tokens.next()
         new = {}
         for user_id in pending:
             histories[user_id] = browsing_history(old.get(user_id), events_by_user[user_id])
             new[user_id] = {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(),
                             "updated_at": updated_at}
-        pending = replace_if_unchanged(db[HISTORY], new, old, "updated_at")
+        lost = replace_if_unchanged(db[HISTORY], new, old, "updated_at")
+        remember(known, new, lost)
+        pending = lost
     return histories
 
 
@@ -108,12 +156,19 @@ def _context(db, histories: Mapping[str, BrowsingHistory]) -> tuple[dict, dict, 
 
 
 def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_event: Mapping[str, datetime],
-                           model: PromotedModel | None, tokens: Tokens) -> None:
-    """Recompute and store the real-time recommendations of every user in `histories`."""
+                           model: PromotedModel | None, tokens: Tokens, known: WrittenDocuments | None = None
+                           ) -> None:
+    """Recompute and store the real-time recommendations of every user in `histories`.
+
+    `known` keeps only the two fields read back here (`computed_at`, `last_event_ts`) per user.
+    """
     neighbours, category_of, bestsellers = _context(db, histories)
     pending = set(histories)
+    first = True
     while pending:
-        old = read_by_id(db[RECOMMENDATIONS], pending, {"computed_at": 1, "last_event_ts": 1})
+        old = read_known(db[RECOMMENDATIONS], pending, known if first else None,
+                         {"computed_at": 1, "last_event_ts": 1})
+        first = False
         computed_at = tokens.next()
         new = {}
         for user_id in pending:
@@ -126,4 +181,7 @@ def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_
             new[user_id] = {"_id": user_id, "user_id": user_id, "items": items, "strategy": "realtime",
                             "model_version": model.version if model else None, "computed_at": computed_at,
                             "last_event_ts": max(s for s in stamps if s is not None)}
-        pending = replace_if_unchanged(db[RECOMMENDATIONS], new, old, "computed_at")
+        lost = replace_if_unchanged(db[RECOMMENDATIONS], new, old, "computed_at")
+        remember(known, {u: {"computed_at": d["computed_at"], "last_event_ts": d["last_event_ts"]}
+                         for u, d in new.items()}, lost)
+        pending = lost

@@ -124,3 +124,23 @@ def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings,
     after = {c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)}
     assert after == before
     assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s4", "s3", "s1"]
+
+
+def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(mongo_db):
+    """The job starts a shopper's next batch from the history it wrote last, unless the stored
+    document moved on (the API deleting from it): then the guard fails and it merges onto the
+    stored one."""
+    from datetime import UTC, datetime
+
+    from recsys_core.events import parse_event
+    from streaming.store import Tokens, WrittenDocuments, update_histories
+
+    tokens, known = Tokens(), WrittenDocuments(10)
+    first = parse_event(view("u1", "a", 1), allow_internal=True)
+    update_histories(mongo_db, {"u1": [first]}, tokens, known)
+    assert known.get_many(["u1"])  # remembered: the next batch need not read it
+    mongo_db[HISTORY].update_one({"_id": "u1"}, {"$set": {"items": [], "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}})
+    second = parse_event(view("u1", "b", 2), allow_internal=True)
+    update_histories(mongo_db, {"u1": [second]}, tokens, known)
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": "u1"})) == ["b"]
+    assert product_ids(known.get_many(["u1"])["u1"]) == ["b"]
