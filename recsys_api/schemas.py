@@ -7,6 +7,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from recsys_core.catalog import MAX_CATALOG_BATCH, MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH
+from recsys_core.events import MAX_BATCH, MAX_ID_LENGTH
+
 ListType = Literal["personalized", "non-personalized"]
 
 
@@ -95,7 +98,7 @@ class Readiness(msgspec.Struct):
 
 
 # --- request bodies, for the schema only: handlers validate with recsys_core's parsers ------------
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 Timestamp = Annotated[str, msgspec.Meta(description="ISO-8601 with a zone; default now; at most 5 minutes ahead")]
 EventId = Annotated[str, msgspec.Meta(description="UUID; generated when absent; the same id twice is one event")]
 Quantity = Annotated[int, msgspec.Meta(ge=1)]
@@ -155,8 +158,8 @@ class ClickstreamView(msgspec.Struct):
 class CatalogItem(msgspec.Struct):
     product_id: Id
     category_id: Id
-    name: Annotated[str, msgspec.Meta(max_length=500)] | None = None
-    description: Annotated[str, msgspec.Meta(max_length=20_000)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=MAX_DESCRIPTION_LENGTH)] | None = None
     price: Annotated[float, msgspec.Meta(ge=0)] | None = None
     attributes: dict[str, Any] | None = None
 
@@ -179,12 +182,12 @@ def inline_schema(annotation: Any) -> dict[str, Any]:
 
 
 def events_body_schema() -> dict[str, Any]:
-    """One event of any kind, or {"events": [1 to 1,000 of them]}."""
+    """One event of any kind, or {"events": [1 to MAX_BATCH of them]}."""
     one = [inline_schema(kind) for kind in (ProductView, AddToCart, Purchase, Rating, ClickstreamView)]
     batch = {"title": "EventBatch", "type": "object", "required": ["events"], "properties": {
-        "events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"anyOf": one}}}}
+        "events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"anyOf": one}}}}
     return {"anyOf": [*one, batch]}
 
 
 def catalog_body_schema() -> dict[str, Any]:
-    return {"type": "array", "minItems": 1, "maxItems": 10_000, "items": inline_schema(CatalogItem)}
+    return {"type": "array", "minItems": 1, "maxItems": MAX_CATALOG_BATCH, "items": inline_schema(CatalogItem)}

@@ -7,7 +7,6 @@ tests run the assets against the same kind of servers, differing only in setting
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,9 +76,7 @@ class MongoResource(ConfigurableResource):
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     return {
-        # Python workers run this interpreter, the one with the platform's packages installed.
-        "spark": PySparkResource(spark_config={**spark_conf(settings, "recsys-batch"),
-                                               "spark.pyspark.python": sys.executable}),
+        "spark": PySparkResource(spark_config=spark_conf(settings, "recsys-batch")),
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_servers),
         "mongo": MongoResource(url=settings.mongo_url, database=settings.mongo_db),
         "lake": LakeResource(data_dir=str(settings.data_dir),

@@ -89,7 +89,7 @@ class BatchProcessor:
             if letters:
                 with_backoff(lambda: send_dead_letters(self._dlq_producer(), letters),
                              f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
-            phases = {"history": 0.0, "recommendations": 0.0}
+            phases = {"users": 0, "history": 0.0, "recommendations": 0.0}
             if events:
                 with_backoff(lambda: self._apply(events, phases), f"batch {batch_id}: writing to MongoDB",
                              self.stopping)
@@ -99,7 +99,7 @@ class BatchProcessor:
             if records:
                 log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms, "
                          "history %.0f ms, recommendations %.0f ms)", batch_id, len(events), len(letters),
-                         len(by_user(events)), (time.monotonic() - started) * 1000, read_ms,
+                         phases["users"], (time.monotonic() - started) * 1000, read_ms,
                          phases["history"] * 1000, phases["recommendations"] * 1000)
 
     def _apply(self, events: list[dict[str, Any]], phases: dict[str, float]) -> None:
@@ -107,6 +107,7 @@ class BatchProcessor:
         db = serving_db(self._mongo, self.settings)
         model = self.models.current(db)
         grouped = by_user(events)
+        phases["users"] = len(grouped)
         started = time.monotonic()
         histories = update_histories(db, grouped, self._tokens, self._histories)
         phases["history"] = time.monotonic() - started

@@ -14,6 +14,14 @@ groups=(
   "tests/test_simulator*.py"
   "tests/test_storefront_browser.py tests/test_main_job.py"
 )
+# A test file no group names would silently never run: refuse instead.
+# shellcheck disable=SC2086
+covered=$(for group in "${groups[@]}"; do ls $group; done | sort -u)
+missing=$(comm -23 <(ls tests/test_*.py | sort) <(echo "$covered"))
+if [ -n "$missing" ]; then
+  echo "tests/run_groups.sh: no group runs: $missing (add them to a group)" >&2
+  exit 2
+fi
 status=0
 for group in "${groups[@]}"; do
   echo "=== pytest ${group}"
