@@ -31,7 +31,7 @@ class ProductList:
 
 
 async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
-    return await db[HISTORY].find_one({"_id": user_id}, {"items": 1, "deleted": 1, "purchased": 1}) or {}
+    return await db[HISTORY].find_one({"_id": user_id}, {"product_ids": 1, "viewed_at": 1, "items": 1, "deleted": 1, "purchased": 1}) or {}
 
 
 def browsing_history(history: dict[str, Any]) -> list[str]:

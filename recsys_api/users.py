@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from litestar import Controller, delete, get
@@ -57,8 +58,10 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
                 return
             except DuplicateKeyError:
                 continue
-        result = await db[HISTORY].update_one({"_id": user_id, "updated_at": doc.get("updated_at")},
-                                              {"$set": {**fields, "updated_at": token}})
+        update: dict[str, Any] = {"$set": {**fields, "updated_at": token}}
+        if "items" in doc:  # written in the earlier shape: its views now live in product_ids / viewed_at
+            update["$unset"] = {"items": ""}
+        result = await db[HISTORY].update_one({"_id": user_id, "updated_at": doc.get("updated_at")}, update)
         if result.matched_count:
             return
     raise Unavailable("the history kept changing while deleting from it; retry")

@@ -4,7 +4,8 @@ Every document is keyed by its natural id in `_id`. Timestamps are BSON dates (a
 
 products         {_id: product_id, product_id, category_id, name, description, price, attributes, updated_at}
 history          {_id: user_id, user_id,
-                  items: [{product_id, ts}]          distinct products, newest view first, at most 50,
+                  product_ids: [product_id],         distinct products, newest view first, at most 50,
+                  viewed_at: [ts],                   each one's newest view (same length and order),
                   deleted: {product_id: ts},         last history_delete per product: older views stay out
                                                      (keys: '.' stored as U+FF0E, a leading '$' as U+FF04;
                                                      recsys_core.history.escape_key / unescape_key),

@@ -66,7 +66,7 @@ def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_dele
         assert client.delete(f"/v1/users/{user}/history/never-seen").status_code == 204
         assert client.delete(f"/v1/users/{user}-new/history/a").status_code == 204
     doc = mongo_db[HISTORY].find_one({"_id": user})
-    assert [i["product_id"] for i in doc["items"]] == ["a", "b", "d", "e", "f"]
+    assert doc["product_ids"] == ["a", "b", "d", "e", "f"]
     assert set(doc["deleted"]) == {"c", "never-seen"}
     assert set(mongo_db[HISTORY].find_one({"_id": f"{user}-new"})["deleted"]) == {"a"}
     events = [r.value for r in events_topic.read(3) if r.key.startswith(user)]
@@ -94,9 +94,24 @@ def test_a_view_older_than_its_deletion_never_comes_back(settings, mongo_db, uni
         client.delete(f"/v1/users/{user}/history/a")
         # A stale writer puts back the old view (its ts is before the deletion): it stays hidden.
         doc = mongo_db[HISTORY].find_one({"_id": user})
-        mongo_db[HISTORY].update_one({"_id": user}, {"$set": {"items": history(user, ["b", "a"])["items"]}})
-        assert doc["deleted"]["a"] > history(user, ["a"])["items"][0]["ts"]
+        stale = history(user, ["b", "a"])
+        mongo_db[HISTORY].update_one({"_id": user}, {"$set": {"product_ids": stale["product_ids"],
+                                                              "viewed_at": stale["viewed_at"]}})
+        assert doc["deleted"]["a"] > history(user, ["a"])["viewed_at"][0]
         assert client.get(f"/v1/users/{user}/history").json()["products"] == ["b"]
+
+
+def test_deleting_from_a_history_in_the_earlier_shape_rewrites_it_in_the_new_one(settings, mongo_db, unique):
+    user = f"u-{unique}"
+    earlier = history(user, ["a", "b", "c"])
+    earlier["items"] = [{"product_id": p, "ts": ts} for p, ts in zip(earlier.pop("product_ids"),
+                                                                     earlier.pop("viewed_at"))]
+    mongo_db[HISTORY].insert_one(earlier)
+    with api_client(settings, min_list_size=1) as client:
+        assert client.get(f"/v1/users/{user}/history").json()["products"] == ["a", "b", "c"]
+        assert client.delete(f"/v1/users/{user}/history/b").status_code == 204
+    doc = mongo_db[HISTORY].find_one({"_id": user})
+    assert doc["product_ids"] == ["a", "c"] and "items" not in doc
 
 
 def test_compat_routes_use_headers_and_the_same_rules(settings, mongo_db, events_topic, unique):

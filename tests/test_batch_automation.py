@@ -100,7 +100,8 @@ def test_hourly_schedule_materialises_todays_partition():
 @pytest.mark.integration
 def test_batch_recommendations_leave_out_what_the_history_says_was_bought(mongo_db):
     """A purchase the speed layer saw after the orders table was built still stays out."""
-    mongo_db.history.insert_one({"_id": "u1", "user_id": "u1", "items": [], "purchased": ["p2"]})
+    mongo_db.history.insert_one({"_id": "u1", "user_id": "u1", "product_ids": [], "viewed_at": [],
+                                "purchased": ["p2"]})
     items = [{"product_id": f"p{i}", "score": 1 - i / 10} for i in range(4)]
     batch = [{"_id": "u1", "user_id": "u1", "items": items, "strategy": "als", "model_version": "v1",
               "computed_at": datetime.now(UTC), "last_event_ts": None}]

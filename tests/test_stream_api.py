@@ -12,13 +12,9 @@ from recsys_api.app import create_app
 from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import start_query, stop_after_batch
-from test_stream_support import BOOKS, SHOES, wait_for, write_catalog, write_model
+from test_stream_support import BOOKS, SHOES, product_ids, wait_for, write_catalog, write_model
 
 pytestmark = pytest.mark.integration
-
-
-def product_ids(document) -> list[str]:
-    return [entry["product_id"] for entry in (document or {}).get("items", [])]
 
 
 def test_posted_view_shows_in_history_and_recommendations_within_seconds_and_api_delete_sticks(
