@@ -21,7 +21,7 @@ from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelCache
 from streaming.retry import StopRequested, with_backoff
-from streaming.store import Tokens, WrittenDocuments, update_histories, update_recommendations
+from streaming.store import ReferenceData, Tokens, WrittenDocuments, update_histories, update_recommendations
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("recsys.stream")
 HISTORY_CACHE_SIZE = 20_000
 RECOMMENDATION_CACHE_SIZE = 200_000
+# How long a product's category, a neighbour list or a bestseller list is used before it is read again.
+REFERENCE_TTL_SECONDS = 60.0
 
 
 def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -73,6 +75,7 @@ class BatchProcessor:
         # recommendation tokens, so their next batch need not read them back.
         self._histories = WrittenDocuments(HISTORY_CACHE_SIZE)
         self._recommendations = WrittenDocuments(RECOMMENDATION_CACHE_SIZE)
+        self._reference = ReferenceData(REFERENCE_TTL_SECONDS)
         self.batches = 0
         self.events = 0
         self.dead_letters = 0
@@ -112,7 +115,7 @@ class BatchProcessor:
         histories = update_histories(db, grouped, self._tokens, self._histories)
         phases["history"] = time.monotonic() - started
         newest = {user: max(parse_ts(e["ts"]) for e in user_events) for user, user_events in grouped.items()}
-        update_recommendations(db, histories, newest, model, self._tokens, self._recommendations)
+        update_recommendations(db, histories, newest, model, self._tokens, self._recommendations, self._reference)
         phases["recommendations"] = time.monotonic() - started - phases["history"]
 
     def _dlq_producer(self):

@@ -11,6 +11,7 @@ same documents; recommendations are computed from the merged history, so they ne
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -141,28 +142,71 @@ def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tok
     return histories
 
 
-def _context(db, histories: Mapping[str, BrowsingHistory]) -> tuple[dict, dict, dict]:
+class ReferenceData:
+    """Products' categories, neighbour lists and bestseller lists, kept for `ttl` seconds.
+
+    Every batch needs them for the products its shoppers viewed, and they change only when the
+    catalog is written or the batch layer runs: reading them back every second cost FerretDB a
+    few hundred milliseconds per batch. A change reaches the job within `ttl`; neighbour lists
+    are dropped at once when another model is promoted (its neighbours replace the old ones).
+    """
+
+    MAX_ENTRIES = 200_000  # per collection; past it the table starts over
+
+    def __init__(self, ttl: float, clock=time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._tables: dict[str, dict[str, tuple[Any, float]]] = {}
+        self._model_version: str | None = None
+
+    def model_changed(self, version: str | None) -> None:
+        if version != self._model_version:
+            self._tables.pop(SIMILAR_ITEMS, None)
+            self._model_version = version
+
+    def lookup(self, collection: Collection, field: str, keys: set[str]) -> dict[str, Any]:
+        """`field` of each key's document, for the keys that have a document."""
+        now = self._clock()
+        table = self._tables.setdefault(collection.name, {})
+        stale = {k for k in keys if k not in table or now - table[k][1] > self.ttl}
+        if stale:
+            if len(table) + len(stale) > self.MAX_ENTRIES:
+                table.clear()
+                stale = set(keys)
+            found = read_by_id(collection, stale, {field: 1})
+            for key in stale:
+                table[key] = ((found[key].get(field),) if key in found else (), now)
+        return {k: table[k][0][0] for k in keys if table[k][0]}
+
+
+def _context(db, histories: Mapping[str, BrowsingHistory], reference: ReferenceData | None
+             ) -> tuple[dict, dict, dict]:
     """What scoring needs beyond the model: neighbours of recent views, categories, bestsellers."""
+    def lookup(collection: str, field: str, keys: set[str]) -> dict[str, Any]:
+        if reference is not None:
+            return reference.lookup(db[collection], field, keys)
+        return {key: doc.get(field) for key, doc in read_by_id(db[collection], keys, {field: 1}).items()}
+
     recent = {pid for h in histories.values() for pid in h.product_ids()[:RECENT_VIEWS]}
     viewed = {pid for h in histories.values() for pid in h.product_ids()}
-    neighbours = {pid: doc.get("neighbours") or []
-                  for pid, doc in read_by_id(db[SIMILAR_ITEMS], recent, {"neighbours": 1}).items()}
-    category_of = {pid: doc.get("category_id")
-                   for pid, doc in read_by_id(db[PRODUCTS], viewed, {"category_id": 1}).items()}
+    neighbours = {pid: found or [] for pid, found in lookup(SIMILAR_ITEMS, "neighbours", recent).items()}
+    category_of = lookup(PRODUCTS, "category_id", viewed)
     scopes = {c for c in category_of.values() if c is not None} | {GLOBAL_SCOPE}
-    bestsellers = {scope: doc.get("products") or []
-                   for scope, doc in read_by_id(db[BESTSELLERS], scopes, {"products": 1}).items()}
+    bestsellers = {scope: found or [] for scope, found in lookup(BESTSELLERS, "products", scopes).items()}
     return neighbours, category_of, bestsellers
 
 
 def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_event: Mapping[str, datetime],
-                           model: PromotedModel | None, tokens: Tokens, known: WrittenDocuments | None = None
-                           ) -> None:
+                           model: PromotedModel | None, tokens: Tokens, known: WrittenDocuments | None = None,
+                           reference: ReferenceData | None = None) -> None:
     """Recompute and store the real-time recommendations of every user in `histories`.
 
-    `known` keeps only the two fields read back here (`computed_at`, `last_event_ts`) per user.
+    `known` keeps only the two fields read back here (`computed_at`, `last_event_ts`) per user;
+    without `reference`, categories, neighbours and bestsellers are read from the store.
     """
-    neighbours, category_of, bestsellers = _context(db, histories)
+    if reference is not None:
+        reference.model_changed(model.version if model else None)
+    neighbours, category_of, bestsellers = _context(db, histories, reference)
     pending = set(histories)
     first = True
     while pending:

@@ -12,8 +12,8 @@ import pytest
 from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
-from test_stream_support import (BOOKS, SHOES, T0, dead_letters, delete, produce, purchase, stable_fields,
-                                 view, wait_for, write_catalog, write_model)
+from test_stream_support import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
+                                 stable_fields, view, wait_for, write_catalog, write_model)
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,6 @@ def run_once(spark, settings) -> BatchProcessor:
     finally:
         processor.close()
     return processor
-
-
-def product_ids(document) -> list[str]:
-    return [entry["product_id"] for entry in (document or {}).get("items", [])]
 
 
 def test_view_reaches_history_and_recommendations_within_seconds_and_new_model_is_used_next_batch(
@@ -139,8 +135,35 @@ def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_ove
     first = parse_event(view("u1", "a", 1), allow_internal=True)
     update_histories(mongo_db, {"u1": [first]}, tokens, known)
     assert known.get_many(["u1"])  # remembered: the next batch need not read it
-    mongo_db[HISTORY].update_one({"_id": "u1"}, {"$set": {"items": [], "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}})
+    mongo_db[HISTORY].update_one({"_id": "u1"}, {"$set": {"product_ids": [], "viewed_at": [],
+                                                          "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}})
     second = parse_event(view("u1", "b", 2), allow_internal=True)
     update_histories(mongo_db, {"u1": [second]}, tokens, known)
     assert product_ids(mongo_db[HISTORY].find_one({"_id": "u1"})) == ["b"]
     assert product_ids(known.get_many(["u1"])["u1"]) == ["b"]
+
+
+def test_categories_and_neighbours_are_kept_for_their_ttl_and_neighbours_go_with_a_new_model(mongo_db, unique):
+    from recsys_core.io.mongo import PRODUCTS, SIMILAR_ITEMS
+    from streaming.store import ReferenceData
+
+    now = [0.0]
+    reference = ReferenceData(ttl=60, clock=lambda: now[0])
+    known, missing = f"p-{unique}", f"missing-{unique}"
+    mongo_db[PRODUCTS].insert_one({"_id": known, "product_id": known, "category_id": "shoes"})
+    mongo_db[SIMILAR_ITEMS].insert_one({"_id": known, "product_id": known, "neighbours": [{"product_id": "x"}]})
+    assert reference.lookup(mongo_db[PRODUCTS], "category_id", {known, missing}) == {known: "shoes"}
+    mongo_db[PRODUCTS].update_one({"_id": known}, {"$set": {"category_id": "books"}})
+    mongo_db[PRODUCTS].insert_one({"_id": missing, "product_id": missing, "category_id": "books"})
+    now[0] = 59
+    assert reference.lookup(mongo_db[PRODUCTS], "category_id", {known, missing}) == {known: "shoes"}
+    now[0] = 61
+    assert reference.lookup(mongo_db[PRODUCTS], "category_id", {known, missing}) == {known: "books",
+                                                                                     missing: "books"}
+    reference.model_changed("v1")
+    assert reference.lookup(mongo_db[SIMILAR_ITEMS], "neighbours", {known}) == {known: [{"product_id": "x"}]}
+    mongo_db[SIMILAR_ITEMS].update_one({"_id": known}, {"$set": {"neighbours": [{"product_id": "y"}]}})
+    reference.model_changed("v1")
+    assert reference.lookup(mongo_db[SIMILAR_ITEMS], "neighbours", {known}) == {known: [{"product_id": "x"}]}
+    reference.model_changed("v2")
+    assert reference.lookup(mongo_db[SIMILAR_ITEMS], "neighbours", {known}) == {known: [{"product_id": "y"}]}
