@@ -18,7 +18,7 @@
 Needs a running scratch stack (e.g. the variables of a test slot, `recsys stack up`); it writes
 events to that stack's recsys.events.
 
-    .venv/bin/python bench/freshness.py [--rate 500] [--seconds 60] [--steps 1000,2000,3000]
+    .venv/bin/python bench/freshness.py [--rate 500] [--seconds 60] [--steps 1000,2000,3000] [--probes 100]
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ class ProductList:
 
 
 async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
-    return await db[HISTORY].find_one({"_id": user_id}, {"product_ids": 1, "viewed_at": 1, "items": 1, "deleted": 1, "purchased": 1}) or {}
+    # `items`: the views of a document in the earlier shape (recsys_core.history reads both).
+    fields = {"product_ids": 1, "viewed_at": 1, "items": 1, "deleted": 1, "purchased": 1}
+    return await db[HISTORY].find_one({"_id": user_id}, fields) or {}
 
 
 def browsing_history(history: dict[str, Any]) -> list[str]:

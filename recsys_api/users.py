@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 from litestar import Controller, delete, get
@@ -50,18 +49,16 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
     await publisher.publish(EVENTS_TOPIC, [(user_id, msgspec.json.encode(event))])
     for _ in range(DELETE_ATTEMPTS):
         doc = await db[HISTORY].find_one({"_id": user_id})
-        fields = browsing_history(doc, [event]).to_fields()
-        token = _write_token(doc.get("updated_at") if doc else None)
+        # The whole document, as the stream writes it (so one in an earlier shape is rewritten).
+        new = {"_id": user_id, "user_id": user_id, **browsing_history(doc, [event]).to_fields(),
+               "updated_at": _write_token(doc.get("updated_at") if doc else None)}
         if doc is None:
             try:
-                await db[HISTORY].insert_one({"_id": user_id, "user_id": user_id, **fields, "updated_at": token})
+                await db[HISTORY].insert_one(new)
                 return
             except DuplicateKeyError:
                 continue
-        update: dict[str, Any] = {"$set": {**fields, "updated_at": token}}
-        if "items" in doc:  # written in the earlier shape: its views now live in product_ids / viewed_at
-            update["$unset"] = {"items": ""}
-        result = await db[HISTORY].update_one({"_id": user_id, "updated_at": doc.get("updated_at")}, update)
+        result = await db[HISTORY].replace_one({"_id": user_id, "updated_at": doc.get("updated_at")}, new)
         if result.matched_count:
             return
     raise Unavailable("the history kept changing while deleting from it; retry")

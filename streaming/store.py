@@ -152,8 +152,10 @@ class ReferenceData:
     """
 
     MAX_ENTRIES = 200_000  # per collection; past it the table starts over
+    _MISSING = object()     # no such document (remembered too, so it is not looked up every batch)
 
-    def __init__(self, ttl: float, clock=time.monotonic):
+    def __init__(self, ttl: float = 0.0, clock=time.monotonic):
+        """`ttl` 0 reads every lookup from the store."""
         self.ttl = ttl
         self._clock = clock
         self._tables: dict[str, dict[str, tuple[Any, float]]] = {}
@@ -168,31 +170,27 @@ class ReferenceData:
         """`field` of each key's document, for the keys that have a document."""
         now = self._clock()
         table = self._tables.setdefault(collection.name, {})
-        stale = {k for k in keys if k not in table or now - table[k][1] > self.ttl}
+        stale = {k for k in keys if k not in table or now - table[k][1] >= self.ttl}
         if stale:
             if len(table) + len(stale) > self.MAX_ENTRIES:
                 table.clear()
                 stale = set(keys)
             found = read_by_id(collection, stale, {field: 1})
             for key in stale:
-                table[key] = ((found[key].get(field),) if key in found else (), now)
-        return {k: table[k][0][0] for k in keys if table[k][0]}
+                table[key] = (found[key].get(field) if key in found else self._MISSING, now)
+        return {k: value for k in keys if (value := table[k][0]) is not self._MISSING}
 
 
-def _context(db, histories: Mapping[str, BrowsingHistory], reference: ReferenceData | None
-             ) -> tuple[dict, dict, dict]:
+def _context(db, histories: Mapping[str, BrowsingHistory], reference: ReferenceData) -> tuple[dict, dict, dict]:
     """What scoring needs beyond the model: neighbours of recent views, categories, bestsellers."""
-    def lookup(collection: str, field: str, keys: set[str]) -> dict[str, Any]:
-        if reference is not None:
-            return reference.lookup(db[collection], field, keys)
-        return {key: doc.get(field) for key, doc in read_by_id(db[collection], keys, {field: 1}).items()}
-
     recent = {pid for h in histories.values() for pid in h.product_ids()[:RECENT_VIEWS]}
     viewed = {pid for h in histories.values() for pid in h.product_ids()}
-    neighbours = {pid: found or [] for pid, found in lookup(SIMILAR_ITEMS, "neighbours", recent).items()}
-    category_of = lookup(PRODUCTS, "category_id", viewed)
+    neighbours = {pid: found or []
+                  for pid, found in reference.lookup(db[SIMILAR_ITEMS], "neighbours", recent).items()}
+    category_of = reference.lookup(db[PRODUCTS], "category_id", viewed)
     scopes = {c for c in category_of.values() if c is not None} | {GLOBAL_SCOPE}
-    bestsellers = {scope: found or [] for scope, found in lookup(BESTSELLERS, "products", scopes).items()}
+    bestsellers = {scope: found or []
+                   for scope, found in reference.lookup(db[BESTSELLERS], "products", scopes).items()}
     return neighbours, category_of, bestsellers
 
 
@@ -204,8 +202,8 @@ def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_
     `known` keeps only the two fields read back here (`computed_at`, `last_event_ts`) per user;
     without `reference`, categories, neighbours and bestsellers are read from the store.
     """
-    if reference is not None:
-        reference.model_changed(model.version if model else None)
+    reference = reference or ReferenceData()
+    reference.model_changed(model.version if model else None)
     neighbours, category_of, bestsellers = _context(db, histories, reference)
     pending = set(histories)
     first = True

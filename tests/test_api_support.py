@@ -32,7 +32,8 @@ def ago(minutes: float) -> datetime:
 def history(user_id: str, product_ids: list[str], purchased: list[str] = (), deleted: dict | None = None) -> dict:
     """A history document, newest view first (recsys_core/documents.py)."""
     return {"_id": user_id, "user_id": user_id, "product_ids": list(product_ids),
-            "viewed_at": [ago(i + 1) for i in range(len(product_ids))], "deleted": deleted or {}, "purchased": list(purchased), "updated_at": NOW}
+            "viewed_at": [ago(i + 1) for i in range(len(product_ids))], "deleted": deleted or {},
+            "purchased": list(purchased), "updated_at": NOW}
 
 
 def bestsellers(scope: str, ranked: list[tuple[str, int]]) -> dict:

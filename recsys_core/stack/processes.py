@@ -49,10 +49,8 @@ class ManagedProcess:
 
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log_line(f"starting {self.name}")
         with open(self.log_file, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name}\n".encode())
-            log.flush()
             proc = subprocess.Popen(
                 list(argv),
                 stdout=log,
