@@ -142,7 +142,8 @@ class KafkaServer(Server):
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            result = subprocess.run(self._java("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
+            # `--cluster-id=`: an id that starts with "-" (1 in 64) would otherwise read as an option.
+            result = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                                "--config", str(config), "--ignore-formatted"),
                                     capture_output=True, text=True)
             if result.returncode != 0:
