@@ -200,3 +200,24 @@ def test_one_update_command_can_replace_hundreds_of_documents(mongo_db):
                                    ordered=False)
     assert result.matched_count == 300
     assert collection.count_documents({"token": 1}) == 300
+
+
+def test_write_ahead_log_stays_bounded_under_steady_replaces(mongo_db, settings, stack):
+    """Guarded replaces, as the speed layer writes them, let SQLite restart its log after a checkpoint.
+
+    FerretDB as released kept each update's read open across its write, so no checkpoint ever
+    completed: the log grew by every write (hundreds of MB in minutes) and each commit re-sorted it.
+    """
+    if shutil.which("mongod"):
+        pytest.skip("mongod has no SQLite write-ahead log")
+    collection = mongo_db["recommendations"]
+    collection.insert_many([{"_id": f"u{i}", "token": 0, "items": [f"p{k}" for k in range(40)]}
+                            for i in range(200)])
+    for token in range(1, 21):  # 4,000 replaces: some 12,000 log pages if the log never restarted
+        collection.bulk_write([ReplaceOne({"_id": f"u{i}", "token": token - 1},
+                                          {"token": token, "items": [f"p{k + token}" for k in range(40)]})
+                               for i in range(200)], ordered=False)
+    assert collection.count_documents({"token": 20}) == 200
+    wal = stack.stack_dir / "ferretdb" / f"{settings.mongo_db}.sqlite-wal"
+    page_size = 4096
+    assert wal.stat().st_size < 2_500 * page_size, f"{wal} is {wal.stat().st_size:,} bytes"

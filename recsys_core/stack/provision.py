@@ -72,13 +72,19 @@ func idInClause(cond *types.Document) (string, []any) {
 
 // InsertAll implements backends.Collection interface.
 """),
-    # An `update` command closed each statement's cursor only when the whole command ended, and
-    # a matched single-document update leaves its cursor open; past 100 statements the SQLite
-    # pool (100 connections) was exhausted and the command waited forever for a connection it
-    # held itself. Closing each statement's cursor when it is done keeps one connection in use.
+    # An `update` command kept each statement's cursor open until the whole command ended: past
+    # 100 statements the SQLite pool (100 connections) was exhausted and the command waited
+    # forever for a connection it held itself. And while a cursor is open its read snapshot
+    # is too, so the write that follows could never be checkpointed completely: the write-ahead
+    # log never restarted and grew without bound (537 MB after a few minutes of replaces), and
+    # every commit past `wal_autocheckpoint` re-sorted all of it (a third of FerretDB's CPU).
+    # Each statement now reads its matches and closes the cursor before it writes.
     ("internal/handler/msg_update.go",
      "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n",
-     "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n\t\tcloser.Close()\n"),
+     "\t\tdocs, err := iterator.ConsumeValues(iter)\n\t\tcloser.Close()\n"
+     "\t\tif err != nil {\n\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\n"
+     "\t\tmatchedIter := iterator.Values(iterator.ForSlice(docs))\n"
+     "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", matchedIter, &u)\n\t\tmatchedIter.Close()\n"),
 ]
 STAMP = ".provisioned"
 
