@@ -44,8 +44,10 @@ func randomKey(r *rand.Rand, nested bool) string {
 }
 
 func randomScalar(r *rand.Rand) any {
-	doubles := []float64{0, math.Copysign(0, -1), 1, -1.5, 3.0, 1e300, -1e-300, math.MaxFloat64, math.SmallestNonzeroFloat64,
-		r.NormFloat64() * 1e6, r.Float64(), float64(r.Int63())}
+	doubles := []float64{
+		0, math.Copysign(0, -1), 1, -1.5, 3.0, 1e300, -1e-300, math.MaxFloat64, math.SmallestNonzeroFloat64,
+		r.NormFloat64() * 1e6, r.Float64(), float64(r.Int63()),
+	}
 
 	switch r.Intn(12) {
 	case 0:
