@@ -235,10 +235,18 @@ def main() -> None:
                         help="Shoppers whose events are timed (the watcher reads only their documents).")
     args = parser.parse_args()
 
-    from recsys_core.io.mongo import mongo_client
+    from recsys_core.errors import RecsysError
+    from recsys_core.io.mongo import mongo_client, require_mongo
     from recsys_core.settings import Settings
+    from recsys_core.simulator.publishers import require_kafka
 
     settings = Settings.from_env()
+    try:
+        require_mongo(settings)
+        require_kafka(settings)
+    except RecsysError as error:
+        raise SystemExit(f"{error}\nThe benchmark needs a running scratch stack: `recsys stack up` with a test "
+                         "slot's variables (see the top of this file).") from None
     run_dir = settings.data_dir / "bench" / f"freshness-{int(time.time())}"
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RECSYS_MONGO_DB": DB_NAME, "RECSYS_DATA_DIR": str(run_dir),
