@@ -399,102 +399,94 @@ func skipValue(b []byte, i int) (int, bool) {
 	}
 }
 
-// scanObject splits a JSON object into members; false for anything after the object (FerretDB's
-// decoder rejects trailing bytes, even spaces).
-func scanObject(b []byte) ([]member, bool) {
+// scanList walks a JSON object or array from its `open` byte to the matching `close`, calling
+// element at the start of each member or item; element returns the index just past it. It
+// reports false for anything after the closing byte (FerretDB's decoder rejects trailing bytes,
+// even spaces).
+func scanList(b []byte, open, close byte, element func(i int) (int, bool)) bool {
 	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
+	if i >= len(b) || b[i] != open {
+		return false
 	}
 
-	var members []member
-
 	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return members, i+1 == len(b)
+	if i < len(b) && b[i] == close {
+		return i+1 == len(b)
 	}
 
 	for {
+		end, ok := element(i)
+		if !ok {
+			return false
+		}
+
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return false
+		}
+
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case close:
+			return i+1 == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// scanObject splits a JSON object into members.
+func scanObject(b []byte) ([]member, bool) {
+	var members []member
+
+	ok := scanList(b, '{', '}', func(i int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
-			return nil, false
+			return 0, false
 		}
 
 		end, escaped, ok := scanString(b, i)
 		if !ok {
-			return nil, false
+			return 0, false
 		}
 
 		key := string(b[i+1 : end-1])
 		if escaped || !utf8.Valid(b[i+1:end-1]) {
 			if json.Unmarshal(b[i:end], &key) != nil { // as encoding/json decodes a map key
-				return nil, false
+				return 0, false
 			}
 		}
 
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return nil, false
+			return 0, false
 		}
 
 		i = skipSpace(b, i+1)
 
 		end, ok = skipValue(b, i)
-		if !ok {
-			return nil, false
+		if ok {
+			members = append(members, member{key: key, value: b[i:end]})
 		}
 
-		members = append(members, member{key: key, value: b[i:end]})
+		return end, ok
+	})
 
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return nil, false
-		}
-
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return members, i+1 == len(b)
-		default:
-			return nil, false
-		}
-	}
+	return members, ok
 }
 
-// scanArray splits a JSON array (and nothing after it) into its items.
+// scanArray splits a JSON array into its items.
 func scanArray(b []byte) ([][]byte, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return nil, false
-	}
-
 	var items [][]byte
 
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return items, i+1 == len(b)
-	}
-
-	for {
+	ok := scanList(b, '[', ']', func(i int) (int, bool) {
 		end, ok := skipValue(b, i)
-		if !ok {
-			return nil, false
+		if ok {
+			items = append(items, b[i:end])
 		}
 
-		items = append(items, b[i:end])
+		return end, ok
+	})
 
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return nil, false
-		}
-
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return items, i+1 == len(b)
-		default:
-			return nil, false
-		}
-	}
+	return items, ok
 }
