@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,12 +84,6 @@ def read_known(collection: Collection, ids: set[str], known: WrittenDocuments | 
     return {**cached, **read_by_id(collection, ids - cached.keys(), projection)}
 
 
-def remember(known: WrittenDocuments | None, new: Mapping[str, dict[str, Any]], lost: set[str]) -> None:
-    if known is not None:
-        known.put_many({doc_id: doc for doc_id, doc in new.items() if doc_id not in lost})
-        known.forget(lost)
-
-
 def read_by_id(collection: Collection, ids: Iterable[str], projection: Mapping[str, int] | None = None
                ) -> dict[str, dict[str, Any]]:
     ids = list(ids)
@@ -120,25 +114,40 @@ def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any
     return lost
 
 
+def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, tokens: Tokens,
+                    compute: Callable[[str, dict[str, Any] | None, datetime], dict[str, Any]],
+                    known: WrittenDocuments | None = None, projection: Mapping[str, int] | None = None) -> None:
+    """Replace the document of each id by `compute(id, old document, token value)`, guarded by `token`.
+
+    Old documents come from what this job wrote last (`known`) on the first pass only; the ids
+    whose document changed meanwhile are read from the store and computed again. `known` keeps
+    the `projection` fields of what was written (the whole document without one).
+    """
+    pending = set(ids)
+    first = True
+    while pending:
+        old = read_known(collection, pending, known if first else None, projection)
+        first = False
+        stamp = tokens.next()
+        new = {doc_id: compute(doc_id, old.get(doc_id), stamp) for doc_id in pending}
+        lost = replace_if_unchanged(collection, new, old, token)
+        if known is not None:
+            known.put_many({doc_id: doc if projection is None else {field: doc[field] for field in projection}
+                            for doc_id, doc in new.items() if doc_id not in lost})
+            known.forget(lost)
+        pending = lost
+
+
 def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens,
                      known: WrittenDocuments | None = None) -> dict[str, BrowsingHistory]:
     """Apply each user's events to their stored history; the resulting histories by user."""
     histories: dict[str, BrowsingHistory] = {}
-    pending = set(events_by_user)
-    first = True
-    while pending:
-        # What this job wrote last, on the first pass only: a document that lost its guard is read.
-        old = read_known(db[HISTORY], pending, known if first else None)
-        first = False
-        updated_at = tokens.next()
-        new = {}
-        for user_id in pending:
-            histories[user_id] = browsing_history(old.get(user_id), events_by_user[user_id])
-            new[user_id] = {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(),
-                            "updated_at": updated_at}
-        lost = replace_if_unchanged(db[HISTORY], new, old, "updated_at")
-        remember(known, new, lost)
-        pending = lost
+
+    def compute(user_id: str, old: dict[str, Any] | None, updated_at: datetime) -> dict[str, Any]:
+        histories[user_id] = browsing_history(old, events_by_user[user_id])
+        return {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(), "updated_at": updated_at}
+
+    rewrite_guarded(db[HISTORY], events_by_user, "updated_at", tokens, compute, known)
     return histories
 
 
@@ -205,25 +214,17 @@ def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_
     reference = reference or ReferenceData()
     reference.model_changed(model.version if model else None)
     neighbours, category_of, bestsellers = _context(db, histories, reference)
-    pending = set(histories)
-    first = True
-    while pending:
-        old = read_known(db[RECOMMENDATIONS], pending, known if first else None,
-                         {"computed_at": 1, "last_event_ts": 1})
-        first = False
-        computed_at = tokens.next()
-        new = {}
-        for user_id in pending:
-            history = histories[user_id]
-            shopper = Shopper(recent_views=history.product_ids(), purchased=frozenset(history.purchased),
-                              user_vector=model.user_vector(user_id) if model else None)
-            items = realtime_recommendations(shopper, model.items if model else None, neighbours,
-                                             category_of, bestsellers)
-            stamps = [newest_event[user_id], (old.get(user_id) or {}).get("last_event_ts")]
-            new[user_id] = {"_id": user_id, "user_id": user_id, "items": items, "strategy": "realtime",
-                            "model_version": model.version if model else None, "computed_at": computed_at,
-                            "last_event_ts": max(s for s in stamps if s is not None)}
-        lost = replace_if_unchanged(db[RECOMMENDATIONS], new, old, "computed_at")
-        remember(known, {u: {"computed_at": d["computed_at"], "last_event_ts": d["last_event_ts"]}
-                         for u, d in new.items()}, lost)
-        pending = lost
+
+    def compute(user_id: str, old: dict[str, Any] | None, computed_at: datetime) -> dict[str, Any]:
+        history = histories[user_id]
+        shopper = Shopper(recent_views=history.product_ids(), purchased=frozenset(history.purchased),
+                          user_vector=model.user_vector(user_id) if model else None)
+        items = realtime_recommendations(shopper, model.items if model else None, neighbours,
+                                         category_of, bestsellers)
+        stamps = [newest_event[user_id], (old or {}).get("last_event_ts")]
+        return {"_id": user_id, "user_id": user_id, "items": items, "strategy": "realtime",
+                "model_version": model.version if model else None, "computed_at": computed_at,
+                "last_event_ts": max(s for s in stamps if s is not None)}
+
+    rewrite_guarded(db[RECOMMENDATIONS], histories, "computed_at", tokens, compute, known,
+                    {"computed_at": 1, "last_event_ts": 1})
