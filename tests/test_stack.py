@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import ReplaceOne
+from pymongo import ReplaceOne, UpdateMany, UpdateOne
 
 from recsys_core.io.kafka import make_consumer, make_producer
 from recsys_core.io.mongo import mongo_client, serving_db
@@ -200,6 +200,39 @@ def test_one_update_command_can_replace_hundreds_of_documents(mongo_db):
                                    ordered=False)
     assert result.matched_count == 300
     assert collection.count_documents({"token": 1}) == 300
+
+
+def test_statements_of_one_update_command_see_the_writes_before_them(mongo_db):
+    """FerretDB writes a command's statements by `_id` in batches; each still reads what came before it."""
+    collection = mongo_db["history"]
+    collection.insert_one({"_id": "b", "v": 0})
+    result = collection.bulk_write([
+        ReplaceOne({"_id": "a"}, {"v": 1}, upsert=True),           # inserted
+        UpdateOne({"_id": "a"}, {"$inc": {"v": 1}}),                # the same document again: sees v 1
+        UpdateOne({"_id": "b", "v": 1}, {"$set": {"v": 9}}),        # guard does not hold
+        ReplaceOne({"_id": "b", "v": 0}, {"v": 3}),                 # guard holds
+        UpdateMany({"v": {"$gte": 2, "$lt": 5}}, {"$set": {"seen": True}}),  # not by _id: sees a and b
+        ReplaceOne({"_id": "c"}, {"v": 4}, upsert=True),
+    ])
+    assert (result.matched_count, result.modified_count, result.upserted_count) == (4, 4, 2)
+    assert sorted(result.upserted_ids.values()) == ["a", "c"]
+    assert {doc["_id"]: doc for doc in collection.find()} == {
+        "a": {"_id": "a", "v": 2, "seen": True}, "b": {"_id": "b", "v": 3, "seen": True},
+        "c": {"_id": "c", "v": 4}}
+
+
+def test_a_failing_statement_keeps_the_writes_before_it_and_stops_the_command(mongo_db):
+    """A duplicate key in the middle of a batched command: earlier writes stay, later ones are not made."""
+    collection = mongo_db["history"]
+    collection.create_index("email", unique=True)
+    collection.insert_one({"_id": "taken", "email": "x@example.com"})
+    # The command itself: pymongo cannot read FerretDB's reply to a failed update (no nModified).
+    reply = mongo_db.command({"update": "history", "ordered": True, "updates": [
+        {"q": {"_id": "a"}, "u": {"email": "a@example.com"}, "upsert": True},
+        {"q": {"_id": "b"}, "u": {"email": "x@example.com"}, "upsert": True},
+        {"q": {"_id": "c"}, "u": {"email": "c@example.com"}, "upsert": True}]})
+    assert [error["code"] for error in reply["writeErrors"]] == [11000]
+    assert sorted(doc["_id"] for doc in collection.find()) == ["a", "taken"]
 
 
 def test_write_ahead_log_stays_bounded_under_steady_replaces(mongo_db, settings, stack):

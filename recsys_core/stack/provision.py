@@ -84,7 +84,20 @@ func idInClause(cond *types.Document) (string, []any) {
      "\t\tdocs, err := iterator.ConsumeValues(iter)\n\t\tcloser.Close()\n"
      "\t\tif err != nil {\n\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\n"
      "\t\tmatchedIter := iterator.Values(iterator.ForSlice(docs))\n"
-     "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", matchedIter, &u)\n\t\tmatchedIter.Close()\n"),
+     "\t\tresult, err := common.UpdateDocument(ctx, w, \"update\", matchedIter, &u)\n\t\tmatchedIter.Close()\n"),
+    # Each statement of an `update` command wrote in its own transaction, and the commits took
+    # most of a bulk replace's time. Statements that address one document by `_id` now write
+    # through the batch of ferretdb/msg_update_batch.go: one transaction for up to 256 of them,
+    # whose documents are read with one query.
+    ("internal/handler/msg_update.go",
+     "func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams) (",
+     "func (h *Handler) updateStatements(ctx context.Context, params *common.UpdateParams, batch *updateBatch) ("),
+    ("internal/handler/msg_update.go",
+     "\t\tvar qp backends.QueryParams\n",
+     "\t\tw, err := batch.target(ctx, c, params.Updates, i)\n\t\tif err != nil {\n\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\n"
+     "\t\tvar qp backends.QueryParams\n"),
+    ("internal/handler/msg_update.go", "\tfor _, u := range params.Updates {\n", "\tfor i, u := range params.Updates {\n"),
+    ("internal/handler/msg_update.go", "\t\tres, err := c.Query(ctx, &qp)\n", "\t\tres, err := w.Query(ctx, &qp)\n"),
     # Reading a stored document started an encoding/json decoder for every nested value, scalars
     # included: a quarter of the server's CPU under the speed layer's replaces. FerretDB's decoder
     # stays, renamed, for whatever the one-pass decoder of ferretdb/sjson_fast.go declines.
@@ -105,6 +118,7 @@ func idInClause(cond *types.Document) (string, []any) {
 FERRETDB_FILES = {
     "internal/handler/sjson/sjson_fast.go": "sjson_fast.go",
     "internal/handler/sjson/sjson_fast_test.go": "sjson_fast_test.go",
+    "internal/handler/msg_update_batch.go": "msg_update_batch.go",
 }
 FERRETDB_TESTED_PACKAGE = "./internal/handler/sjson/"
 STAMP = ".provisioned"
