@@ -21,7 +21,7 @@ from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelCache
 from streaming.retry import StopRequested, with_backoff
-from streaming.store import ReferenceData, Tokens, WrittenDocuments, update_histories, update_recommendations
+from streaming.store import ReferenceData, Tokens, Writes, WrittenDocuments, update_histories, update_recommendations
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -78,6 +78,7 @@ class BatchProcessor:
         self._histories = WrittenDocuments(HISTORY_CACHE_SIZE)
         self._recommendations = WrittenDocuments(RECOMMENDATION_CACHE_SIZE)
         self._reference = ReferenceData(REFERENCE_TTL_SECONDS)
+        self._writes = Writes()
         self.batches = 0
         self.events = 0
         self.dead_letters = 0
@@ -94,7 +95,7 @@ class BatchProcessor:
             if letters:
                 with_backoff(lambda: send_dead_letters(self._dlq_producer(), letters),
                              f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
-            phases = {"users": 0, "history": 0.0, "recommendations": 0.0}
+            phases = {"users": 0, "history": 0.0, "recommendations": 0.0, "waiting": 0.0}
             if events:
                 with_backoff(lambda: self._apply(events, phases), f"batch {batch_id}: writing to MongoDB",
                              self.stopping)
@@ -103,9 +104,9 @@ class BatchProcessor:
             self.dead_letters += len(letters)
             if records:
                 log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms, "
-                         "history %.0f ms, recommendations %.0f ms)", batch_id, len(events), len(letters),
-                         phases["users"], (time.monotonic() - started) * 1000, read_ms,
-                         phases["history"] * 1000, phases["recommendations"] * 1000)
+                         "history %.0f ms, recommendations %.0f ms, waiting for the store %.0f ms)", batch_id,
+                         len(events), len(letters), phases["users"], (time.monotonic() - started) * 1000, read_ms,
+                         phases["history"] * 1000, phases["recommendations"] * 1000, phases["waiting"] * 1000)
 
     def _apply(self, events: list[dict[str, Any]], phases: dict[str, float]) -> None:
         """Write the batch's histories, then the recommendations computed from them; time each.
@@ -114,23 +115,45 @@ class BatchProcessor:
         just missed the previous batch has already waited a whole batch, so its shopper is written
         before those whose events only just arrived. Written in one piece, in no particular
         order, the slowest 5% of events waited for the whole batch on top (docs/streaming.md).
+
+        The writes run on their own thread (`Writes`), in order: while one group's histories and
+        the previous group's recommendations are stored, the next group's are computed. A
+        group's recommendations are computed once its histories are stored (a history that
+        changed meanwhile is merged again first). `phases` gets the time spent computing each
+        and waiting for the store.
         """
         db = serving_db(self._mongo, self.settings)
         model = self.models.current(db)
         grouped = by_user(events)
-        phases.update(users=len(grouped), history=0.0, recommendations=0.0)  # afresh when retried
+        phases.update(users=len(grouped), history=0.0, recommendations=0.0, waiting=0.0)  # afresh when retried
         times = {user: [parse_ts(e["ts"]) for e in user_events] for user, user_events in grouped.items()}
         newest = {user: max(stamps) for user, stamps in times.items()}
         oldest_first = sorted(grouped, key=lambda user: min(times[user]))
-        for start in range(0, len(oldest_first), WRITE_GROUP):
-            group = {user: grouped[user] for user in oldest_first[start:start + WRITE_GROUP]}
-            started = time.monotonic()
-            histories = update_histories(db, group, self._tokens, self._histories)
-            written = time.monotonic()
-            update_recommendations(db, histories, newest, model, self._tokens, self._recommendations,
-                                   self._reference)
-            phases["history"] += written - started
-            phases["recommendations"] += time.monotonic() - written
+        groups = [{user: grouped[user] for user in oldest_first[start:start + WRITE_GROUP]}
+                  for start in range(0, len(oldest_first), WRITE_GROUP)]
+        try:
+            previous = None  # the histories of the group before, and their write
+            for group in groups:
+                started = time.monotonic()
+                current = update_histories(db, group, self._tokens, self._histories, self._writes)
+                phases["history"] += time.monotonic() - started
+                if previous is not None:
+                    self._recommend(db, *previous, newest, model, phases)
+                previous = current
+            if previous is not None:
+                self._recommend(db, *previous, newest, model, phases)
+        finally:
+            phases["waiting"] += self._writes.wait()
+
+    def _recommend(self, db, histories, written, newest, model, phases: dict[str, float]) -> None:
+        """Once `histories` are stored (`written`), compute their shoppers' recommendations and submit the write."""
+        started = time.monotonic()
+        written.result()
+        phases["waiting"] += time.monotonic() - started
+        started = time.monotonic()
+        update_recommendations(db, histories, newest, model, self._tokens, self._recommendations,
+                               self._reference, self._writes)
+        phases["recommendations"] += time.monotonic() - started
 
     def _dlq_producer(self):
         if self._producer is None:
@@ -138,6 +161,7 @@ class BatchProcessor:
         return self._producer
 
     def close(self) -> None:
+        self._writes.close()
         if self._producer is not None:
             self._producer.close(timeout=10)
         self._mongo.close()

@@ -11,9 +11,11 @@ same documents; recommendations are computed from the merged history, so they ne
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,12 +36,44 @@ class Tokens:
 
     def __init__(self) -> None:
         self._last = datetime.min.replace(tzinfo=UTC)
+        self._lock = threading.Lock()
 
     def next(self) -> datetime:
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        self._last = max(now, self._last + timedelta(milliseconds=1))
-        return self._last
+        with self._lock:
+            self._last = max(now, self._last + timedelta(milliseconds=1))
+            return self._last
+
+
+class Writes:
+    """The store writes of a micro-batch, run one at a time in the order given on a thread of their own.
+
+    While FerretDB stores one group of shoppers, the job computes the next group's documents:
+    the two took turns before, and the job waited on the store for two thirds of each batch.
+    `wait` returns once every write submitted has finished, and raises the first error.
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsys-stream-writes")
+        self._pending: list[Future] = []
+
+    def submit(self, write: Callable[[], None]) -> Future:
+        future = self._thread.submit(write)
+        self._pending.append(future)
+        return future
+
+    def wait(self) -> float:
+        """Wait for every write submitted; the seconds spent waiting."""
+        started = time.monotonic()
+        pending, self._pending = self._pending, []
+        errors = [error for error in (future.exception() for future in pending) if error is not None]
+        if errors:
+            raise errors[0]
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
 
 
 # FerretDB seeks the `_id` index for `$in` and then re-checks each document against the whole
@@ -61,20 +95,24 @@ class WrittenDocuments:
     def __init__(self, size: int):
         self.size = size
         self._docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # the writes thread stores what it wrote while the next group reads
 
     def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return {i: self._docs[i] for i in ids if i in self._docs}
+        with self._lock:
+            return {i: self._docs[i] for i in ids if i in self._docs}
 
     def put_many(self, docs: Mapping[str, dict[str, Any]]) -> None:
-        for doc_id, doc in docs.items():
-            self._docs[doc_id] = doc
-            self._docs.move_to_end(doc_id)
-        while len(self._docs) > self.size:
-            self._docs.popitem(last=False)
+        with self._lock:
+            for doc_id, doc in docs.items():
+                self._docs[doc_id] = doc
+                self._docs.move_to_end(doc_id)
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
 
     def forget(self, ids: Iterable[str]) -> None:
-        for doc_id in ids:
-            self._docs.pop(doc_id, None)
+        with self._lock:
+            for doc_id in ids:
+                self._docs.pop(doc_id, None)
 
 
 def read_known(collection: Collection, ids: set[str], known: WrittenDocuments | None,
@@ -116,39 +154,56 @@ def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any
 
 def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, tokens: Tokens,
                     compute: Callable[[str, dict[str, Any] | None, datetime], dict[str, Any]],
-                    known: WrittenDocuments | None = None, projection: Mapping[str, int] | None = None) -> None:
+                    known: WrittenDocuments | None = None, projection: Mapping[str, int] | None = None,
+                    writes: Writes | None = None) -> Future | None:
     """Replace the document of each id by `compute(id, old document, token value)`, guarded by `token`.
 
     Old documents come from what this job wrote last (`known`) on the first pass only; the ids
     whose document changed meanwhile are read from the store and computed again. `known` keeps
     the `projection` fields of what was written (the whole document without one).
+
+    With `writes`, the first pass is computed here and the rest (writing, and any second pass)
+    is submitted to `writes`: the returned future is done when the documents are stored.
     """
     pending = set(ids)
-    first = True
-    while pending:
-        old = read_known(collection, pending, known if first else None, projection)
-        first = False
+    old = read_known(collection, pending, known, projection)
+
+    def store(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> None:
+        while True:
+            lost = replace_if_unchanged(collection, new, old, token)
+            if known is not None:
+                known.put_many({doc_id: doc if projection is None else {field: doc[field] for field in projection}
+                                for doc_id, doc in new.items() if doc_id not in lost})
+                known.forget(lost)
+            if not lost:
+                return
+            old = read_by_id(collection, lost, projection)
+            new = computed(lost, old)
+
+    def computed(ids: set[str], old: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         stamp = tokens.next()
-        new = {doc_id: compute(doc_id, old.get(doc_id), stamp) for doc_id in pending}
-        lost = replace_if_unchanged(collection, new, old, token)
-        if known is not None:
-            known.put_many({doc_id: doc if projection is None else {field: doc[field] for field in projection}
-                            for doc_id, doc in new.items() if doc_id not in lost})
-            known.forget(lost)
-        pending = lost
+        return {doc_id: compute(doc_id, old.get(doc_id), stamp) for doc_id in ids}
+
+    new = computed(pending, old)
+    if writes is None:
+        store(old, new)
+        return None
+    return writes.submit(lambda: store(old, new))
 
 
 def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens,
-                     known: WrittenDocuments | None = None) -> dict[str, BrowsingHistory]:
-    """Apply each user's events to their stored history; the resulting histories by user."""
+                     known: WrittenDocuments | None = None, writes: Writes | None = None
+                     ) -> tuple[dict[str, BrowsingHistory], Future | None]:
+    """Apply each user's events to their stored history: the resulting histories by user, and
+    with `writes`, the future of their write (the histories are final once it is done)."""
     histories: dict[str, BrowsingHistory] = {}
 
     def compute(user_id: str, old: dict[str, Any] | None, updated_at: datetime) -> dict[str, Any]:
         histories[user_id] = browsing_history(old, events_by_user[user_id])
         return {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(), "updated_at": updated_at}
 
-    rewrite_guarded(db[HISTORY], events_by_user, "updated_at", tokens, compute, known)
-    return histories
+    written = rewrite_guarded(db[HISTORY], events_by_user, "updated_at", tokens, compute, known, writes=writes)
+    return histories, written
 
 
 class ReferenceData:
@@ -205,8 +260,8 @@ def _context(db, histories: Mapping[str, BrowsingHistory], reference: ReferenceD
 
 def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_event: Mapping[str, datetime],
                            model: PromotedModel | None, tokens: Tokens, known: WrittenDocuments | None = None,
-                           reference: ReferenceData | None = None) -> None:
-    """Recompute and store the real-time recommendations of every user in `histories`.
+                           reference: ReferenceData | None = None, writes: Writes | None = None) -> None:
+    """Recompute and store (with `writes`: submit the write of) the real-time recommendations of every user in `histories`.
 
     `known` keeps only the two fields read back here (`computed_at`, `last_event_ts`) per user;
     without `reference`, categories, neighbours and bestsellers are read from the store.
@@ -227,4 +282,4 @@ def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_
                 "last_event_ts": max(s for s in stamps if s is not None)}
 
     rewrite_guarded(db[RECOMMENDATIONS], histories, "computed_at", tokens, compute, known,
-                    {"computed_at": 1, "last_event_ts": 1})
+                    {"computed_at": 1, "last_event_ts": 1}, writes)

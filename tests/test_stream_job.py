@@ -122,25 +122,58 @@ def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings,
     assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s4", "s3", "s1"]
 
 
-def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(mongo_db):
+@pytest.mark.parametrize("on_writes_thread", [False, True], ids=["inline", "writes-thread"])
+def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(mongo_db, on_writes_thread):
     """The job starts a shopper's next batch from the history it wrote last, unless the stored
     document moved on (the API deleting from it): then the guard fails and it merges onto the
-    stored one."""
+    stored one. On the writes thread, the histories returned are final once their write is done."""
     from datetime import UTC, datetime
 
     from recsys_core.events import parse_event
-    from streaming.store import Tokens, WrittenDocuments, update_histories
+    from streaming.store import Tokens, Writes, WrittenDocuments, update_histories
 
     tokens, known = Tokens(), WrittenDocuments(10)
-    first = parse_event(view("u1", "a", 1), allow_internal=True)
-    update_histories(mongo_db, {"u1": [first]}, tokens, known)
-    assert known.get_many(["u1"])  # remembered: the next batch need not read it
-    mongo_db[HISTORY].update_one({"_id": "u1"}, {"$set": {"product_ids": [], "viewed_at": [],
-                                                          "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}})
-    second = parse_event(view("u1", "b", 2), allow_internal=True)
-    update_histories(mongo_db, {"u1": [second]}, tokens, known)
+    writes = Writes() if on_writes_thread else None
+
+    def apply(event: dict) -> dict:
+        histories, written = update_histories(mongo_db, {"u1": [parse_event(event, allow_internal=True)]},
+                                              tokens, known, writes)
+        if written is not None:
+            written.result()
+        return histories
+
+    try:
+        apply(view("u1", "a", 1))
+        assert known.get_many(["u1"])  # remembered: the next batch need not read it
+        mongo_db[HISTORY].update_one({"_id": "u1"}, {"$set": {"product_ids": [], "viewed_at": [],
+                                                              "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}})
+        histories = apply(view("u1", "b", 2))
+    finally:
+        if writes is not None:
+            writes.close()
     assert product_ids(mongo_db[HISTORY].find_one({"_id": "u1"})) == ["b"]
     assert product_ids(known.get_many(["u1"])["u1"]) == ["b"]
+    assert histories["u1"].product_ids() == ["b"]
+
+
+def test_writes_run_in_order_and_wait_raises_the_first_failure_after_all_finished():
+    from streaming.store import Writes
+
+    writes, done = Writes(), []
+
+    def failing():
+        raise ConnectionError("store down")
+
+    try:
+        for write in (lambda: done.append(1), failing, lambda: done.append(2)):
+            writes.submit(write)
+        with pytest.raises(ConnectionError, match="store down"):
+            writes.wait()
+        assert done == [1, 2]
+        writes.submit(lambda: done.append(3))
+        assert writes.wait() >= 0 and done == [1, 2, 3]
+    finally:
+        writes.close()
 
 
 def test_categories_and_neighbours_are_kept_for_their_ttl_and_neighbours_go_with_a_new_model(mongo_db, unique):
