@@ -143,8 +143,11 @@ class Tracker:
         from recsys_core.io.kafka import make_consumer
         from recsys_core.settings import EVENTS_TOPIC
 
+        # The broker answers a fetch once it has 16 KB or 20 ms have passed: fetching whatever had
+        # arrived, back to back, cost this process and Kafka a fifth of a core at 1,500 events/s,
+        # taken from the job it measures. It adds at most 20 ms to the transport figure.
         consumer = make_consumer(settings, EVENTS_TOPIC, group_id=None, auto_offset_reset="latest",
-                                 consumer_timeout_ms=200, fetch_max_wait_ms=10)
+                                 consumer_timeout_ms=200, fetch_max_wait_ms=20, fetch_min_bytes=16_384)
         consumer.poll(timeout_ms=1000)
         ready.set()
         try:
