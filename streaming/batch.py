@@ -12,14 +12,17 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
+from recsys_core.history import BrowsingHistory
 from recsys_core.io.kafka import make_producer
 from recsys_core.io.mongo import mongo_client, serving_db
 from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
-from streaming.model import ModelCache
+from streaming.model import ModelCache, PromotedModel
 from streaming.retry import StopRequested, with_backoff
 from streaming.store import ReferenceData, Tokens, Writes, WrittenDocuments, update_histories, update_recommendations
 
@@ -145,7 +148,8 @@ class BatchProcessor:
         finally:
             phases["waiting"] += self._writes.wait()
 
-    def _recommend(self, db, histories, written, newest, model, phases: dict[str, float]) -> None:
+    def _recommend(self, db, histories: dict[str, BrowsingHistory], written: Future, newest: dict[str, datetime],
+                   model: PromotedModel | None, phases: dict[str, float]) -> None:
         """Once `histories` are stored (`written`), compute their shoppers' recommendations and submit the write."""
         started = time.monotonic()
         written.result()
