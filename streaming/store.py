@@ -165,8 +165,8 @@ def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, toke
     With `writes`, the first pass is computed here and the rest (writing, and any second pass)
     is submitted to `writes`: the returned future is done when the documents are stored.
     """
-    pending = set(ids)
-    old = read_known(collection, pending, known, projection)
+    wanted = set(ids)
+    old = read_known(collection, wanted, known, projection)
 
     def store(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> None:
         while True:
@@ -184,7 +184,7 @@ def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, toke
         stamp = tokens.next()
         return {doc_id: compute(doc_id, old.get(doc_id), stamp) for doc_id in ids}
 
-    new = computed(pending, old)
+    new = computed(wanted, old)
     if writes is None:
         store(old, new)
         return None

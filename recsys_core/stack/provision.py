@@ -337,7 +337,8 @@ def provision_ferretdb(settings: Settings) -> Path:
         (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
         patch_ferretdb_source(src)
         (src / ".git").mkdir()  # FerretDB's test helpers find the source root by its .git
-        _run_with_progress([go, "test", "-count=1", FERRETDB_TESTED_PACKAGE], "FerretDB tests of the patched encoder and decoder",
+        _run_with_progress([go, "test", "-count=1", FERRETDB_TESTED_PACKAGE],
+                           "FerretDB tests of the patched encoder and decoder",
                            cwd=src, count=lambda line: line.startswith("go: downloading"))
         built = tmp_path / "ferretdb"
         _run_with_progress([go, "build", "-trimpath", "-o", str(built), "./cmd/ferretdb"],

@@ -31,7 +31,6 @@ type updateBatch struct {
 	ids      map[any]struct{}        // of the statements in the batch
 	writes   []batchedWrite          // their writes, in statement order
 	fetched  map[any]*types.Document // what the statements ahead will read, by `_id` (nil: none stored)
-	current  any                     // `_id` of the statement being run
 	prefetch bool                    // fetch ahead (not when pushdown is disabled: it would scan)
 }
 
@@ -94,7 +93,6 @@ func (b *updateBatch) target(ctx context.Context, c backends.Collection, updates
 
 	b.ids[id] = struct{}{}
 	b.Collection = c
-	b.current = id
 
 	if _, known := b.fetched[id]; !known && b.prefetch {
 		if err := b.fetch(ctx, updates[i:]); err != nil {
@@ -147,15 +145,20 @@ func (b *updateBatch) fetch(ctx context.Context, ahead []common.Update) error {
 	return nil
 }
 
-// Query implements backends.Collection interface: the current statement's document, as fetched.
+// Query implements backends.Collection interface: the document of the filter's `_id`, as fetched.
 // The handler applies the statement's whole filter to it.
 func (b *updateBatch) Query(ctx context.Context, params *backends.QueryParams) (*backends.QueryResult, error) {
-	doc, known := b.fetched[b.current]
+	var id any
+	if params.Filter != nil {
+		id, _ = params.Filter.Get("_id")
+	}
+
+	doc, known := b.fetched[id]
 	if !known {
 		return b.Collection.Query(ctx, params)
 	}
 
-	delete(b.fetched, b.current)
+	delete(b.fetched, id)
 
 	var docs []*types.Document
 	if doc != nil {
