@@ -3,6 +3,10 @@
 Two groups of shoppers browse and buy two disjoint groups of products; the larger group makes its
 products the most popular overall, so the popularity baseline serves the smaller group the wrong
 products while ALS serves them their own. The graph is materialised once for the module.
+
+The groups (30 and 60 shoppers) are large enough that ALS wins whatever ids the run draws: with 12
+and 24 about one run in forty drew a split where ALS tied popularity and the blocking check failed
+(over 40 drawn prefixes, ALS now leads popularity's NDCG@10 by 0.12 ± 0.03, at least 0.067).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ def model_config(**overrides):
 
 def planted_events(prefix: str) -> tuple[list[dict], dict]:
     rng = random.Random(7)
-    groups = {"a": ([f"{prefix}-ua{i}" for i in range(12)], [f"{prefix}-pa{i}" for i in range(10)]),
-              "b": ([f"{prefix}-ub{i}" for i in range(24)], [f"{prefix}-pb{i}" for i in range(10)])}
+    groups = {"a": ([f"{prefix}-ua{i}" for i in range(30)], [f"{prefix}-pa{i}" for i in range(10)]),
+              "b": ([f"{prefix}-ub{i}" for i in range(60)], [f"{prefix}-pb{i}" for i in range(10)])}
     events = []
     for users, products in groups.values():
         for user in users:
