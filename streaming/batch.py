@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
 from recsys_core.history import BrowsingHistory
 from recsys_core.io.kafka import make_producer
-from recsys_core.io.mongo import mongo_client, serving_db
+from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS, mongo_client, serving_db
 from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelCache, PromotedModel
 from streaming.retry import StopRequested, with_backoff
-from streaming.store import ReferenceData, Tokens, Writes, WrittenDocuments, update_histories, update_recommendations
+from streaming.store import (ReferenceData, Tokens, Writes, WrittenDocuments, update_histories, update_recommendations,
+                             wait_all)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -81,7 +82,9 @@ class BatchProcessor:
         self._histories = WrittenDocuments(HISTORY_CACHE_SIZE)
         self._recommendations = WrittenDocuments(RECOMMENDATION_CACHE_SIZE)
         self._reference = ReferenceData(REFERENCE_TTL_SECONDS)
-        self._writes = Writes()
+        # One writes thread per collection: FerretDB stores a group's recommendations while the
+        # next group's histories are stored (each collection's writes stay in order).
+        self._writes = {HISTORY: Writes(), RECOMMENDATIONS: Writes()}
         self.batches = 0
         self.events = 0
         self.dead_letters = 0
@@ -119,11 +122,11 @@ class BatchProcessor:
         before those whose events only just arrived. Written in one piece, in no particular
         order, the slowest 5% of events waited for the whole batch on top (docs/streaming.md).
 
-        The writes run on their own thread (`Writes`), in order: while one group's histories and
-        the previous group's recommendations are stored, the next group's are computed. A
-        group's recommendations are computed once its histories are stored (a history that
-        changed meanwhile is merged again first). `phases` gets the time spent computing each
-        and waiting for the store.
+        The writes run on two threads of their own (`Writes`), one per collection, each in
+        order: the histories of every group are computed and queued; as soon as a group's
+        histories are stored (a history that changed meanwhile is merged again first), its
+        recommendations are computed and queued, while the next groups' histories are stored.
+        `phases` gets the time spent computing each and waiting for the store.
         """
         db = serving_db(self._mongo, self.settings)
         model = self.models.current(db)
@@ -135,28 +138,28 @@ class BatchProcessor:
         groups = [{user: grouped[user] for user in oldest_first[start:start + WRITE_GROUP]}
                   for start in range(0, len(oldest_first), WRITE_GROUP)]
         try:
-            previous = None  # the histories of the group before, and their write
+            stored: deque[tuple[dict[str, BrowsingHistory], Future | None]] = deque()  # oldest group first
             for group in groups:
                 started = time.monotonic()
-                current = update_histories(db, group, self._tokens, self._histories, self._writes)
+                stored.append(update_histories(db, group, self._tokens, self._histories, self._writes[HISTORY]))
                 phases["history"] += time.monotonic() - started
-                if previous is not None:
-                    self._recommend(db, *previous, newest, model, phases)
-                previous = current
-            if previous is not None:
-                self._recommend(db, *previous, newest, model, phases)
+                while stored and (stored[0][1] is None or stored[0][1].done()):
+                    self._recommend(db, *stored.popleft(), newest, model, phases)
+            while stored:
+                self._recommend(db, *stored.popleft(), newest, model, phases)
         finally:
-            phases["waiting"] += self._writes.wait()
+            phases["waiting"] += wait_all(self._writes.values())
 
-    def _recommend(self, db, histories: dict[str, BrowsingHistory], written: Future, newest: dict[str, datetime],
+    def _recommend(self, db, histories: dict[str, BrowsingHistory], written: Future | None, newest: dict[str, datetime],
                    model: PromotedModel | None, phases: dict[str, float]) -> None:
         """Once `histories` are stored (`written`), compute their shoppers' recommendations and submit the write."""
         started = time.monotonic()
-        written.result()
+        if written is not None:
+            written.result()
         phases["waiting"] += time.monotonic() - started
         started = time.monotonic()
         update_recommendations(db, histories, newest, model, self._tokens, self._recommendations,
-                               self._reference, self._writes)
+                               self._reference, self._writes[RECOMMENDATIONS])
         phases["recommendations"] += time.monotonic() - started
 
     def _dlq_producer(self):
@@ -165,7 +168,8 @@ class BatchProcessor:
         return self._producer
 
     def close(self) -> None:
-        self._writes.close()
+        for writes in self._writes.values():
+            writes.close()
         if self._producer is not None:
             self._producer.close(timeout=10)
         self._mongo.close()

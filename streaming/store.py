@@ -76,6 +76,21 @@ class Writes:
         self._thread.shutdown(wait=True)
 
 
+def wait_all(writes: Iterable[Writes]) -> float:
+    """`Writes.wait` on each, all of them before raising the first error; the seconds spent waiting."""
+    waited, errors = 0.0, []
+    for each in writes:
+        started = time.monotonic()
+        try:
+            each.wait()
+        except Exception as error:  # noqa: BLE001 - re-raised below, once every write is done
+            errors.append(error)
+        waited += time.monotonic() - started
+    if errors:
+        raise errors[0]
+    return waited
+
+
 # FerretDB seeks the `_id` index for `$in` and then re-checks each document against the whole
 # list, so one long list costs documents x list length: reading a batch of ~1,550 shoppers'
 # documents took 1.25 s as single `$in` reads and 0.89 s in chunks of 200.

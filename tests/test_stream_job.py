@@ -176,6 +176,34 @@ def test_writes_run_in_order_and_wait_raises_the_first_failure_after_all_finishe
         writes.close()
 
 
+def test_wait_all_waits_for_every_collections_writes_before_raising():
+    import threading
+
+    from streaming.store import Writes, wait_all
+
+    histories, recommendations, done = Writes(), Writes(), []
+    release = threading.Event()
+
+    def failing():
+        raise ConnectionError("store down")
+
+    def slow():
+        release.wait(5)
+        done.append("recommendations")
+
+    try:
+        histories.submit(failing)
+        recommendations.submit(slow)
+        threading.Timer(0.2, release.set).start()
+        with pytest.raises(ConnectionError, match="store down"):
+            wait_all([histories, recommendations])
+        assert done == ["recommendations"]
+        assert wait_all([histories, recommendations]) >= 0  # nothing left over for the next batch
+    finally:
+        histories.close()
+        recommendations.close()
+
+
 def test_categories_and_neighbours_are_kept_for_their_ttl_and_neighbours_go_with_a_new_model(mongo_db, unique):
     from recsys_core.io.mongo import PRODUCTS, SIMILAR_ITEMS
     from streaming.store import ReferenceData
