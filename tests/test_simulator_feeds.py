@@ -183,11 +183,19 @@ def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
         [sys.executable, "-m", "recsys_cli.main", "simulate", "live", "--rate", "50", "--users", "20",
          "--products", "30", "--categories", "3", "--user-prefix", f"s{unique}-"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(90, process.kill)  # a start-up that never says it is sending fails, not hangs
+    watchdog.start()
     try:
-        time.sleep(4)
+        # SIGTERM only once it is sending: before that, a slow start-up (imports on a busy machine)
+        # has not installed its handler yet, and the signal's default action would kill it.
+        for line in iter(process.stderr.readline, ""):
+            if "sending live events" in line:
+                break
+        time.sleep(2)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=20)
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err
