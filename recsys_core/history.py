@@ -36,6 +36,9 @@ class BrowsingHistory:
     views: dict[str, datetime] = field(default_factory=dict)
     deleted: dict[str, datetime] = field(default_factory=dict)
     purchased: set[str] = field(default_factory=set)
+    # `items()` until the next event: the job asks for it about five times per shopper and batch
+    # (trim, the stored fields, recent views, categories, scoring), two sorts of 50 views each.
+    _ordered: tuple[tuple[str, datetime], ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any] | None) -> BrowsingHistory:
@@ -56,6 +59,7 @@ class BrowsingHistory:
         """Apply one canonical event (recsys_core.events); types that do not touch history are ignored."""
         kind = event["type"]
         ts = _as_datetime(event["ts"])
+        self._ordered = None
         if kind == "product_view":
             self._view(event["product_id"], ts)
         elif kind == "history_delete":
@@ -82,13 +86,15 @@ class BrowsingHistory:
 
     def _trim(self) -> None:
         if len(self.views) > HISTORY_MAX_ITEMS:
-            self.views = dict(self.items()[:HISTORY_MAX_ITEMS])
+            self.views = dict(self.items()[:HISTORY_MAX_ITEMS])  # the same order: `_ordered` still holds
 
     def items(self) -> list[tuple[str, datetime]]:
         """(product_id, ts) newest first; ties broken by product_id so the order is deterministic."""
-        ordered = sorted(self.views.items(), key=lambda item: item[0])
-        ordered.sort(key=lambda item: item[1], reverse=True)
-        return ordered[:HISTORY_MAX_ITEMS]
+        if self._ordered is None:
+            ordered = sorted(self.views.items(), key=lambda item: item[0])
+            ordered.sort(key=lambda item: item[1], reverse=True)
+            self._ordered = tuple(ordered[:HISTORY_MAX_ITEMS])
+        return list(self._ordered)
 
     def product_ids(self) -> list[str]:
         return [product_id for product_id, _ in self.items()]
