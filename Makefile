@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/freshness.py
+	$(BIN)/python bench/stream_capacity.py
 	$(BIN)/python bench/simulate.py
 
 clean:
