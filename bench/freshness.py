@@ -47,6 +47,7 @@ from pathlib import Path
 
 import httpx
 from recsys_core.documents import HISTORY_MAX_ITEMS
+from recsys_core.events import format_ts
 
 from api import machine  # bench/ is on the path when a benchmark runs as a script: one description of the machine
 
@@ -101,7 +102,7 @@ def seed_histories(db, users: list[str], views: int) -> None:
         documents = []
         for user in users[start:start + 1000]:
             events = [{"type": "product_view", "user_id": user, "product_id": product,
-                       "ts": (started + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                       "ts": format_ts(started + timedelta(seconds=i))}
                       for i, product in enumerate(rng.sample(PRODUCTS, views))]
             documents.append({"_id": user, "user_id": user, **browsing_history(None, events).to_fields(),
                               "updated_at": started})

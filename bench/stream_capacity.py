@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from recsys_core.documents import HISTORY_MAX_ITEMS
+from recsys_core.events import format_ts
 
 from api import machine  # bench/ is on the path when a benchmark runs as a script
 from freshness import PRODUCTS, seed, seed_histories
@@ -68,8 +69,7 @@ def batch_frame(spark, rng: random.Random, users: int, events: int, clock: list[
         user = f"fresh-{rng.randrange(users)}"
         shoppers.add(user)
         event = {"event_id": str(uuid.uuid4()), "type": "product_view", "user_id": user,
-                 "product_id": rng.choice(PRODUCTS),
-                 "ts": clock[0].strftime("%Y-%m-%dT%H:%M:%S.") + f"{clock[0].microsecond // 1000:03d}Z"}
+                 "product_id": rng.choice(PRODUCTS), "ts": format_ts(clock[0])}
         rows.append(("recsys.events", 0, offset[0], bytearray(json.dumps(event).encode())))
     frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary").cache()
     frame.count()

@@ -80,12 +80,10 @@ def wait_all(writes: Iterable[Writes]) -> float:
     """`Writes.wait` on each, all of them before raising the first error; the seconds spent waiting."""
     waited, errors = 0.0, []
     for each in writes:
-        started = time.monotonic()
         try:
-            each.wait()
+            waited += each.wait()
         except Exception as error:  # noqa: BLE001 - re-raised below, once every write is done
             errors.append(error)
-        waited += time.monotonic() - started
     if errors:
         raise errors[0]
     return waited
