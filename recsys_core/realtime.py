@@ -56,8 +56,7 @@ class Shopper:
     user_vector: np.ndarray | None = None          # ALS vector, None if the model never saw them
 
 
-def recency_weights(count: int) -> np.ndarray:
-    return RECENCY_DECAY ** np.arange(count, dtype=np.float64)
+RECENCY = tuple(RECENCY_DECAY ** rank for rank in range(RECENT_VIEWS))  # weight of the n-th most recent view
 
 
 def session_vector(recent_views: Sequence[str], items: ItemFactors) -> np.ndarray | None:
@@ -67,41 +66,129 @@ def session_vector(recent_views: Sequence[str], items: ItemFactors) -> np.ndarra
         row = items.row(product_id)
         if row is not None:
             rows.append(row)
-            weights.append(RECENCY_DECAY ** rank)
+            weights.append(RECENCY[rank])
     if not rows:
         return None
     w = np.asarray(weights)
     return (items.matrix[rows] * w[:, None]).sum(axis=0) / w.sum()
 
 
-def als_scores(shopper: Shopper, items: ItemFactors | None) -> dict[str, float]:
-    """Top ALS candidates for the shopper, scaled so the best is 1 (empty without a model)."""
-    if items is None or not items.ids:
-        return {}
-    vector = shopper.user_vector if shopper.user_vector is not None else session_vector(shopper.recent_views, items)
-    if vector is None:
-        return {}
-    raw = items.matrix @ np.asarray(vector, dtype=items.matrix.dtype)
-    top = min(ALS_CANDIDATES, len(raw))
-    best = np.argpartition(-raw, top - 1)[:top]
-    peak = float(raw[best].max())
-    if peak <= 0:
-        return {}
-    return {items.ids[i]: float(raw[i]) / peak for i in best if raw[i] > 0}
+class Scorer:
+    """Real-time lists for many shoppers against one model, neighbour table, catalog and bestsellers.
 
+    Scores live in arrays over the model's products: the ALS part is one product of the factor
+    matrix and the shopper's vector, the neighbours of each recent view are added as the rows of
+    a prepared table, and only the best `limit` are turned into Python objects. Neighbours the
+    model does not know (a product added since it was trained) are kept beside the arrays. The
+    lists are the same as scoring product by product in dicts, at a fraction of the cost per
+    shopper (tests/test_stream_realtime.py holds that plain definition).
+    """
 
-def neighbour_scores(recent_views: Sequence[str],
-                     neighbours: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, float]:
-    """Neighbours of the recent views, weighted by view recency, scaled so the best is 1."""
-    scores: dict[str, float] = {}
-    for weight, product_id in zip(recency_weights(RECENT_VIEWS), recent_views[:RECENT_VIEWS]):
-        for neighbour in neighbours.get(product_id, ()):
-            similarity = float(neighbour["score"])
-            if similarity > 0:
-                pid = str(neighbour["product_id"])
-                scores[pid] = scores.get(pid, 0.0) + float(weight) * similarity
-    peak = max(scores.values(), default=0.0)
-    return {pid: score / peak for pid, score in scores.items()} if peak > 0 else {}
+    def __init__(self, items: ItemFactors | None, neighbours: Mapping[str, Sequence[Mapping[str, Any]]],
+                 category_of: Mapping[str, str | None], bestsellers: Mapping[str, Sequence[Mapping[str, Any]]]):
+        self.items = items if items is not None and items.ids else None
+        self.category_of = category_of
+        self.bestsellers = bestsellers
+        self._size = len(self.items.ids) if self.items else 0
+        # product -> (rows of the neighbours the model knows, their similarities, [(other id, similarity)])
+        self._neighbours: dict[str, tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]] = {}
+        for product_id, found in neighbours.items():
+            merged: dict[str, float] = {}  # once per neighbour, so that `near[rows] += ...` adds every one
+            for neighbour in found:
+                similarity = float(neighbour["score"])
+                if similarity > 0:
+                    pid = str(neighbour["product_id"])
+                    merged[pid] = merged.get(pid, 0.0) + similarity
+            rows, similarities, others = [], [], []
+            for pid, similarity in merged.items():
+                row = self.items.row(pid) if self.items else None
+                if row is None:
+                    others.append((pid, similarity))
+                else:
+                    rows.append(row)
+                    similarities.append(similarity)
+            self._neighbours[product_id] = (np.asarray(rows, dtype=np.intp),
+                                            np.asarray(similarities, dtype=np.float64), others)
+
+    def recommend(self, shopper: Shopper, limit: int = LIST_SIZE) -> list[dict[str, Any]]:
+        """Ranked [{product_id, score}] for the shopper, best first, at most `limit`."""
+        recent = shopper.recent_views[:RECENT_VIEWS]
+        excluded = set(shopper.purchased) | set(recent)
+        blended, other = self._blend(shopper, recent)
+        ranked = self._best(blended, other, excluded, limit)
+        result = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
+        if len(result) < limit:
+            floor = min((entry["score"] for entry in result), default=1.0)
+            fill = _bestseller_fill(shopper, self.category_of, self.bestsellers, limit - len(result),
+                                    excluded | {entry["product_id"] for entry in result})
+            # Half the lowest blended score and falling: a fill never outranks a scored product.
+            result.extend({"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
+                          for rank, pid in enumerate(fill))
+        return result
+
+    def _blend(self, shopper: Shopper, recent: Sequence[str]) -> tuple[np.ndarray | None, dict[str, float]]:
+        """(blended scores by model row, or None when all are 0; blended scores of products outside the model)."""
+        near = np.zeros(self._size) if self._size else None
+        other: dict[str, float] = {}
+        for weight, product_id in zip(RECENCY, recent):
+            entry = self._neighbours.get(product_id)
+            if entry is None:
+                continue
+            rows, similarities, others = entry
+            if len(rows):
+                near[rows] += weight * similarities
+            for pid, similarity in others:
+                other[pid] = other.get(pid, 0.0) + weight * similarity
+        near_peak = max(float(near.max()) if near is not None else 0.0, max(other.values(), default=0.0))
+        als = self._als(shopper)
+        if near_peak > 0:
+            other = {pid: NEIGHBOUR_WEIGHT * (score / near_peak) for pid, score in other.items()}
+            if near is None:
+                return None, other
+            near = NEIGHBOUR_WEIGHT * (near / near_peak)
+            blended = near if als is None else (1 - NEIGHBOUR_WEIGHT) * als + near
+        else:
+            other = {}
+            blended = None if als is None else (1 - NEIGHBOUR_WEIGHT) * als
+        return blended, other
+
+    def _als(self, shopper: Shopper) -> np.ndarray | None:
+        """The top ALS_CANDIDATES products' scores scaled so the best is 1, 0 for the rest (None: no scores)."""
+        if self.items is None:
+            return None
+        vector = shopper.user_vector if shopper.user_vector is not None else session_vector(shopper.recent_views,
+                                                                                             self.items)
+        if vector is None:
+            return None
+        raw = self.items.matrix @ np.asarray(vector, dtype=self.items.matrix.dtype)
+        top = min(ALS_CANDIDATES, len(raw))
+        best = np.argpartition(-raw, top - 1)[:top]
+        peak = float(raw[best].max())
+        if peak <= 0:
+            return None
+        best = best[raw[best] > 0]
+        scaled = np.zeros(self._size)
+        scaled[best] = raw[best].astype(np.float64) / peak
+        return scaled
+
+    def _best(self, blended: np.ndarray | None, other: dict[str, float], excluded: set[str],
+              limit: int) -> list[tuple[str, float]]:
+        """The `limit` best (product, score) with a score above 0 and not excluded: score desc, product id asc."""
+        candidates = [(pid, score) for pid, score in other.items() if score > 0 and pid not in excluded]
+        if blended is not None:
+            ids = self.items.ids
+            for pid in excluded:
+                row = self.items.row(pid)
+                if row is not None:
+                    blended[row] = 0.0
+            rows = np.flatnonzero(blended > 0)
+            if len(rows) > limit:
+                # Every row scoring at least the limit-th best: ties at the edge are settled by id below.
+                edge = np.partition(blended[rows], len(rows) - limit)[len(rows) - limit]
+                rows = rows[blended[rows] >= edge]
+            candidates += zip((ids[row] for row in rows.tolist()), blended[rows].tolist())
+        candidates.sort(key=lambda kv: (-kv[1], kv[0]))
+        return candidates[:limit]
 
 
 def realtime_recommendations(
@@ -112,29 +199,13 @@ def realtime_recommendations(
     bestsellers: Mapping[str, Sequence[Mapping[str, Any]]],
     limit: int = LIST_SIZE,
 ) -> list[dict[str, Any]]:
-    """Ranked [{product_id, score}] for the shopper, best first, at most `limit`.
+    """Ranked [{product_id, score}] for one shopper, best first, at most `limit` (see `Scorer`).
 
     `neighbours`: product_id -> similar_items neighbours; `category_of`: product_id -> category
     of the viewed products; `bestsellers`: scope (category id or "global") -> ranked
     [{product_id, buyers}].
     """
-    excluded = set(shopper.purchased) | set(shopper.recent_views[:RECENT_VIEWS])
-    als = als_scores(shopper, items)
-    near = neighbour_scores(shopper.recent_views, neighbours)
-    blended: dict[str, float] = {}
-    for pid in als.keys() | near.keys():
-        if pid not in excluded:
-            blended[pid] = (1 - NEIGHBOUR_WEIGHT) * als.get(pid, 0.0) + NEIGHBOUR_WEIGHT * near.get(pid, 0.0)
-    ranked = sorted(blended.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    result = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
-    if len(result) < limit:
-        floor = min((entry["score"] for entry in result), default=1.0)
-        fill = _bestseller_fill(shopper, category_of, bestsellers, limit - len(result),
-                                excluded | {entry["product_id"] for entry in result})
-        # Half the lowest blended score and falling: a fill never outranks a scored product.
-        result.extend({"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
-                      for rank, pid in enumerate(fill))
-    return result
+    return Scorer(items, neighbours, category_of, bestsellers).recommend(shopper, limit)
 
 
 def _bestseller_fill(shopper: Shopper, category_of: Mapping[str, str | None],

@@ -25,7 +25,7 @@ from pymongo.collection import Collection
 from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.history import BrowsingHistory, browsing_history
 from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
-from recsys_core.realtime import RECENT_VIEWS, Shopper, realtime_recommendations
+from recsys_core.realtime import RECENT_VIEWS, Scorer, Shopper
 from streaming.model import PromotedModel
 
 log = logging.getLogger("recsys.stream")
@@ -281,14 +281,13 @@ def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_
     """
     reference = reference or ReferenceData()
     reference.model_changed(model.version if model else None)
-    neighbours, category_of, bestsellers = _context(db, histories, reference)
+    scorer = Scorer(model.items if model else None, *_context(db, histories, reference))
 
     def compute(user_id: str, old: dict[str, Any] | None, computed_at: datetime) -> dict[str, Any]:
         history = histories[user_id]
         shopper = Shopper(recent_views=history.product_ids(), purchased=frozenset(history.purchased),
                           user_vector=model.user_vector(user_id) if model else None)
-        items = realtime_recommendations(shopper, model.items if model else None, neighbours,
-                                         category_of, bestsellers)
+        items = scorer.recommend(shopper)
         stamps = [newest_event[user_id], (old or {}).get("last_event_ts")]
         return {"_id": user_id, "user_id": user_id, "items": items, "strategy": "realtime",
                 "model_version": model.version if model else None, "computed_at": computed_at,
