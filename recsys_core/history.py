@@ -36,9 +36,9 @@ class BrowsingHistory:
     views: dict[str, datetime] = field(default_factory=dict)
     deleted: dict[str, datetime] = field(default_factory=dict)
     purchased: set[str] = field(default_factory=set)
-    # `items()` until the next event: the job asks for it about five times per shopper and batch
-    # (trim, the stored fields, recent views, categories, scoring), two sorts of 50 views each.
-    _ordered: tuple[tuple[str, datetime], ...] | None = field(default=None, init=False, repr=False, compare=False)
+    # `product_ids()` until the next event: the job asks for it about five times per shopper and
+    # batch (trim, the stored fields, recent views, categories, scoring), two sorts of 50 views each.
+    _ordered: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any] | None) -> BrowsingHistory:
@@ -86,18 +86,23 @@ class BrowsingHistory:
 
     def _trim(self) -> None:
         if len(self.views) > HISTORY_MAX_ITEMS:
-            self.views = dict(self.items()[:HISTORY_MAX_ITEMS])  # the same order: `_ordered` still holds
+            views = self.views
+            self.views = {pid: views[pid] for pid in self._newest_first()}  # the same order: `_ordered` holds
+
+    def _newest_first(self) -> tuple[str, ...]:
+        if self._ordered is None:
+            ordered = sorted(self.views)  # ties by product_id (the sort below is stable), no tuples built
+            ordered.sort(key=self.views.__getitem__, reverse=True)
+            self._ordered = tuple(ordered[:HISTORY_MAX_ITEMS])
+        return self._ordered
 
     def items(self) -> list[tuple[str, datetime]]:
         """(product_id, ts) newest first; ties broken by product_id so the order is deterministic."""
-        if self._ordered is None:
-            ordered = sorted(self.views.items(), key=lambda item: item[0])
-            ordered.sort(key=lambda item: item[1], reverse=True)
-            self._ordered = tuple(ordered[:HISTORY_MAX_ITEMS])
-        return list(self._ordered)
+        views = self.views
+        return [(pid, views[pid]) for pid in self._newest_first()]
 
     def product_ids(self) -> list[str]:
-        return [product_id for product_id, _ in self.items()]
+        return list(self._newest_first())
 
     def last_event_ts(self) -> datetime | None:
         stamps = [*self.views.values(), *self.deleted.values()]
@@ -110,10 +115,10 @@ class BrowsingHistory:
         embedded document with its own type schema, and a 50-view history as sub-documents took it
         3.1 ms to replace and 1.7 ms to read, against 1.1 and 0.7 ms as two arrays.
         """
-        items = self.items()
+        ordered, views = self._newest_first(), self.views
         return {
-            "product_ids": [product_id for product_id, _ in items],
-            "viewed_at": [ts for _, ts in items],
+            "product_ids": list(ordered),
+            "viewed_at": [views[pid] for pid in ordered],
             "deleted": {escape_key(pid): ts for pid, ts in sorted(self.deleted.items())},
             "purchased": sorted(self.purchased),
         }

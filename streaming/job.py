@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from recsys_core.errors import RecsysError
 from recsys_core.io.spark import get_spark
 from recsys_core.settings import EVENTS_TOPIC, Settings
-from streaming.batch import BatchProcessor
+from streaming.batch import BatchProcessor, tune_collector
 from streaming.retry import FIRST_DELAY, MAX_DELAY
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
     """Run the speed layer until SIGTERM (or, with `once`, until the topic is drained)."""
     spark = spark or get_spark(settings, "recsys-stream")
     processor = BatchProcessor(settings, spark)
+    tune_collector()
     delay = FIRST_DELAY
     log.info("reading %s at %s every %ss, checkpoint %s", EVENTS_TOPIC, settings.kafka_servers,
              settings.stream_trigger_seconds, checkpoint_dir(settings))

@@ -21,10 +21,10 @@ BOOKS = {f"b{i}": [0.0, 1.0, 0.1 * i] for i in range(1, 5)}
 
 
 def product_ids(document) -> list[str]:
-    """The products of a history document, or of a recommendations document, in order."""
+    """The products of a history or recommendations document (stored, or as the job keeps it), in order."""
     document = document or {}
     if "product_ids" in document:
-        return document["product_ids"]
+        return list(document["product_ids"])
     return [entry["product_id"] for entry in document.get("items", [])]
 
 
