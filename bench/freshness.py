@@ -1,10 +1,12 @@
 """Benchmark: how fresh the speed layer keeps recommendations, and how many events/s it sustains.
 
 1. Serves the real API (`recsys api`) and runs the real job (`recsys stream`) as subprocesses, on
-   a database of their own (`bench_freshness`, dropped at the end) with a small catalog and
-   neighbour table, and a fresh checkpoint starting at the end of the topic. Every shopper starts
-   with a full history (--history, 50 views by default), as in a store that has run a while:
-   the documents the job reads and rewrites grow with the history, so empty ones flatter it.
+   a database of their own (`bench_freshness`, dropped at the end) with a small catalog,
+   neighbour table and promoted model (rank 32, knowing every second shopper), and a fresh
+   checkpoint starting at the end of the topic. Every shopper starts with a full history
+   (--history, 50 views by default), as in a store that has run a while: the documents the job
+   reads and rewrites grow with the history, so empty ones flatter it, and so would scoring
+   without a model.
 2. Posts product views through `POST /v1/events` at a steady rate (batches every 20 ms), each
    with its own event time, over a pool of shoppers.
    The first --warmup seconds (20 by default) at the steady rate are not timed: the JVM compiles
@@ -81,6 +83,60 @@ def seed(db) -> None:
     db[BESTSELLERS].insert_many([{"_id": f"c{c}", "scope": f"c{c}", "window_days": 30, "computed_at": now,
                                   "products": [{"product_id": p, "buyers": 100 - j}
                                                for j, p in enumerate(PRODUCTS[c::10][:30])]} for c in range(10)])
+
+
+def seed_model_apart(db_name: str, models_dir: Path, users: list[str]) -> None:
+    """`seed_model` in a child process, so that the Spark JVM it needs exits before the measuring starts."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_seed_model_child, args=(db_name, models_dir, users))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"writing the benchmark's model failed (exit code {child.exitcode})")
+
+
+def _seed_model_child(db_name: str, models_dir: Path, users: list[str]) -> None:
+    from recsys_core.io.mongo import mongo_client
+    from recsys_core.io.spark import get_spark
+    from recsys_core.settings import Settings
+
+    settings = Settings.from_env()
+    print("writing a promoted model with Spark ...", flush=True)
+    spark = get_spark(settings, "recsys-bench-model")
+    spark.sparkContext.setLogLevel("ERROR")
+    client = mongo_client(settings)
+    try:
+        seed_model(spark, client[db_name], models_dir, users)
+    finally:
+        client.close()
+        spark.stop()
+
+
+def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int = 2) -> str:
+    """Promote a model of the production rank over the catalog, knowing every `known_every`-th shopper.
+
+    A store that has run a while has a promoted model, and scoring against it is part of what the
+    job does for every shopper: without one, every list would come from neighbours and
+    bestsellers alone. The others get the stand-in vector of their recent views. Returns its path.
+    """
+    import random
+
+    from recsys_assets.als_training import AlsParams
+    from recsys_core.io.mongo import MODELS
+
+    rank, rng = AlsParams().rank, random.Random(2)
+    version = f"bench-{uuid.uuid4().hex[:8]}"
+    path = models_dir / "als" / version
+    schema = "id string, features array<float>"
+    for name, ids in (("item_factors", PRODUCTS), ("user_factors", users[::known_every])):
+        rows = [(i, [rng.gauss(0.0, 0.3) for _ in range(rank)]) for i in ids]
+        spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(path / name))
+    now = datetime.now(UTC)
+    db[MODELS].insert_one({"_id": version, "version": version, "params": {"rank": rank}, "metrics": {},
+                           "checks_passed": True, "promoted": True, "promoted_at": now, "created_at": now,
+                           "path": str(path)})
+    return str(path)
 
 
 def seed_histories(db, users: list[str], views: int) -> None:
@@ -304,6 +360,7 @@ def main() -> None:
     seed(db)
     users = [f"fresh-{i}" for i in range(args.users)]
     seed_histories(db, users, args.history)
+    seed_model_apart(DB_NAME, run_dir / "models", users)
     tracker, stopping, consumer_ready = Tracker(), threading.Event(), threading.Event()
     api = start([str(RECSYS), "api"], env, run_dir / "api.log")
     job = start([str(RECSYS), "stream"], env, run_dir / "stream.log")

@@ -6,8 +6,9 @@ function (`streaming.batch.BatchProcessor`), so a change to the job or the store
 without the noise of the rest.
 
 1. Seeds a database of its own (`bench_stream_capacity`, dropped at the end) with the catalog,
-   neighbours and bestsellers of `bench/freshness.py` and, for every shopper, a full history
-   (--history, 50 views), as in a store that has run a while.
+   neighbours and bestsellers of `bench/freshness.py`, for every shopper a full history
+   (--history, 50 views), and a promoted model of the production rank that knows every second
+   shopper, as in a store that has run a while.
 2. Builds batches of --events product views over --users shoppers as Spark DataFrames shaped
    like the Kafka source's, and calls the batch function on each: --warmup rounds untimed (the
    job fills its caches), then --rounds timed. Per shopper: wall time, FerretDB's CPU and the
@@ -29,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -40,7 +42,7 @@ from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import format_ts
 
 from api import machine  # bench/ is on the path when a benchmark runs as a script
-from freshness import PRODUCTS, seed, seed_histories
+from freshness import PRODUCTS, seed, seed_histories, seed_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DB_NAME = "bench_stream_capacity"
@@ -119,14 +121,17 @@ def main() -> None:
     client.drop_database(DB_NAME)
     db = client[DB_NAME]
     seed(db)
-    seed_histories(db, [f"fresh-{i}" for i in range(args.users)], args.history)
+    users = [f"fresh-{i}" for i in range(args.users)]
+    seed_histories(db, users, args.history)
     print("starting Spark ...", flush=True)
     spark = get_spark(settings, "recsys-bench-stream-capacity")
     spark.sparkContext.setLogLevel("ERROR")
+    model_path = seed_model(spark, db, settings.data_dir / "bench" / DB_NAME, users)
 
-    from streaming.batch import BatchProcessor
+    from streaming.batch import BatchProcessor, tune_collector
 
     processor = BatchProcessor(settings, spark)
+    tune_collector()  # as `recsys stream` does
     pid = store_pid(settings)
     rng, clock, offset = random.Random(1), [datetime.now(UTC) - timedelta(hours=1)], [0]
     rounds: list[dict] = []
@@ -166,6 +171,7 @@ def main() -> None:
         (RESULTS / "stream_capacity.json").write_text(json.dumps(result, indent=1, default=str))
         client.drop_database(DB_NAME)
         client.close()
+        shutil.rmtree(model_path, ignore_errors=True)
     print(f"written to {RESULTS / 'stream_capacity.json'}")
 
 
