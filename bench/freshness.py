@@ -139,6 +139,16 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     return str(path)
 
 
+def seed_store(client, db_name: str, shoppers: int, views: int):
+    """A fresh database `db_name` with the catalog and `shoppers` histories of `views` views: (db, user ids)."""
+    client.drop_database(db_name)
+    db = client[db_name]
+    seed(db)
+    users = [f"fresh-{i}" for i in range(shoppers)]
+    seed_histories(db, users, views)
+    return db, users
+
+
 def seed_histories(db, users: list[str], views: int) -> None:
     """Give every shopper a history of `views` distinct views a day old, as the job writes them.
 
@@ -355,11 +365,7 @@ def main() -> None:
            "RECSYS_TOOLS_DIR": str(settings.tools_dir), "RECSYS_API_KEYS": "",
            "RECSYS_STREAM_STARTING_OFFSETS": "latest"}
     client = mongo_client(settings)
-    client.drop_database(DB_NAME)
-    db = client[DB_NAME]
-    seed(db)
-    users = [f"fresh-{i}" for i in range(args.users)]
-    seed_histories(db, users, args.history)
+    db, users = seed_store(client, DB_NAME, args.users, args.history)
     seed_model_apart(DB_NAME, run_dir / "models", users)
     tracker, stopping, consumer_ready = Tracker(), threading.Event(), threading.Event()
     api = start([str(RECSYS), "api"], env, run_dir / "api.log")

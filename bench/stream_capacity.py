@@ -42,7 +42,7 @@ from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import format_ts
 
 from api import machine  # bench/ is on the path when a benchmark runs as a script
-from freshness import PRODUCTS, seed, seed_histories, seed_model
+from freshness import PRODUCTS, seed_model, seed_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DB_NAME = "bench_stream_capacity"
@@ -118,11 +118,7 @@ def main() -> None:
         raise SystemExit(f"{error}\nThe benchmark needs a running scratch stack: `recsys stack up` with a test "
                          "slot's variables (see the top of this file).") from None
     client = mongo_client(settings)
-    client.drop_database(DB_NAME)
-    db = client[DB_NAME]
-    seed(db)
-    users = [f"fresh-{i}" for i in range(args.users)]
-    seed_histories(db, users, args.history)
+    db, users = seed_store(client, DB_NAME, args.users, args.history)
     print("starting Spark ...", flush=True)
     spark = get_spark(settings, "recsys-bench-stream-capacity")
     spark.sparkContext.setLogLevel("ERROR")
