@@ -8,6 +8,9 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml requirements.lock README.md ./
 COPY recsys_core ./recsys_core
+COPY recsys_io ./recsys_io
+COPY recsys_stack ./recsys_stack
+COPY recsys_simulator ./recsys_simulator
 COPY recsys_api ./recsys_api
 COPY recsys_assets ./recsys_assets
 COPY streaming ./streaming

@@ -48,7 +48,7 @@ def machine() -> dict:
 
 # --- seeding ---------------------------------------------------------------------------------------
 def seed(settings, users: int) -> None:
-    from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS, mongo_client
+    from recsys_io.mongo import HISTORY, RECOMMENDATIONS, mongo_client
 
     client = mongo_client(settings)
     db = client[DB_NAME]
@@ -75,7 +75,7 @@ def seed(settings, users: int) -> None:
 def ceiling_app():
     from litestar import Litestar, get
 
-    from recsys_core.io.mongo import RECOMMENDATIONS, async_mongo_client
+    from recsys_io.mongo import RECOMMENDATIONS, async_mongo_client
     from recsys_core.settings import Settings
 
     client = async_mongo_client(Settings.from_env())
@@ -252,8 +252,8 @@ def main() -> None:
         load(args)
         return
 
-    from recsys_core.io.kafka import ensure_topics
-    from recsys_core.io.mongo import require_mongo
+    from recsys_io.kafka import ensure_topics
+    from recsys_io.mongo import require_mongo
     from recsys_core.settings import Settings
 
     settings = Settings.from_env()
@@ -302,7 +302,7 @@ def main() -> None:
     finally:
         for process in processes:
             stop(process)
-        from recsys_core.io.mongo import mongo_client
+        from recsys_io.mongo import mongo_client
 
         client = mongo_client(settings)
         client.drop_database(DB_NAME)

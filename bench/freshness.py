@@ -70,7 +70,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def seed(db) -> None:
-    from recsys_core.io.mongo import BESTSELLERS, PRODUCTS as PRODUCTS_COLLECTION, SIMILAR_ITEMS
+    from recsys_io.mongo import BESTSELLERS, PRODUCTS as PRODUCTS_COLLECTION, SIMILAR_ITEMS
 
     now = datetime.now(UTC)
     db[PRODUCTS_COLLECTION].insert_many([{"_id": p, "product_id": p, "category_id": f"c{i % 10}", "name": p,
@@ -97,8 +97,8 @@ def seed_model_apart(db_name: str, models_dir: Path, users: list[str]) -> None:
 
 
 def _seed_model_child(db_name: str, models_dir: Path, users: list[str]) -> None:
-    from recsys_core.io.mongo import mongo_client
-    from recsys_core.io.spark import get_spark
+    from recsys_io.mongo import mongo_client
+    from recsys_io.spark import get_spark
     from recsys_core.settings import Settings
 
     settings = Settings.from_env()
@@ -123,7 +123,7 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     import random
 
     from recsys_assets.als_training import AlsParams
-    from recsys_core.io.mongo import MODELS
+    from recsys_io.mongo import MODELS
 
     rank, rng = AlsParams().rank, random.Random(2)
     version = f"bench-{uuid.uuid4().hex[:8]}"
@@ -158,7 +158,7 @@ def seed_histories(db, users: list[str], views: int) -> None:
     import random
 
     from recsys_core.history import browsing_history
-    from recsys_core.io.mongo import HISTORY
+    from recsys_io.mongo import HISTORY
 
     if views <= 0:
         return
@@ -219,7 +219,7 @@ class Tracker:
             return sum(len(v) for v in self.pending.values())
 
     def watch(self, db, stop: threading.Event) -> None:
-        from recsys_core.io.mongo import RECOMMENDATIONS
+        from recsys_io.mongo import RECOMMENDATIONS
 
         while not stop.is_set():
             # Only the shoppers with events still pending, by id (an index lookup).
@@ -243,13 +243,12 @@ class Tracker:
             stop.wait(POLL_SECONDS)
 
     def consume(self, settings, stop: threading.Event, ready: threading.Event) -> None:
-        from recsys_core.io.kafka import make_consumer
-        from recsys_core.settings import EVENTS_TOPIC
-
+        from recsys_io.kafka import make_consumer
+        
         # The broker answers a fetch once it has 16 KB or 20 ms have passed: fetching whatever had
         # arrived, back to back, cost this process and Kafka about a sixth of a core at 1,500 events/s,
         # taken from the job it measures. It adds at most 20 ms to the transport figure.
-        consumer = make_consumer(settings, EVENTS_TOPIC, group_id=None, auto_offset_reset="latest",
+        consumer = make_consumer(settings, settings.topics.events, group_id=None, auto_offset_reset="latest",
                                  consumer_timeout_ms=200, fetch_max_wait_ms=20, fetch_min_bytes=16_384)
         consumer.poll(timeout_ms=1000)
         ready.set()
@@ -348,9 +347,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from recsys_core.errors import RecsysError
-    from recsys_core.io.mongo import mongo_client, require_mongo
+    from recsys_io.mongo import mongo_client, require_mongo
     from recsys_core.settings import Settings
-    from recsys_core.simulator.publishers import require_kafka
+    from recsys_simulator.publishers import require_kafka
 
     settings = Settings.from_env()
     try:

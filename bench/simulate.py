@@ -21,11 +21,11 @@ from pathlib import Path
 
 import msgspec
 
-from recsys_core.io.kafka import ensure_topics, make_producer
-from recsys_core.io.kafka_bulk import make_bulk_producer
-from recsys_core.settings import EVENTS_TOPIC, Settings
-from recsys_core.simulator import StoreConfig, build_store, history_events, send_history
-from recsys_core.simulator.backfill import events_partitions
+from recsys_io.kafka import ensure_topics, make_producer
+from recsys_io.kafka_bulk import make_bulk_producer
+from recsys_core.settings import Settings
+from recsys_simulator import StoreConfig, build_store, history_events, send_history
+from recsys_simulator.backfill import events_partitions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_PYTHON_SAMPLE = 50_000
@@ -45,7 +45,7 @@ def raw_bulk(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     for key, value in records:
         while True:
             try:
-                producer.produce(EVENTS_TOPIC, value=value, key=key)
+                producer.produce(settings.topics.events, value=value, key=key)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -59,7 +59,7 @@ def raw_kafka_python(settings: Settings, records: list[tuple[bytes, bytes]]) -> 
     producer = make_producer(settings, linger_ms=50, batch_size=512 * 1024)
     started = time.perf_counter()
     for key, value in records:
-        producer.send(EVENTS_TOPIC, key=key, value=value)
+        producer.send(settings.topics.events, key=key, value=value)
     producer.flush()
     rate = len(records) / (time.perf_counter() - started)
     producer.close()

@@ -57,7 +57,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 def store_pid(settings) -> int | None:
     """FerretDB's pid when the stack runs it (None for a store elsewhere: its CPU is not measured)."""
-    from recsys_core.stack.processes import ManagedProcess
+    from recsys_stack.processes import ManagedProcess
 
     return ManagedProcess("mongo", settings.stack_dir).pid() if settings.mongo_is_local else None
 
@@ -82,7 +82,7 @@ def store_floor(db, shoppers: set[str]) -> dict:
     """The store alone: replace the shoppers' two documents as they are, in groups, unguarded."""
     from pymongo import ReplaceOne
 
-    from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS
+    from recsys_io.mongo import HISTORY, RECOMMENDATIONS
     from streaming.store import read_by_id
 
     documents = {name: read_by_id(db[name], shoppers) for name in (HISTORY, RECOMMENDATIONS)}
@@ -107,8 +107,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from recsys_core.errors import RecsysError
-    from recsys_core.io.mongo import mongo_client, require_mongo
-    from recsys_core.io.spark import get_spark
+    from recsys_io.mongo import mongo_client, require_mongo
+    from recsys_io.spark import get_spark
     from recsys_core.settings import Settings
 
     settings = dataclasses.replace(Settings.from_env(), mongo_db=DB_NAME)

@@ -26,7 +26,7 @@ import numpy as np
 
 from recsys_assets.als_training import AlsParams, SearchSpace, evaluate_params, top_k_from_factors
 from recsys_core.datasets import parse_movielens
-from recsys_core.io.spark import get_spark
+from recsys_io.spark import get_spark
 from recsys_core.metrics import Interaction, evaluate, metrics_table, seen_items, split_interactions
 from recsys_core.settings import Settings
 

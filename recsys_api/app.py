@@ -24,7 +24,7 @@ from recsys_api.products import ProductsController
 from recsys_api.publisher import Publisher
 from recsys_api.storefront import StorefrontController
 from recsys_api.users import UsersController
-from recsys_core.io.mongo import async_mongo_client, serving_db
+from recsys_io.mongo import async_mongo_client, serving_db
 from recsys_core.settings import Settings
 
 MAX_BODY = 1024 * 1024  # routes that take more say so (the catalog: 10 MiB)

@@ -14,7 +14,6 @@ from recsys_api.errors import InvalidInput, documented
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import EventsAccepted, events_body_schema
 from recsys_core.events import MAX_BATCH, parse_batch
-from recsys_core.settings import EVENTS_TOPIC
 
 MAX_EVENTS_BODY = 1024 * 1024
 
@@ -62,7 +61,7 @@ class EventsController(Controller):
           request_max_body_size=MAX_EVENTS_BODY, responses=documented(400, 401, 413, 422, 503),
           summary="Collect shoppers' events (all-or-nothing)")
     async def collect(self, data: Annotated[dict[str, Any], EVENTS_BODY], publisher: Publisher) -> EventsAccepted:
-        """Validate every event, write them to `recsys.events` keyed by user_id, answer once all are acknowledged.
+        """Validate every event, write them to the events topic keyed by user_id, answer once all are acknowledged.
 
         If any event is invalid, nothing is written and the 422 lists each problem with the
         event's index. If Kafka does not acknowledge within RECSYS_API_PRODUCE_TIMEOUT_SECONDS the
@@ -73,5 +72,5 @@ class EventsController(Controller):
         if errors:
             bad = len({e["index"] for e in errors})
             raise InvalidInput(f"{bad} of {len(raws)} events are invalid; nothing was accepted", errors)
-        await publisher.publish(EVENTS_TOPIC, [(e["user_id"], msgspec.json.encode(e)) for e in events])
+        await publisher.publish(publisher.topics.events, [(e["user_id"], msgspec.json.encode(e)) for e in events])
         return EventsAccepted(accepted=len(events), event_ids=[e["event_id"] for e in events])

@@ -20,8 +20,8 @@ from recsys_api.publisher import Publisher
 from recsys_api.schemas import CatalogAccepted, Product, ProductPage, SimilarProducts, catalog_body_schema
 from recsys_core.catalog import MAX_CATALOG_BATCH, parse_catalog
 from recsys_core.events import MAX_ID_LENGTH, format_ts
-from recsys_core.io.mongo import PRODUCTS
-from recsys_core.settings import CATALOG_TOPIC, Settings
+from recsys_io.mongo import PRODUCTS
+from recsys_core.settings import Settings
 
 MAX_CATALOG_BODY = 10 * 1024 * 1024
 MAX_PAGE = 500
@@ -42,7 +42,7 @@ def as_product(doc: dict[str, Any]) -> Product:
 async def upsert_catalog(db: AsyncDatabase, publisher: Publisher, products: list[dict[str, Any]]) -> None:
     """Kafka first (the catalog's changelog, replayable by the batch layer), then the servable copy."""
     now = datetime.now(UTC)
-    await publisher.publish(CATALOG_TOPIC, [
+    await publisher.publish(publisher.topics.catalog, [
         (p["product_id"], msgspec.json.encode({**p, "updated_at": format_ts(now)})) for p in products])
     await db[PRODUCTS].bulk_write(
         [UpdateOne({"_id": p["product_id"]}, {"$set": {**p, "updated_at": now}}, upsert=True) for p in products],

@@ -1,6 +1,6 @@
 """Writing to Kafka from async handlers: one producer per process, acknowledgements awaited, never blocking.
 
-The producer is librdkafka's (recsys_core.io.kafka_bulk: idempotent, acks from all in-sync
+The producer is librdkafka's (recsys_io.kafka_bulk: idempotent, acks from all in-sync
 replicas, the same partition per key as every other producer of the platform). `produce` only
 queues; a delivery thread polls librdkafka and resolves each request's future once the broker
 acknowledged its last record, so handlers await without holding a thread per request. kafka-python's
@@ -23,8 +23,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from recsys_api.errors import Unavailable
 from recsys_api.metrics import PRODUCE_FAILURES
-from recsys_core.io.kafka import kafka_ping
-from recsys_core.io.kafka_bulk import make_bulk_producer
+from recsys_io.kafka import kafka_ping
+from recsys_io.kafka_bulk import make_bulk_producer
 from recsys_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class _Acks:
 class Publisher:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.topics = settings.topics
         self.timeout = settings.api_produce_timeout_seconds
         self._producer: Producer | None = None
         self._running = threading.Event()

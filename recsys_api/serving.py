@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from recsys_core import ranking
 from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.history import BrowsingHistory
-from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 
 PERSONALIZED = "personalized"
 NON_PERSONALIZED = "non-personalized"

@@ -17,8 +17,8 @@ from recsys_api.publisher import Publisher
 from recsys_api.schemas import UserProducts
 from recsys_core.events import history_delete_event
 from recsys_core.history import browsing_history
-from recsys_core.io.mongo import HISTORY
-from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_io.mongo import HISTORY
+from recsys_core.settings import Settings
 
 DELETE_ATTEMPTS = 5
 
@@ -46,7 +46,7 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
     """
     event = history_delete_event(user_id, product_id)  # InvalidEvent (422) for a blank id
     user_id = event["user_id"]  # as the stream will see it (trimmed)
-    await publisher.publish(EVENTS_TOPIC, [(user_id, msgspec.json.encode(event))])
+    await publisher.publish(publisher.topics.events, [(user_id, msgspec.json.encode(event))])
     for _ in range(DELETE_ATTEMPTS):
         doc = await db[HISTORY].find_one({"_id": user_id})
         # The whole document, as the stream writes it (so one in an earlier shape is rewritten).

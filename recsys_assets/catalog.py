@@ -6,7 +6,6 @@ from dagster_pyspark import PySparkResource
 
 from recsys_assets.ingest import load_events
 from recsys_assets.resources import KafkaResource, LakeResource
-from recsys_core.settings import CATALOG_TOPIC
 
 PRODUCT_SCHEMA = ("product_id string, category_id string, name string, description string, price double, "
                   "attributes string")
@@ -22,7 +21,7 @@ def latest_products(spark, kafka: KafkaResource):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    records = (spark.read.format("kafka").options(**kafka.source_options(CATALOG_TOPIC))
+    records = (spark.read.format("kafka").options(**kafka.source_options(kafka.catalog_topic))
                .option("startingOffsets", "earliest").load()
                .select(F.col("key").cast("string").alias("key"), F.col("value").cast("string").alias("value"),
                        "partition", "offset", F.col("timestamp").alias("updated_at")))
@@ -34,7 +33,7 @@ def latest_products(spark, kafka: KafkaResource):
             .where("product_id is not null and category_id is not null"))
 
 
-@asset(group_name="catalog", description="The catalog: the latest version of every product on recsys.catalog "
+@asset(group_name="catalog", description="The catalog: the latest version of every product on the catalog topic "
                                          "(deleted products dropped). Delta, one row per product.")
 def products(spark: PySparkResource, kafka: KafkaResource, lake: LakeResource) -> MaterializeResult:
     rows = overwrite(latest_products(spark.spark_session, kafka), lake.table("products"))

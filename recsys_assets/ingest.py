@@ -23,7 +23,7 @@ from dagster_pyspark import PySparkResource
 from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import KafkaResource, LakeResource
 from recsys_core.events import MAX_FUTURE
-from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_core.settings import Settings
 
 # A fixed start (RECSYS_EVENTS_START_DATE) keeps partition keys stable across deployments (a
 # moving "90 days ago" would shift them every day); days before the first event materialise empty.
@@ -39,10 +39,10 @@ def read_days(spark, kafka: KafkaResource, first: str, last: str):
 
     start = datetime.fromisoformat(first).replace(tzinfo=UTC)
     lower_ms = int((start - MAX_FUTURE).timestamp() * 1000)
-    source = (spark.read.format("kafka").options(**kafka.source_options(EVENTS_TOPIC))
+    source = (spark.read.format("kafka").options(**kafka.source_options(kafka.events_topic))
               .option("startingTimestamp", str(lower_ms))
               .option("startingOffsetsByTimestampStrategy", "latest").load()
-              .select("partition", "offset", F.col("value").cast("string").alias("value"),
+              .select("topic", "partition", "offset", F.col("value").cast("string").alias("value"),
                       F.unix_millis("timestamp").alias("kafka_ts_ms")))
     records = spark.createDataFrame(source.rdd.mapPartitions(validate_records), RECORD_SCHEMA)
     return (records.withColumn("day", F.to_date(F.timestamp_millis("day_ms")))

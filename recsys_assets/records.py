@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
-from recsys_core.settings import EVENTS_TOPIC
 
 EVENT_COLUMNS = ("event_id string, type string, user_id string, ts_ms long, product_id string, source string, "
                  "quantity int, score double, order_id string, "
@@ -42,7 +41,7 @@ def validate_records(rows: Iterable) -> Iterator[tuple]:
             continue
         if isinstance(raw, dict) and raw.get("event_id") is None:
             # parse_event would draw a random id: derive one from the record so re-runs agree.
-            raw = {**raw, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{EVENTS_TOPIC}:{row.partition}:{row.offset}"))}
+            raw = {**raw, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row.topic}:{row.partition}:{row.offset}"))}
         try:
             event = parse_event(raw, kafka_time, allow_internal=True)
         except InvalidEvent as error:

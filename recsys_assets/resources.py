@@ -17,9 +17,9 @@ from dagster_pyspark import PySparkResource
 from pymongo.errors import PyMongoError
 
 from recsys_core.errors import ServerUnavailable
-from recsys_core.io.mongo import ensure_indexes, mongo_client, serving_db
-from recsys_core.io.spark import spark_conf
-from recsys_core.settings import Settings
+from recsys_io.mongo import ensure_indexes, mongo_client, serving_db
+from recsys_io.spark import spark_conf
+from recsys_core.settings import Settings, Topics
 
 
 class LakeResource(ConfigurableResource):
@@ -48,6 +48,15 @@ class KafkaResource(ConfigurableResource):
     """Kafka as Spark's batch source reads it."""
 
     bootstrap_servers: str
+    topic_prefix: str = "recsys."
+
+    @property
+    def events_topic(self) -> str:
+        return Topics(self.topic_prefix).events
+
+    @property
+    def catalog_topic(self) -> str:
+        return Topics(self.topic_prefix).catalog
 
     def source_options(self, topic: str) -> dict[str, str]:
         return {"kafka.bootstrap.servers": self.bootstrap_servers, "subscribe": topic,
@@ -77,7 +86,7 @@ class MongoResource(ConfigurableResource):
 def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "spark": PySparkResource(spark_config=spark_conf(settings, "recsys-batch")),
-        "kafka": KafkaResource(bootstrap_servers=settings.kafka_servers),
+        "kafka": KafkaResource(bootstrap_servers=settings.kafka_servers, topic_prefix=settings.topic_prefix),
         "mongo": MongoResource(url=settings.mongo_url, database=settings.mongo_db),
         "lake": LakeResource(data_dir=str(settings.data_dir),
                              bestseller_window_days=settings.bestseller_window_days,

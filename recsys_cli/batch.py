@@ -155,7 +155,7 @@ def evaluate_command(
 
     from recsys_assets.als_training import AlsParams, evaluate_params
     from recsys_core.datasets import read_interactions
-    from recsys_core.io.spark import get_spark
+    from recsys_io.spark import get_spark
     from recsys_core.metrics import metrics_table, split_interactions
 
     if split not in ("random", "time"):
@@ -184,7 +184,7 @@ def evaluate_command(
 
 
 def _with_db(action):
-    from recsys_core.io.mongo import mongo_client, require_mongo, serving_db
+    from recsys_io.mongo import mongo_client, require_mongo, serving_db
 
     s = settings()
     require_mongo(s)

@@ -29,9 +29,9 @@ import typer
 from recsys_cli.common import friendly_errors, settings
 from recsys_cli.supervisor import Child, Supervisor
 from recsys_core.settings import Settings
-from recsys_core.simulator import StoreConfig, build_store
-from recsys_core.simulator import feed
-from recsys_core.stack import manager
+from recsys_simulator import StoreConfig, build_store
+from recsys_simulator import feed
+from recsys_stack import manager
 
 DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 RECSYS = [sys.executable, "-m", "recsys_cli.main"]

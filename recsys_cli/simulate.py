@@ -15,10 +15,10 @@ import typer
 
 from recsys_cli.common import fail, friendly_errors, settings
 from recsys_core.events import InvalidEvent, parse_ts
-from recsys_core.simulator import EventTally, Store, StoreConfig, build_store
-from recsys_core.simulator import feed
-from recsys_core.simulator.replay import ReplayLine
-from recsys_core.simulator.via_api import load_catalog_via_api
+from recsys_simulator import EventTally, Store, StoreConfig, build_store
+from recsys_simulator import feed
+from recsys_simulator.replay import ReplayLine
+from recsys_simulator.via_api import load_catalog_via_api
 
 simulate_app = typer.Typer(
     help=(
@@ -100,7 +100,7 @@ def catalog(
     api_key: Annotated[str | None, typer.Option(
         "--api-key", help="X-API-Key for --via-api (default: the first of RECSYS_API_KEYS, if any).")] = None,
 ) -> None:
-    """Publish the simulated catalog on recsys.catalog (key product_id) and upsert the products collection.
+    """Publish the simulated catalog on the catalog topic (key product_id) and upsert the products collection.
 
     Idempotent: running it again republishes the same products unchanged.
     """
@@ -112,7 +112,7 @@ def catalog(
         where = f"through {via_api.rstrip('/')}/v1/products"
     else:
         count = feed.load_catalog(settings(), store)
-        where = "recsys.catalog and the products collection"
+        where = f"{settings().topics.catalog} and the products collection"
     typer.echo(f"loaded {count:,} products in {len(store.categories)} categories "
                f"in {time.monotonic() - started:.1f}s ({where})")
 
@@ -130,7 +130,7 @@ def history(
         "--workers", min=1, help="Processes generating and sending in parallel, at most one per partition of "
                                  "recsys.events; worth it with cores to spare. The events are the same for any count.")] = 1,
 ) -> None:
-    """Backfill past events (past timestamps, in time order) straight to recsys.events, keyed by user_id.
+    """Backfill past events (past timestamps, in time order) straight to the events topic, keyed by user_id.
 
     Defaults (2,000 shoppers, 500 products, 60 days) make about 200,000 events. Load the catalog first (`recsys simulate catalog` with the same --seed, --products and --categories).
     """
@@ -168,7 +168,7 @@ def live(
     """
     store = _store(seed, users, products, categories, user_prefix)
     with _stop_on_signals() as stop:
-        typer.echo(f"sending live events at {rate:g}/s to recsys.events; Ctrl-C stops", err=True)
+        typer.echo(f"sending live events at {rate:g}/s to {settings().topics.events}; Ctrl-C stops", err=True)
         tally = feed.run_live(settings(), store, rate, stop, duration=duration,
                               report=lambda t: typer.echo(_live_line(t), err=True))
     typer.echo(tally.summary())
@@ -178,7 +178,7 @@ def replay(
     file: Annotated[Path, typer.Argument(help="Clickstream file: one JSON event per line.")],
     rate: Annotated[float, typer.Option("--rate", min=0.01, help="Events per second.")] = 1.0,
 ) -> None:
-    """Replay a clickstream file to recsys.events, one event per second (or --rate), stamped now.
+    """Replay a clickstream file to the events topic, one event per second (or --rate), stamped now.
 
     Each line is {"event": "ProductView", "messageid": ..., "userid": ..., "properties": {"productid": ...}, "context": {"source": ...}}; the platform's own event format works too.
 
@@ -191,7 +191,7 @@ def replay(
         typer.secho(f"line {line.number}: skipped: {line.reason}", fg=typer.colors.YELLOW, err=True)
 
     with _stop_on_signals() as stop:
-        typer.echo(f"replaying {file} at {rate:g} events/s to recsys.events; Ctrl-C stops", err=True)
+        typer.echo(f"replaying {file} at {rate:g} events/s to {settings().topics.events}; Ctrl-C stops", err=True)
         tally = feed.replay_file(settings(), file, rate, stop, on_invalid=invalid,
                                  report=lambda t: typer.echo(_live_line(t), err=True))
     typer.echo(tally.summary())

@@ -7,7 +7,7 @@ import subprocess
 import typer
 
 from recsys_cli.common import fail, friendly_errors, settings
-from recsys_core.stack import manager
+from recsys_stack import manager
 
 app = typer.Typer(
     help=(

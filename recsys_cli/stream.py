@@ -10,7 +10,7 @@ from recsys_cli.common import friendly_errors, settings
 
 HELP = """Keep every shopper's browsing history and real-time recommendations in MongoDB fresh.
 
-Reads recsys.events from Kafka in micro-batches (every RECSYS_STREAM_TRIGGER_SECONDS, at most RECSYS_STREAM_MAX_EVENTS_PER_BATCH records each), validates each record, sends bad ones to recsys.events.dlq with the reason, updates `history` and `recommendations` with the promoted ALS model (picked up at the next batch when a new one is promoted) and the neighbours of recent views.
+Reads the events topic (RECSYS_TOPIC_PREFIX + events) from Kafka in micro-batches (every RECSYS_STREAM_TRIGGER_SECONDS, at most RECSYS_STREAM_MAX_EVENTS_PER_BATCH records each), validates each record, sends bad ones to the dead-letter topic (<prefix>events.dlq) with the reason, updates `history` and `recommendations` with the promoted ALS model (picked up at the next batch when a new one is promoted) and the neighbours of recent views.
 
 Offsets are kept in RECSYS_DATA_DIR/checkpoints/stream: after a crash or kill the job resumes where it stopped, and replayed batches change nothing twice. SIGTERM or Ctrl-C finishes the current batch and exits. If Kafka or MongoDB is down the job waits, retrying with backoff.
 """
@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.INFO if verbose else logging.ERROR)
         logging.getLogger("py4j").setLevel(logging.INFO if verbose else logging.ERROR)
-        from recsys_core.io.kafka import ensure_topics
-        from recsys_core.io.mongo import require_mongo
+        from recsys_io.kafka import ensure_topics
+        from recsys_io.mongo import require_mongo
         from streaming.job import run
 
         s = settings()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,10 +17,36 @@ from urllib.parse import urlsplit
 
 from recsys_core.errors import SettingsError
 
-EVENTS_TOPIC = "recsys.events"
-CATALOG_TOPIC = "recsys.catalog"
-DLQ_TOPIC = "recsys.events.dlq"
-TOPICS = (EVENTS_TOPIC, CATALOG_TOPIC, DLQ_TOPIC)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The platform's Kafka topics, all named from one prefix (RECSYS_TOPIC_PREFIX)."""
+
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def catalog(self) -> str:
+        return f"{self.prefix}catalog"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}events.dlq"
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return (self.events, self.catalog, self.dlq)
+
+
+def _topic_prefix(name: str, raw: str) -> str:
+    # Kafka topic names allow letters, digits, '.', '_' and '-' (and at most 249 characters).
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", raw):
+        raise SettingsError(name, raw, "expected letters, digits, '.', '_' or '-' (a Kafka topic name prefix)")
+    return raw
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -130,8 +157,10 @@ class Settings:
                                 "Kafka bootstrap servers; set it to use an external cluster "
                                 "(default: the local broker).")
     kafka_heap: str = _var("RECSYS_KAFKA_HEAP", _text, "512m", "JVM heap of the local broker.")
+    topic_prefix: str = _var("RECSYS_TOPIC_PREFIX", _topic_prefix, "recsys.",
+                             "Prefix of the Kafka topics: <prefix>events, <prefix>catalog, <prefix>events.dlq.")
     events_partitions: int = _var("RECSYS_EVENTS_PARTITIONS", _positive_int, "3",
-                                  "Partitions of recsys.events when the platform creates it.")
+                                  "Partitions of the events topic when the platform creates it.")
     mongo_port: int = _var("RECSYS_MONGO_PORT", _port, "27017",
                            "Port of the local MongoDB-compatible server.")
     mongo_uri: str = _var("RECSYS_MONGO_URI", _mongo_uri, None,
@@ -189,6 +218,10 @@ class Settings:
     @classmethod
     def variables(cls) -> list[Var]:
         return [f.metadata["var"] for f in dataclasses.fields(cls)]
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
     # --- derived addresses -------------------------------------------------------------------
     @property

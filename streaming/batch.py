@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
 from recsys_core.history import BrowsingHistory
-from recsys_core.io.kafka import make_producer
-from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS, mongo_client, serving_db
+from recsys_io.kafka import make_producer
+from recsys_io.mongo import HISTORY, RECOMMENDATIONS, mongo_client, serving_db
 from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelCache, PromotedModel
@@ -115,7 +115,7 @@ class BatchProcessor:
             events, letters = validate(records)
             read_ms = (time.monotonic() - started) * 1000
             if letters:
-                with_backoff(lambda: send_dead_letters(self._dlq_producer(), letters),
+                with_backoff(lambda: send_dead_letters(self._dlq_producer(), self.settings.topics.dlq, letters),
                              f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
             phases = {"users": 0, "history": 0.0, "recommendations": 0.0, "waiting": 0.0}
             if events:

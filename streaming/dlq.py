@@ -15,7 +15,6 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from recsys_core.settings import DLQ_TOPIC
 
 SEND_TIMEOUT_SECONDS = 30
 
@@ -44,13 +43,13 @@ def dead_letter(record: SourceRecord, reason: str, errors: list[dict[str, str]])
             "original": original, "encoding": encoding}
 
 
-def send_dead_letters(producer: KafkaProducer, letters: list[dict[str, Any]]) -> None:
+def send_dead_letters(producer: KafkaProducer, topic: str, letters: list[dict[str, Any]]) -> None:
     """Send and wait for every ack: raises if any record was not stored, so the batch is retried."""
     futures = []
     for letter in letters:
         source = letter["source"]
         key = f"{source['topic']}:{source['partition']}:{source['offset']}"
-        futures.append(producer.send(DLQ_TOPIC, key=key, value=letter))
+        futures.append(producer.send(topic, key=key, value=letter))
     producer.flush(timeout=SEND_TIMEOUT_SECONDS)
     for future in futures:
         future.get(timeout=SEND_TIMEOUT_SECONDS)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recsys_core.errors import RecsysError
-from recsys_core.io.spark import get_spark
-from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_io.spark import get_spark
+from recsys_core.settings import Settings
 from streaming.batch import BatchProcessor, tune_collector
 from streaming.retry import FIRST_DELAY, MAX_DELAY
 
@@ -39,7 +39,7 @@ def start_query(spark: SparkSession, settings: Settings, processor: BatchProcess
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_servers)
-        .option("subscribe", EVENTS_TOPIC)
+        .option("subscribe", settings.topics.events)
         # Only used without a checkpoint; "earliest" rebuilds the serving store from all Kafka holds.
         .option("startingOffsets", settings.stream_starting_offsets)
         .option("maxOffsetsPerTrigger", settings.stream_max_events_per_batch)
@@ -94,7 +94,7 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
     processor = BatchProcessor(settings, spark)
     tune_collector()
     delay = FIRST_DELAY
-    log.info("reading %s at %s every %ss, checkpoint %s", EVENTS_TOPIC, settings.kafka_servers,
+    log.info("reading %s at %s every %ss, checkpoint %s", settings.topics.events, settings.kafka_servers,
              settings.stream_trigger_seconds, checkpoint_dir(settings))
     from py4j.protocol import Py4JError
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pymongo import DESCENDING
 
-from recsys_core.io.mongo import MODELS
+from recsys_io.mongo import MODELS
 from recsys_core.realtime import ItemFactors
 
 if TYPE_CHECKING:

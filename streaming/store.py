@@ -24,7 +24,7 @@ from pymongo.collection import Collection
 
 from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.history import BrowsingHistory, browsing_history
-from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 from recsys_core.realtime import RECENT_VIEWS, Scorer, Shopper
 from streaming.model import PromotedModel
 

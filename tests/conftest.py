@@ -46,7 +46,7 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(base_settings: Settings):
     """The test stack, started fresh once per session and stopped at the end."""
-    from recsys_core.stack import manager
+    from recsys_stack import manager
 
     manager.down(base_settings)
     for sub in ("lake", "models", "checkpoints", "stack", "spark"):
@@ -68,7 +68,7 @@ def settings(stack: Settings, request) -> Settings:
 
 @pytest.fixture
 def mongo_db(settings: Settings):
-    from recsys_core.io.mongo import mongo_client, serving_db
+    from recsys_io.mongo import mongo_client, serving_db
 
     client = mongo_client(settings)
     yield serving_db(client, settings)
@@ -79,7 +79,7 @@ def mongo_db(settings: Settings):
 @pytest.fixture(scope="session")
 def spark(stack: Settings):
     """One SparkSession for the whole session (starting a JVM costs seconds)."""
-    from recsys_core.io.spark import get_spark
+    from recsys_io.spark import get_spark
 
     session = get_spark(stack, "recsys-tests")
     yield session

@@ -8,9 +8,8 @@ import time
 import pytest
 from test_api_support import TopicReader, api_client
 
-from recsys_core.io.kafka import ensure_topics
-from recsys_core.settings import EVENTS_TOPIC
-from recsys_core.stack.servers import KafkaServer
+from recsys_io.kafka import ensure_topics
+from recsys_stack.servers import KafkaServer
 
 
 def _wait_until_answers(server: KafkaServer, timeout: float = 90) -> None:
@@ -52,7 +51,7 @@ def test_events_get_503_while_the_broker_is_stopped_and_202_once_it_is_back(own_
         reads = client.get(f"/v1/users/{user}/history")
         server.start()
         _wait_until_answers(server)
-        reader = TopicReader(own, EVENTS_TOPIC)
+        reader = TopicReader(own, own.topics.events)
         deadline = time.monotonic() + 90  # librdkafka reconnects with backoff; the partition comes back first
         while (back := client.post("/v1/events", json=_view(user))).status_code != 202:
             assert back.status_code == 503 and time.monotonic() < deadline
@@ -82,6 +81,6 @@ def test_api_starts_without_kafka_and_refuses_writes_with_503(settings, mongo_db
     for response in (event, catalog, delete):
         assert response.status_code == 503 and response.headers["Retry-After"]
     assert elapsed < 5
-    assert 'recsys_api_produce_failures_total{topic="recsys.events"}' in metrics
+    assert f'recsys_api_produce_failures_total{{topic="{nowhere.topics.events}"}}' in metrics
     assert 'path="/v1/users/{user_id}/recommendations",status_code="200"' in metrics
     assert mongo_db.products.count_documents({}) == 0

@@ -18,7 +18,7 @@ from schemathesis.generation.modes import GenerationMode
 from test_api_support import bestsellers, history, product
 
 from recsys_api.app import create_app
-from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, mongo_client, serving_db
+from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, mongo_client, serving_db
 
 
 def _free_port() -> int:

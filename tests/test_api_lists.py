@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_api_support import NOW, api_client, bestsellers, history, product
 
-from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 
 GLOBAL = [(f"g{i}", 100 - i) for i in range(12)]
 

@@ -12,8 +12,8 @@ from litestar.testing import TestClient
 from kafka import TopicPartition
 
 from recsys_api.app import create_app
-from recsys_core.io.kafka import make_consumer
-from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_io.kafka import make_consumer
+from recsys_core.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -72,6 +72,6 @@ class TopicReader:
 @pytest.fixture
 def events_topic(settings):
     """What the test produces to recsys.events from now on."""
-    reader = TopicReader(settings, EVENTS_TOPIC)
+    reader = TopicReader(settings, settings.topics.events)
     yield reader
     reader.close()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from test_api_support import TopicReader, api_client, bestsellers, history, product, events_topic  # noqa: F401 (fixture)
 
-from recsys_core.io.mongo import BESTSELLERS, HISTORY, PRODUCTS
-from recsys_core.settings import CATALOG_TOPIC
+from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS
 
 
 def test_catalog_upsert_is_servable_at_once_and_written_to_the_catalog_topic(settings, mongo_db, unique):
-    reader = TopicReader(settings, CATALOG_TOPIC)
+    reader = TopicReader(settings, settings.topics.catalog)
     items = [{"product_id": f"{unique}-1", "category_id": "c1", "name": "Lamp", "price": 10,
               "attributes": {"colour": "red"}},
              {"product_id": f"{unique}-2", "category_id": "c2"}]

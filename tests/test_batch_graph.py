@@ -21,9 +21,8 @@ from test_batch_ingest import event, produce
 
 from recsys_assets.definitions import all_assets, all_checks
 from recsys_assets.resources import build_resources
-from recsys_core.io.kafka import make_producer
-from recsys_core.io.mongo import mongo_client, serving_db
-from recsys_core.settings import CATALOG_TOPIC
+from recsys_io.kafka import make_producer
+from recsys_io.mongo import mongo_client, serving_db
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +69,7 @@ def graph(stack):
     produce(settings, events)
     producer = make_producer(settings)
     for product in catalog(prefix, planted["groups"]):
-        producer.send(CATALOG_TOPIC, key=product["product_id"], value=product)
+        producer.send(settings.topics.catalog, key=product["product_id"], value=product)
     producer.flush(30)
     producer.close()
     instance = DagsterInstance.ephemeral()

@@ -14,8 +14,7 @@ from recsys_assets.definitions import all_assets
 from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
 from recsys_assets.resources import build_resources
 from recsys_core.events import format_ts
-from recsys_core.io.kafka import ensure_topics, make_producer
-from recsys_core.settings import EVENTS_TOPIC
+from recsys_io.kafka import ensure_topics, make_producer
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +26,7 @@ def produce(settings, events) -> None:
     try:
         for event in events:
             key = event.get("user_id") if isinstance(event, dict) else None
-            producer.send(EVENTS_TOPIC, key=key, value=event)
+            producer.send(settings.topics.events, key=key, value=event)
         producer.flush(30)
     finally:
         producer.close()

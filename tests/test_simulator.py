@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from recsys_core.catalog import parse_product
 from recsys_core.events import format_ts, parse_event
-from recsys_core.simulator import EventTally, StoreConfig, StoreConfigError, build_store, history_events, live_events
-from recsys_core.simulator.feed import Pacer
-from recsys_core.simulator.replay import read_clickstream
-from recsys_core.simulator.sessions import utc_ts, uuid4_text
+from recsys_simulator import EventTally, StoreConfig, StoreConfigError, build_store, history_events, live_events
+from recsys_simulator.feed import Pacer
+from recsys_simulator.replay import read_clickstream
+from recsys_simulator.sessions import utc_ts, uuid4_text
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SMALL = StoreConfig(seed=7, products=120, categories=6, users=300)

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from recsys_cli.main import app
 from recsys_core.catalog import parse_product
-from recsys_core.io.kafka import make_consumer
-from recsys_core.io.mongo import PRODUCTS
-from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
-from recsys_core.simulator import StoreConfig, build_store, history_events, load_catalog, replay_file, run_live, send_history
-from recsys_core.simulator.via_api import ApiRefused, load_catalog_via_api
+from recsys_io.kafka import make_consumer
+from recsys_io.mongo import PRODUCTS
+from recsys_core.settings import Settings
+from recsys_simulator import StoreConfig, build_store, history_events, load_catalog, replay_file, run_live, send_history
+from recsys_simulator.via_api import ApiRefused, load_catalog_via_api
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def records_since(settings: Settings, start: dict[TopicPartition, int]) -> list:
 def test_history_lands_exactly_its_events_on_the_users_partitions(stack, settings, unique, workers):
     store = build_store(StoreConfig(seed=3, products=40, categories=4, users=25, user_prefix=f"h{unique}-"))
     expected = list(history_events(store, 4, END))
-    before = end_offsets(settings, EVENTS_TOPIC)
+    before = end_offsets(settings, settings.topics.events)
 
     tally = send_history(settings, store, 4, end=END, workers=workers)
 
@@ -82,7 +82,7 @@ def test_history_lands_exactly_its_events_on_the_users_partitions(stack, setting
 
 def test_catalog_is_published_and_upserted_once_per_product(stack, settings, mongo_db):
     store = build_store(StoreConfig(seed=5, products=30, categories=3, users=1))
-    before = end_offsets(settings, CATALOG_TOPIC)
+    before = end_offsets(settings, settings.topics.catalog)
 
     assert load_catalog(settings, store) == 30
     assert load_catalog(settings, store) == 30  # idempotent: same documents, same values
@@ -114,7 +114,7 @@ def test_replay_sends_valid_lines_stamped_now_and_reports_bad_ones(stack, settin
     ]
     path = tmp_path / "clicks.jsonl"
     path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
-    before = end_offsets(settings, EVENTS_TOPIC)
+    before = end_offsets(settings, settings.topics.events)
     skipped = []
     started = datetime.now(UTC)
 
@@ -135,7 +135,7 @@ def test_replay_sends_valid_lines_stamped_now_and_reports_bad_ones(stack, settin
 
 def test_live_traffic_keeps_its_rate_and_a_rerun_never_repeats_event_ids(stack, settings, unique):
     store = build_store(StoreConfig(seed=9, products=40, categories=4, users=20, user_prefix=f"l{unique}-"))
-    before = end_offsets(settings, EVENTS_TOPIC)
+    before = end_offsets(settings, settings.topics.events)
     started = datetime.now(UTC)
 
     tally = run_live(settings, store, rate=40, stop=threading.Event(), duration=1.5)

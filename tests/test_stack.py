@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 import pytest
 from pymongo import ReplaceOne, UpdateMany, UpdateOne
 
-from recsys_core.io.kafka import make_consumer, make_producer
-from recsys_core.io.mongo import mongo_client, serving_db
-from recsys_core.settings import DLQ_TOPIC
-from recsys_core.stack import manager
-from recsys_core.stack.servers import servers
+from recsys_io.kafka import make_consumer, make_producer
+from recsys_io.mongo import mongo_client, serving_db
+from recsys_stack import manager
+from recsys_stack.servers import servers
 
 RECSYS = [sys.executable, "-m", "recsys_cli.main"]
 
@@ -45,7 +44,7 @@ def _drain(consumer, wanted_key, max_seconds=20.0):
 
 
 def test_consumer_group_resumes_after_committed_offset(stack, unique):
-    topic, group = DLQ_TOPIC, f"group-{unique}"
+    topic, group = stack.topics.dlq, f"group-{unique}"
     _produce(stack, topic, unique, [{"n": i} for i in range(6)])
 
     first = make_consumer(stack, topic, group_id=group)
@@ -96,10 +95,10 @@ def test_spark_writes_delta_appends_reads_back_and_time_travels(spark, settings)
 
 
 def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, stack, unique):
-    _produce(stack, DLQ_TOPIC, unique, [{"n": i} for i in range(3)])
+    _produce(stack, stack.topics.dlq, unique, [{"n": i} for i in range(3)])
     frame = (spark.read.format("kafka")
              .option("kafka.bootstrap.servers", stack.kafka_servers)
-             .option("subscribe", DLQ_TOPIC)
+             .option("subscribe", stack.topics.dlq)
              .option("startingOffsets", "earliest")
              .load()
              .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
@@ -108,7 +107,7 @@ def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, stack, un
 
 
 def test_messages_and_documents_survive_stack_down_and_up(stack, unique):
-    _produce(stack, DLQ_TOPIC, unique, [{"kept": True}])
+    _produce(stack, stack.topics.dlq, unique, [{"kept": True}])
     client = mongo_client(stack)
     serving_db(client, stack)["products"].insert_one({"_id": f"kept-{unique}"})
     client.close()
@@ -124,7 +123,7 @@ def test_messages_and_documents_survive_stack_down_and_up(stack, unique):
         assert serving_db(client, stack)["products"].find_one({"_id": f"kept-{unique}"}) is not None
     finally:
         client.close()
-    consumer = make_consumer(stack, DLQ_TOPIC, group_id=None)
+    consumer = make_consumer(stack, stack.topics.dlq, group_id=None)
     try:
         assert _drain(consumer, unique) == [{"kept": True}]
     finally:

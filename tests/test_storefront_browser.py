@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import pytest
 from test_stream_support import wait_for
 
-from recsys_core.io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
+from recsys_io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")

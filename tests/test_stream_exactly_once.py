@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys_core.io.mongo import HISTORY, MODELS, RECOMMENDATIONS, mongo_client
+from recsys_io.mongo import HISTORY, MODELS, RECOMMENDATIONS, mongo_client
 from streaming.batch import BatchProcessor
 from streaming.job import start_query
 from test_stream_support import (BOOKS, SHOES, delete, produce, purchase, stable_fields, view, wait_for,

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from recsys_core.io.mongo import HISTORY, RECOMMENDATIONS
+from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
 from test_stream_support import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
@@ -80,7 +80,7 @@ def test_bad_records_go_to_the_dlq_with_reasons_while_good_ones_in_the_same_batc
     assert reasons == ["invalid event", "not JSON", "not JSON"]
     invalid = next(letter for letter in letters if letter["reason"] == "invalid event")
     assert {e["field"] for e in invalid["errors"]} == {"product_id", "ts"}
-    assert invalid["source"]["topic"] == "recsys.events" and invalid["source"]["offset"] >= 0
+    assert invalid["source"]["topic"] == settings.topics.events and invalid["source"]["offset"] >= 0
     assert next(letter for letter in letters if letter["encoding"] == "base64")
     assert processor.dead_letters >= 3
 
@@ -205,7 +205,7 @@ def test_wait_all_waits_for_every_collections_writes_before_raising():
 
 
 def test_categories_and_neighbours_are_kept_for_their_ttl_and_neighbours_go_with_a_new_model(mongo_db, unique):
-    from recsys_core.io.mongo import PRODUCTS, SIMILAR_ITEMS
+    from recsys_io.mongo import PRODUCTS, SIMILAR_ITEMS
     from streaming.store import ReferenceData
 
     now = [0.0]

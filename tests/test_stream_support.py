@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recsys_core.events import format_ts
-from recsys_core.io.kafka import make_producer
-from recsys_core.io.mongo import BESTSELLERS, MODELS, PRODUCTS, SIMILAR_ITEMS
-from recsys_core.settings import EVENTS_TOPIC, Settings
+from recsys_io.kafka import make_producer
+from recsys_io.mongo import BESTSELLERS, MODELS, PRODUCTS, SIMILAR_ITEMS
+from recsys_core.settings import Settings
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 SHOES = {f"s{i}": [1.0, 0.0, 0.1 * i] for i in range(1, 5)}
@@ -51,7 +51,7 @@ def produce(settings: Settings, records: list[dict[str, Any] | bytes], key: str 
     """Send to recsys.events the way the API does (keyed by user), waiting for every ack."""
     producer = make_producer(settings)
     try:
-        futures = [producer.send(EVENTS_TOPIC, key=key or (r.get("user_id") if isinstance(r, dict) else None),
+        futures = [producer.send(settings.topics.events, key=key or (r.get("user_id") if isinstance(r, dict) else None),
                                  value=r) for r in records]
         producer.flush()
         for future in futures:
@@ -102,10 +102,9 @@ def dead_letters(settings: Settings, token: str) -> list[dict[str, Any]]:
     """Every DLQ record whose original text mentions `token` (base64 originals are decoded)."""
     import base64
 
-    from recsys_core.io.kafka import make_consumer
-    from recsys_core.settings import DLQ_TOPIC
-
-    consumer = make_consumer(settings, DLQ_TOPIC, group_id=None, consumer_timeout_ms=3000)
+    from recsys_io.kafka import make_consumer
+    
+    consumer = make_consumer(settings, settings.topics.dlq, group_id=None, consumer_timeout_ms=3000)
     try:
         found = []
         for message in consumer:

@@ -15,7 +15,7 @@ from litestar import Controller, MediaType, get
 from litestar.response import Response
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recsys_core.io.mongo import HISTORY, PRODUCTS
+from recsys_io.mongo import HISTORY, PRODUCTS
 
 PAGE = Path(__file__).with_name("demo.html").read_bytes()
 SAMPLE_USERS = 20

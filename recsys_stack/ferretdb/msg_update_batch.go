@@ -1,4 +1,4 @@
-// Added to FerretDB 1.24 by recsys (see recsys_core/stack/provision.py).
+// Added to FerretDB 1.24 by recsys (see recsys_stack/provision.py).
 
 package handler
 

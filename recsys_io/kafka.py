@@ -13,7 +13,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.serializer import Deserializer, Serializer
 
 from recsys_core.errors import ServerUnavailable
-from recsys_core.settings import CATALOG_TOPIC, DLQ_TOPIC, EVENTS_TOPIC, Settings
+from recsys_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,13 @@ def make_admin(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient
 
 
 def platform_topics(settings: Settings) -> list[NewTopic]:
+    topics = settings.topics
     return [
-        NewTopic(EVENTS_TOPIC, num_partitions=settings.events_partitions, replication_factor=1),
+        NewTopic(topics.events, num_partitions=settings.events_partitions, replication_factor=1),
         # The catalog is a changelog of products: compaction keeps the latest version of each.
-        NewTopic(CATALOG_TOPIC, num_partitions=1, replication_factor=1,
+        NewTopic(topics.catalog, num_partitions=1, replication_factor=1,
                  topic_configs={"cleanup.policy": "compact"}),
-        NewTopic(DLQ_TOPIC, num_partitions=1, replication_factor=1),
+        NewTopic(topics.dlq, num_partitions=1, replication_factor=1),
     ]
 
 

@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 
 from recsys_core.errors import RecsysError
-from recsys_core.io.kafka import ensure_topics
-from recsys_core.io.mongo import ensure_indexes
+from recsys_io.kafka import ensure_topics
+from recsys_io.mongo import ensure_indexes
 from recsys_core.settings import Settings
-from recsys_core.stack import provision
-from recsys_core.stack.processes import port_is_free
-from recsys_core.stack.servers import Server, servers
+from recsys_stack import provision
+from recsys_stack.processes import port_is_free
+from recsys_stack.servers import Server, servers
 
 
 class StackError(RecsysError):

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from recsys_core.io.kafka import _unavailable
+from recsys_io.kafka import _unavailable
 from recsys_core.settings import Settings
 
 log = logging.getLogger(__name__)

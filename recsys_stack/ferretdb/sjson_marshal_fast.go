@@ -1,4 +1,4 @@
-// Added to FerretDB's internal/handler/sjson package by recsys_core/stack/provision.py.
+// Added to FerretDB's internal/handler/sjson package by recsys_stack/provision.py.
 //
 // Marshal encodes a document into the same bytes as FerretDB's encoder (marshalOriginal), in
 // two walks over the document that append to one buffer each, instead of a bytes.Buffer and an

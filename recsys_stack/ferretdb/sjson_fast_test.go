@@ -1,4 +1,4 @@
-// Added to FerretDB's internal/handler/sjson package by recsys_core/stack/provision.py, and run
+// Added to FerretDB's internal/handler/sjson package by recsys_stack/provision.py, and run
 // there before FerretDB is built.
 
 package sjson

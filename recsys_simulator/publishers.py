@@ -14,8 +14,8 @@ from confluent_kafka import KafkaException
 from kafka.errors import KafkaError
 
 from recsys_core.errors import RecsysError, ServerUnavailable
-from recsys_core.io.kafka import _unavailable, ensure_topics, kafka_ping, make_producer
-from recsys_core.io.kafka_bulk import make_bulk_producer
+from recsys_io.kafka import _unavailable, ensure_topics, kafka_ping, make_producer
+from recsys_io.kafka_bulk import make_bulk_producer
 from recsys_core.settings import Settings
 
 BULK_FLUSH_SECONDS = 120.0
@@ -87,7 +87,7 @@ class Publisher:
 
 
 class BulkPublisher(Publisher):
-    """The same contract on librdkafka, for backfills (see recsys_core/io/kafka_bulk.py)."""
+    """The same contract on librdkafka, for backfills (see recsys_io/kafka_bulk.py)."""
 
     def _producer(self, settings: Settings, **overrides: Any) -> Any:
         return make_bulk_producer(settings, **overrides)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recsys_core.events import format_ts
-from recsys_core.simulator.store import Shopper, Store, pick
+from recsys_simulator.store import Shopper, Store, pick
 
 PREFERRED_CATEGORY_CHANCE = 0.85
 STAY_IN_CATEGORY_CHANCE = 0.6

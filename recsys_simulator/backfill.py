@@ -17,12 +17,12 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from recsys_core.errors import RecsysError
-from recsys_core.io.kafka import make_consumer
-from recsys_core.settings import EVENTS_TOPIC, Settings
-from recsys_core.simulator.publishers import BulkPublisher
-from recsys_core.simulator.sessions import history_events
-from recsys_core.simulator.store import StoreConfig, build_store
-from recsys_core.simulator.tally import EventTally
+from recsys_io.kafka import make_consumer
+from recsys_core.settings import Settings
+from recsys_simulator.publishers import BulkPublisher
+from recsys_simulator.sessions import history_events
+from recsys_simulator.store import StoreConfig, build_store
+from recsys_simulator.tally import EventTally
 
 PROGRESS_EVERY_EVENTS = 5_000
 
@@ -39,7 +39,7 @@ def partition_of(key: str, partitions: int) -> int:
 def events_partitions(settings: Settings) -> int:
     consumer = make_consumer(settings, group_id=None)
     try:
-        return len(consumer.partitions_for_topic(EVENTS_TOPIC) or ()) or settings.events_partitions
+        return len(consumer.partitions_for_topic(settings.topics.events) or ()) or settings.events_partitions
     finally:
         consumer.close()
 
@@ -65,7 +65,7 @@ def _send_share(share: Share, reports: Any) -> None:
         tally = EventTally()
         with BulkPublisher(share.settings, check=False) as publisher:
             for event in history_events(store, share.days, share.end, shoppers=mine):
-                publisher.send(EVENTS_TOPIC, event["user_id"], event)
+                publisher.send(share.settings.topics.events, event["user_id"], event)
                 tally.add(event)
                 if tally.events % PROGRESS_EVERY_EVENTS == 0:
                     reports.put(("progress", share.partitions, dict(tally.by_type), tally.last_ts))

@@ -168,7 +168,7 @@ func idInClause(cond *types.Document) (string, []any) {
      "func Untrack(obj any, token *Token) {\n\tcheckArgs(obj, token)\n",
      "func Untrack(obj any, token *Token) {\n\tcheckArgs(obj, token)\n\n\tif !debugbuild.Enabled {\n\t\treturn\n\t}\n"),
 ]
-# Files added to FerretDB's source (from recsys_core/stack/ferretdb/); the tests run before the build.
+# Files added to FerretDB's source (from recsys_stack/ferretdb/); the tests run before the build.
 FERRETDB_FILES = {
     "internal/handler/sjson/sjson_fast.go": "sjson_fast.go",
     "internal/handler/sjson/sjson_fast_test.go": "sjson_fast_test.go",
@@ -198,7 +198,7 @@ def require_tool(name: str) -> str:
 
 
 def maven_file(name: str) -> Path:
-    return Path(str(resources.files("recsys_core.stack") / "maven" / name))
+    return Path(str(resources.files("recsys_stack") / "maven" / name))
 
 
 def _stamp_of(*parts: str) -> str:
@@ -294,7 +294,7 @@ def provision_spark_jars(settings: Settings) -> Path:
 
 
 def _ferretdb_file(name: str) -> Path:
-    return Path(str(resources.files("recsys_core.stack") / "ferretdb" / name))
+    return Path(str(resources.files("recsys_stack") / "ferretdb" / name))
 
 
 def patch_ferretdb_source(src: Path) -> None:

@@ -12,7 +12,7 @@ import urllib.request
 from typing import Any
 
 from recsys_core.errors import RecsysError, ServerUnavailable
-from recsys_core.simulator.store import Store
+from recsys_simulator.store import Store
 
 BATCH = 1_000
 TIMEOUT_SECONDS = 30

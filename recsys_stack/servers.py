@@ -11,11 +11,11 @@ import shutil
 import uuid
 from pathlib import Path
 
-from recsys_core.io.kafka import kafka_ping
-from recsys_core.io.mongo import mongo_ping
+from recsys_io.kafka import kafka_ping
+from recsys_io.mongo import mongo_ping
 from recsys_core.settings import Settings
-from recsys_core.stack import provision
-from recsys_core.stack.processes import ManagedProcess
+from recsys_stack import provision
+from recsys_stack.processes import ManagedProcess
 
 KAFKA_LOG4J = """\
 status = warn
@@ -147,7 +147,7 @@ class KafkaServer(Server):
                                                "--config", str(config), "--ignore-formatted"),
                                     capture_output=True, text=True)
             if result.returncode != 0:
-                from recsys_core.stack.provision import ProvisionError
+                from recsys_stack.provision import ProvisionError
 
                 raise ProvisionError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
         return self.process.start(self._java("kafka.Kafka", str(config)), cwd=self.home)

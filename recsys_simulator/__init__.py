@@ -10,10 +10,10 @@ Kafka and MongoDB:
     run_live(settings, store, rate=20, stop=threading.Event())
 """
 
-from recsys_core.simulator.feed import load_catalog, replay_file, run_live, send_history
-from recsys_core.simulator.sessions import history_events, live_events
-from recsys_core.simulator.store import Product, Shopper, Store, StoreConfig, StoreConfigError, build_store
-from recsys_core.simulator.tally import EventTally
+from recsys_simulator.feed import load_catalog, replay_file, run_live, send_history
+from recsys_simulator.sessions import history_events, live_events
+from recsys_simulator.store import Product, Shopper, Store, StoreConfig, StoreConfigError, build_store
+from recsys_simulator.tally import EventTally
 
 __all__ = ["EventTally", "Product", "Shopper", "Store", "StoreConfig", "StoreConfigError", "build_store",
            "history_events", "live_events", "load_catalog", "replay_file", "run_live", "send_history"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from recsys_core.errors import RecsysError
-from recsys_core.simulator.vocabulary import Theme, themes_for
+from recsys_simulator.vocabulary import Theme, themes_for
 
 # Zipf exponent of product popularity: a few products get most of the attention.
 POPULARITY_EXPONENT = 1.1

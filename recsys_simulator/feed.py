@@ -21,14 +21,14 @@ from pymongo.errors import PyMongoError
 from recsys_core.catalog import parse_product
 from recsys_core.errors import ServerUnavailable
 from recsys_core.events import format_ts
-from recsys_core.io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
-from recsys_core.settings import CATALOG_TOPIC, EVENTS_TOPIC, Settings
-from recsys_core.simulator.backfill import PROGRESS_EVERY_EVENTS, events_partitions, send_in_parallel
-from recsys_core.simulator.publishers import BulkPublisher, Publisher, require_kafka
-from recsys_core.simulator.replay import ReplayLine, read_clickstream
-from recsys_core.simulator.sessions import history_events, live_events
-from recsys_core.simulator.store import Store
-from recsys_core.simulator.tally import EventTally
+from recsys_io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
+from recsys_core.settings import Settings
+from recsys_simulator.backfill import PROGRESS_EVERY_EVENTS, events_partitions, send_in_parallel
+from recsys_simulator.publishers import BulkPublisher, Publisher, require_kafka
+from recsys_simulator.replay import ReplayLine, read_clickstream
+from recsys_simulator.sessions import history_events, live_events
+from recsys_simulator.store import Store
+from recsys_simulator.tally import EventTally
 
 Report = Callable[[EventTally], None]
 
@@ -74,7 +74,7 @@ def load_catalog(settings: Settings, store: Store) -> int:
     products = [parse_product(p.catalog_record()) for p in store.products]
     with Publisher(settings, linger_ms=20) as publisher:
         for product in products:
-            publisher.send(CATALOG_TOPIC, product["product_id"], {**product, "updated_at": format_ts(now)})
+            publisher.send(settings.topics.catalog, product["product_id"], {**product, "updated_at": format_ts(now)})
     writes = [UpdateOne({"_id": p["product_id"]}, {"$set": {**p, "updated_at": now}}, upsert=True)
               for p in products]
     client = mongo_client(settings)
@@ -104,7 +104,7 @@ def send_history(settings: Settings, store: Store, days: int, end: datetime | No
     tally = EventTally()
     with BulkPublisher(settings, check=False) as publisher:
         for event in history_events(store, days, end):
-            publisher.send(EVENTS_TOPIC, event["user_id"], event)
+            publisher.send(settings.topics.events, event["user_id"], event)
             tally.add(event)
             if progress and tally.events % PROGRESS_EVERY_EVENTS == 0:
                 progress(tally)
@@ -123,7 +123,7 @@ def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, st
             if not pacer.wait():
                 break
             event = {**event, "ts": format_ts(_now())}  # the moment it is really sent
-            publisher.send(EVENTS_TOPIC, event["user_id"], event)
+            publisher.send(settings.topics.events, event["user_id"], event)
             tally.add(event)
             if report and time.monotonic() >= next_report:
                 report(tally)
