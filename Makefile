@@ -4,13 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install browser provision stack-up stack-down clean bench
+.PHONY: run test lint install browser provision stack-up stack-down clean bench
 
 run: install
 	$(BIN)/recsys run $(RUN_ARGS)
 
 test: install browser provision
-	PYTHON=$(BIN)/python tests/run_groups.sh $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The linter, the formatter's check and the type checker (settings in pyproject.toml): zero findings.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install: $(STAMP)
 

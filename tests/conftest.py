@@ -7,16 +7,14 @@ of a running `make run`. Tests that need no server use none of these fixtures.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
 import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 # RECSYS_TEST_SLOT=N runs a second suite beside the first: other ports, other data dir.
 SLOT = int(os.environ.get("RECSYS_TEST_SLOT", "0"))
 
@@ -31,7 +29,7 @@ TEST_ENV = {
     "RECSYS_SPARK_DRIVER_MEMORY": "2g",
 }
 # Tests talk to their own local servers, never to servers named in the caller's environment.
-for _name in ("RECSYS_KAFKA_BOOTSTRAP", "RECSYS_MONGO_URI", "RECSYS_API_KEYS", "RECSYS_MONGO_DB"):
+for _name in ("RECSYS_KAFKA_BOOTSTRAP", "RECSYS_MONGO_URI", "RECSYS_API_KEYS", "RECSYS_MONGO_DB", "RECSYS_TOPIC_PREFIX"):
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 
@@ -59,11 +57,12 @@ def stack(base_settings: Settings):
 
 @pytest.fixture
 def settings(stack: Settings, request) -> Settings:
-    """Settings with a Mongo database and a lake of the test's own, so tests cannot see each other."""
-    name = re.sub(r"[^a-zA-Z0-9]", "_", request.node.name)[:40]
-    suffix = f"{name}_{uuid.uuid4().hex[:6]}"
-    data_dir = stack.data_dir / "cases" / suffix
-    return dataclasses.replace(stack, mongo_db=f"t_{suffix}", data_dir=data_dir)
+    """Settings with topics, a Mongo database and a lake of the test's own, so tests cannot see each other."""
+    from tests.support.isolation import isolated, release
+
+    own = isolated(stack, request.node.name)
+    yield own
+    release(own)
 
 
 @pytest.fixture
@@ -72,7 +71,6 @@ def mongo_db(settings: Settings):
 
     client = mongo_client(settings)
     yield serving_db(client, settings)
-    client.drop_database(settings.mongo_db)
     client.close()
 
 
@@ -88,5 +86,5 @@ def spark(stack: Settings):
 
 @pytest.fixture
 def unique() -> str:
-    """A short unique token for ids, so tests sharing Kafka topics never see each other's data."""
+    """A short unique token for ids, so two runs of a test never share them."""
     return uuid.uuid4().hex[:10]

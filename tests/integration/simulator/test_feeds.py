@@ -13,6 +13,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.support.isolation import env_of
 from kafka import TopicPartition
 from kafka.partitioner.default import murmur2
 from typer.testing import CliRunner
@@ -151,7 +152,7 @@ def test_live_traffic_keeps_its_rate_and_a_rerun_never_repeats_event_ids(stack, 
 
 
 def test_cli_loads_a_store_and_summarises_it(stack, settings, mongo_db, unique):
-    env = {"RECSYS_MONGO_DB": settings.mongo_db}
+    env = env_of(settings)
     runner = CliRunner()
     sizes = ["--products", "24", "--categories", "3"]
     result = runner.invoke(app, ["simulate", "catalog", *sizes], env=env)
@@ -204,7 +205,7 @@ def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
 
 
 def test_catalog_via_the_api_lands_in_the_products_collection(stack, settings, mongo_db):
-    env = {**os.environ, "RECSYS_MONGO_DB": settings.mongo_db, "RECSYS_API_KEYS": "sim-key"}
+    env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": "sim-key"}
     base = f"http://127.0.0.1:{settings.api_port}"
     api = subprocess.Popen([sys.executable, "-m", "recsys_cli.main", "api"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

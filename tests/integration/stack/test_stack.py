@@ -43,11 +43,11 @@ def _drain(consumer, wanted_key, max_seconds=20.0):
     return values
 
 
-def test_consumer_group_resumes_after_committed_offset(stack, unique):
-    topic, group = stack.topics.dlq, f"group-{unique}"
-    _produce(stack, topic, unique, [{"n": i} for i in range(6)])
+def test_consumer_group_resumes_after_committed_offset(settings, unique):
+    topic, group = settings.topics.dlq, f"group-{unique}"
+    _produce(settings, topic, unique, [{"n": i} for i in range(6)])
 
-    first = make_consumer(stack, topic, group_id=group)
+    first = make_consumer(settings, topic, group_id=group)
     seen = []
     deadline = time.monotonic() + 20
     while len(seen) < 3 and time.monotonic() < deadline:
@@ -59,7 +59,7 @@ def test_consumer_group_resumes_after_committed_offset(stack, unique):
     first.close(autocommit=False)
     assert seen == [0, 1, 2]
 
-    second = make_consumer(stack, topic, group_id=group)
+    second = make_consumer(settings, topic, group_id=group)
     try:
         rest = [v["n"] for v in _drain(second, unique)]
     finally:
@@ -94,11 +94,11 @@ def test_spark_writes_delta_appends_reads_back_and_time_travels(spark, settings)
     assert version_0 == list(range(5))
 
 
-def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, stack, unique):
-    _produce(stack, stack.topics.dlq, unique, [{"n": i} for i in range(3)])
+def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, settings, unique):
+    _produce(settings, settings.topics.dlq, unique, [{"n": i} for i in range(3)])
     frame = (spark.read.format("kafka")
-             .option("kafka.bootstrap.servers", stack.kafka_servers)
-             .option("subscribe", stack.topics.dlq)
+             .option("kafka.bootstrap.servers", settings.kafka_servers)
+             .option("subscribe", settings.topics.dlq)
              .option("startingOffsets", "earliest")
              .load()
              .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
@@ -106,24 +106,24 @@ def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, stack, un
     assert sorted(r.value for r in frame.collect()) == ['{"n":0}', '{"n":1}', '{"n":2}']
 
 
-def test_messages_and_documents_survive_stack_down_and_up(stack, unique):
-    _produce(stack, stack.topics.dlq, unique, [{"kept": True}])
-    client = mongo_client(stack)
-    serving_db(client, stack)["products"].insert_one({"_id": f"kept-{unique}"})
+def test_messages_and_documents_survive_stack_down_and_up(settings, unique):
+    _produce(settings, settings.topics.dlq, unique, [{"kept": True}])
+    client = mongo_client(settings)
+    serving_db(client, settings)["products"].insert_one({"_id": f"kept-{unique}"})
     client.close()
 
     env = {**os.environ}
-    for command in (["stack", "down"], ["stack", "up"]):
+    for command in (["settings", "down"], ["settings", "up"]):
         result = subprocess.run(RECSYS + command, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
-    assert all(row.answers for row in manager.status(stack))
+    assert all(row.answers for row in manager.status(settings))
 
-    client = mongo_client(stack)
+    client = mongo_client(settings)
     try:
-        assert serving_db(client, stack)["products"].find_one({"_id": f"kept-{unique}"}) is not None
+        assert serving_db(client, settings)["products"].find_one({"_id": f"kept-{unique}"}) is not None
     finally:
         client.close()
-    consumer = make_consumer(stack, stack.topics.dlq, group_id=None)
+    consumer = make_consumer(settings, settings.topics.dlq, group_id=None)
     try:
         assert _drain(consumer, unique) == [{"kept": True}]
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_api_support import TopicReader, api_client, bestsellers, history, product, events_topic  # noqa: F401 (fixture)
+from tests.support.api import TopicReader, api_client, bestsellers, history, product, events_topic  # noqa: F401 (fixture)
 
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT  # noqa: E402
 SMALL_SEARCH = {"ops": {"als_model": {"config": {"search_reg_params": [1.0], "search_alphas": [1.0],
                                                  "max_iter": 5}}}}
 

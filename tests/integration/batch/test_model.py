@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from dagster import DagsterInstance, materialize
-from test_batch_graph import model_config
+from tests.support.batch import model_config
 
 from recsys_assets.definitions import all_assets, all_checks
 from recsys_assets.registry import PromotionRefused, promote_model, rollback_model

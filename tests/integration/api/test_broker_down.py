@@ -6,7 +6,7 @@ import dataclasses
 import time
 
 import pytest
-from test_api_support import TopicReader, api_client
+from tests.support.api import TopicReader, api_client
 
 from recsys_io.kafka import ensure_topics
 from recsys_stack.servers import KafkaServer

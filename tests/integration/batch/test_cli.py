@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from tests.support.isolation import env_of
 from typer.testing import CliRunner
 
 from recsys_cli.main import app
@@ -55,7 +56,7 @@ def test_materialize_for_a_past_day_ranks_bestsellers_of_that_days_window(settin
                                    "ts timestamp").write.format("delta").save(str(settings.lake_dir / "orders")))
     spark.createDataFrame([("p1", "c1")], "product_id string, category_id string").write.format("delta").save(
         str(settings.lake_dir / "products"))
-    env = {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db}
+    env = env_of(settings)
     result = runner.invoke(app, ["materialize", "group:bestsellers", "bestseller_documents", "--partition",
                                  "2026-11-20"], env=env)
     assert result.exit_code == 0, result.output
@@ -72,7 +73,7 @@ def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
         mongo_db.models.insert_one({"_id": version, "version": version, "checks_passed": passed, "promoted": False,
                                     "created_at": datetime(2026, 11, 1 + i, tzinfo=UTC),
                                     "metrics": {"als": {"ndcg": 0.3}, "popularity": {"ndcg": 0.2}}})
-    env = {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db}
+    env = env_of(settings)
     assert runner.invoke(app, ["model", "promote", "v2"], env=env).exit_code == 0
     refused = runner.invoke(app, ["model", "promote", "v3"], env=env)
     assert refused.exit_code == 1 and "did not pass its evaluation checks" in refused.output
@@ -86,12 +87,12 @@ def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
 def test_materialize_backfills_a_range_in_one_run_printing_one_line_per_step(settings, spark, unique):
     from datetime import UTC, datetime, timedelta
 
-    from test_batch_ingest import event, produce
+    from tests.support.batch import event, produce
 
     first = datetime(2026, 4, 1, tzinfo=UTC)
     produce(settings, [event("product_view", f"{unique}-u", f"{unique}-p", first + timedelta(days=i, hours=2))
                        for i in range(2)])
-    env = {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db}
+    env = env_of(settings)
     result = runner.invoke(app, ["materialize", "raw_events", "--from", "2026-04-01", "--to", "2026-04-02"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.count("==>") == 1 and "events of 2026-04-01..2026-04-02 (2 days)" in result.output

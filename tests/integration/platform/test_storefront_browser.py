@@ -16,7 +16,8 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from test_stream_support import wait_for
+from tests.support.stream import wait_for
+from tests.support.isolation import env_of
 
 from recsys_io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
 
@@ -71,8 +72,7 @@ def platform(settings, mongo_db, unique, tmp_path):
     """`recsys api` and `recsys stream` on the test stack, with a serving database of this test's own."""
     catalog = _seed_store(mongo_db, unique)
     port = _free_port()
-    env = {**os.environ, "RECSYS_MONGO_DB": settings.mongo_db, "RECSYS_DATA_DIR": str(settings.data_dir),
-           "RECSYS_API_KEYS": API_KEY, "RECSYS_API_PORT": str(port),
+    env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": API_KEY, "RECSYS_API_PORT": str(port),
            "RECSYS_STREAM_TRIGGER_SECONDS": "0.5", "RECSYS_MIN_LIST_SIZE": "1"}
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -14,32 +14,9 @@ from recsys_assets.definitions import all_assets
 from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
 from recsys_assets.resources import build_resources
 from recsys_core.events import format_ts
-from recsys_io.kafka import ensure_topics, make_producer
+from tests.support.batch import event, produce
 
 pytestmark = pytest.mark.integration
-
-
-def produce(settings, events) -> None:
-    """Produce raw values (dicts or bytes) to recsys.events, keyed by user id, and wait for acks."""
-    ensure_topics(settings)
-    producer = make_producer(settings)
-    try:
-        for event in events:
-            key = event.get("user_id") if isinstance(event, dict) else None
-            producer.send(settings.topics.events, key=key, value=event)
-        producer.flush(30)
-    finally:
-        producer.close()
-
-
-def event(kind: str, user: str, product: str, ts: datetime, **fields) -> dict:
-    body = {"event_id": str(uuid.uuid4()), "type": kind, "user_id": user, "ts": format_ts(ts), **fields}
-    if kind == "purchase":
-        body.setdefault("order_id", str(uuid.uuid4()))
-        body["items"] = [{"product_id": product, "quantity": 1, "price": 9.5}]
-    else:
-        body["product_id"] = product
-    return body
 
 
 def run(settings, selection, partition=None, run_config=None, raise_on_error=True, instance=None, days=None):

@@ -12,7 +12,7 @@ import pytest
 from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
-from test_stream_support import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
+from tests.support.stream import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
                                  stable_fields, view, wait_for, write_catalog, write_model)
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import json
 import uuid
 
 import pytest
-from test_api_support import TopicReader, api_client, events_topic  # noqa: F401 (fixture)
+from tests.support.api import TopicReader, api_client, events_topic  # noqa: F401 (fixture)
 
 
 

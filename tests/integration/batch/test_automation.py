@@ -16,7 +16,7 @@ from recsys_assets.automation import retrain_sensor
 from recsys_assets.resources import LakeResource
 from recsys_assets.serving import write_recommendations
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT  # noqa: E402
 
 
 def test_definitions_load_with_dagster_validate(tmp_path):

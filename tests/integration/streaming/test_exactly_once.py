@@ -16,15 +16,16 @@ import pytest
 from recsys_io.mongo import HISTORY, MODELS, RECOMMENDATIONS, mongo_client
 from streaming.batch import BatchProcessor
 from streaming.job import start_query
-from test_stream_support import (BOOKS, SHOES, delete, produce, purchase, stable_fields, view, wait_for,
+from tests.support.stream import (BOOKS, SHOES, delete, produce, purchase, stable_fields, view, wait_for,
                                  write_model)
+from tests.support.isolation import env_of
 
 pytestmark = pytest.mark.integration
 RECSYS = Path(sys.executable).with_name("recsys")
 
 
 def stream_process(settings, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db,
+    env = {**os.environ, **env_of(settings),
            # Small batches close together, so the kill lands in the middle of the stream.
            "RECSYS_STREAM_MAX_EVENTS_PER_BATCH": "50", "RECSYS_STREAM_TRIGGER_SECONDS": "0.2",
            "RECSYS_SPARK_DRIVER_MEMORY": "1g"}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 import schemathesis
@@ -15,7 +13,8 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
-from test_api_support import bestsellers, history, product
+from tests.support.api import bestsellers, history, product
+from tests.support.isolation import isolated, release
 
 from recsys_api.app import create_app
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, mongo_client, serving_db
@@ -30,7 +29,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served_api(stack):
     """The app served by uvicorn in a thread, on a database of its own with a few documents to find."""
-    api_settings = dataclasses.replace(stack, mongo_db=f"t_fuzz_{uuid.uuid4().hex[:8]}")
+    api_settings = isolated(stack, "fuzz")
     client = mongo_client(api_settings)
     db = serving_db(client, api_settings)
     db[PRODUCTS].insert_many([product(f"p{i}", f"c{i % 2}") for i in range(8)])
@@ -49,8 +48,8 @@ def served_api(stack):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=15)
-    client.drop_database(api_settings.mongo_db)
     client.close()
+    release(api_settings)
 
 
 def test_no_input_makes_any_route_answer_5xx(served_api):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_api_support import NOW, api_client, bestsellers, history, product
+from tests.support.api import NOW, api_client, bestsellers, history, product
 
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 

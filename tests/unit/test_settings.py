@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 from recsys_core.errors import SettingsError
 from recsys_core.settings import Settings
 
@@ -62,7 +64,7 @@ def test_every_setting_is_a_recsys_variable_with_a_description():
 
 
 def test_readme_documents_every_setting():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     missing = [var.env for var in Settings.variables() if f"`{var.env}`" not in readme]
     assert missing == [], f"README's settings table lacks {missing}"
 

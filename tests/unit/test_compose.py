@@ -18,7 +18,7 @@ import yaml
 from recsys_cli.main import app
 from recsys_core.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT  # noqa: E402
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OWN_SERVICES = {name: s for name, s in SERVICES.items() if "build" in s}

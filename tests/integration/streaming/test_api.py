@@ -12,7 +12,7 @@ from recsys_api.app import create_app
 from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import start_query, stop_after_batch
-from test_stream_support import BOOKS, SHOES, product_ids, wait_for, write_catalog, write_model
+from tests.support.stream import BOOKS, SHOES, product_ids, wait_for, write_catalog, write_model
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,44 @@
+"""Each test (or module) owns its topics, serving database and lake on the one test stack.
+
+A test's settings differ from the stack's only in `topic_prefix`, `mongo_db` and `data_dir`, so a
+test that reads its topics from the start sees only its own records, whatever ran before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+
+from recsys_core.settings import Settings
+from recsys_io.kafka import ensure_topics, make_admin
+from recsys_io.mongo import mongo_client
+
+
+def isolated(stack: Settings, name: str) -> Settings:
+    """Settings naming fresh topics (created now), database and lake for `name`."""
+    token = f"{re.sub(r'[^a-zA-Z0-9]', '_', name)[:40]}_{uuid.uuid4().hex[:6]}"
+    own = dataclasses.replace(stack, topic_prefix=f"t.{token}.", mongo_db=f"t_{token}",
+                              data_dir=stack.data_dir / "cases" / token)
+    ensure_topics(own)
+    return own
+
+
+def release(settings: Settings) -> None:
+    """Delete what `isolated` made on the servers (the lake stays for a post-mortem until the next run)."""
+    admin = make_admin(settings)
+    try:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(settings.topic_prefix)])
+    finally:
+        admin.close()
+    client = mongo_client(settings)
+    try:
+        client.drop_database(settings.mongo_db)
+    finally:
+        client.close()
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The variables that make a child process (a CLI command, a server) use these settings."""
+    return {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db,
+            "RECSYS_TOPIC_PREFIX": settings.topic_prefix}
