@@ -25,164 +25,19 @@ from recsys_core.settings import Settings
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
-# FerretDB 1.24's SQLite backend creates the unique `_id` index on `_ferretdb_sjson->"_id"` but
-# filters by `_ferretdb_sjson->'$._id'`; SQLite matches index expressions textually, so every
-# lookup by `_id` scanned the whole table (100x slower at 20,000 documents). Filtering with the
-# index's own expression makes those lookups index seeks; stored data and indexes are unchanged.
-# It also pushed `_id` down only when it was the filter's sole key, so a guarded write such as
-# {_id: u, updated_at: t} scanned; every handler re-applies the whole filter to what the backend
-# returns, so narrowing by `_id` whatever else the filter holds is safe.
-FERRETDB_PATCHES = [
-    ("internal/backends/sqlite/metadata/metadata.go",
-     'IDColumn = DefaultColumn + "->\'$._id\'"',
-     'IDColumn = DefaultColumn + "->\\"_id\\""'),
-    ("internal/backends/sqlite/collection.go",
-     "if params.Filter.Len() == 1 {",
-     "if params.Filter.Len() >= 1 {"),
-    # `{_id: {$in: [...]}}` was not pushed down at all: reading 500 documents by id took 6.7 s at
-    # 20,000 documents. Strings and ObjectIDs in `$in` now become `_id IN (...)` on the index.
-    ("internal/backends/sqlite/collection.go",
-     "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
-     "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
-     "\t\tcase *types.Document:\n\t\t\twhereClause, args = idInClause(v.(*types.Document))\n\t\t}\n"),
-    ("internal/backends/sqlite/collection.go",  # and `explain` says so
-     "\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := ",
-     "\tfilterPushdown = whereClause != \"\"\n\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := "),
-    ("internal/backends/sqlite/collection.go",
-     "// InsertAll implements backends.Collection interface.\n",
-     """// idInClause narrows `{$in: [strings or ObjectIDs]}` on `_id` to an index lookup.
-func idInClause(cond *types.Document) (string, []any) {
-\tv, _ := cond.Get("$in")
-\tvalues, ok := v.(*types.Array)
-\tif cond.Len() != 1 || !ok || values.Len() == 0 || values.Len() > 10000 {
-\t\treturn "", nil
-\t}
-\targs := make([]any, 0, values.Len())
-\tfor i := 0; i < values.Len(); i++ {
-\t\tvalue := must.NotFail(values.Get(i))
-\t\tswitch value.(type) {
-\t\tcase string, types.ObjectID:
-\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(value))))
-\t\tdefault:
-\t\t\treturn "", nil
-\t\t}
-\t}
-\treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args))[2:]), args
-}
-
-// InsertAll implements backends.Collection interface.
-"""),
-    # An `update` command kept each statement's cursor open until the whole command ended: past
-    # 100 statements the SQLite pool (100 connections) was exhausted and the command waited
-    # forever for a connection it held itself. And while a cursor is open its read snapshot
-    # is too, so the write that follows could never be checkpointed completely: the write-ahead
-    # log never restarted and grew without bound (537 MB after a few minutes of replaces), and
-    # every commit past `wal_autocheckpoint` re-sorted all of it (a third of FerretDB's CPU).
-    # Each statement now reads its matches and closes the cursor before it writes.
-    ("internal/handler/msg_update.go",
-     "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n",
-     "\t\tdocs, err := iterator.ConsumeValues(iter)\n\t\tcloser.Close()\n"
-     "\t\tif err != nil {\n\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\n"
-     "\t\tmatchedIter := iterator.Values(iterator.ForSlice(docs))\n"
-     "\t\tresult, err := common.UpdateDocument(ctx, w, \"update\", matchedIter, &u)\n\t\tmatchedIter.Close()\n"),
-    # Each statement of an `update` command wrote in its own transaction, and the commits took
-    # most of a bulk replace's time. Statements that address one document by `_id` now write
-    # through the batch of ferretdb/msg_update_batch.go: one transaction for up to 256 of them,
-    # whose documents are read with one query.
-    ("internal/handler/msg_update.go",
-     "func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams) (",
-     "func (h *Handler) updateStatements(ctx context.Context, params *common.UpdateParams, batch *updateBatch) ("),
-    ("internal/handler/msg_update.go",
-     "\t\tvar qp backends.QueryParams\n",
-     "\t\tw, err := batch.target(ctx, c, params.Updates, i)\n\t\tif err != nil {\n\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t}\n\n"
-     "\t\tvar qp backends.QueryParams\n"),
-    ("internal/handler/msg_update.go", "\tfor _, u := range params.Updates {\n", "\tfor i, u := range params.Updates {\n"),
-    ("internal/handler/msg_update.go", "\t\tres, err := c.Query(ctx, &qp)\n", "\t\tres, err := w.Query(ctx, &qp)\n"),
-    # Such a transaction parsed its UPDATE statement anew for every document, and encoded each
-    # document while holding SQLite's write lock. It now encodes them all first, then prepares
-    # the statement once.
-    ("internal/util/fsql/tx.go",
-     "// QueryContext calls [*sql.Tx.QueryContext].\n",
-     "// PrepareContext calls [*sql.Tx.PrepareContext].\n"
-     "func (tx *Tx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {\n"
-     "\treturn tx.sqlTx.PrepareContext(ctx, query)\n}\n\n"
-     "// QueryContext calls [*sql.Tx.QueryContext].\n"),
-    ("internal/backends/sqlite/collection.go",
-     """\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {
-\t\tfor _, doc := range params.Docs {
-\t\t\tb, err := sjson.Marshal(doc)
-\t\t\tif err != nil {
-\t\t\t\treturn lazyerrors.Error(err)
-\t\t\t}
-
-\t\t\tid, _ := doc.Get("_id")
-\t\t\tmust.NotBeZero(id)
-
-\t\t\targ := string(must.NotFail(sjson.MarshalSingleValue(id)))
-
-\t\t\tr, err := tx.ExecContext(ctx, q, string(b), arg)
-""",
-     """\trows := make([][2]any, len(params.Docs))
-
-\tfor i, doc := range params.Docs {
-\t\tb, err := sjson.Marshal(doc)
-\t\tif err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
-\t\t}
-
-\t\tid, _ := doc.Get("_id")
-\t\tmust.NotBeZero(id)
-
-\t\trows[i] = [2]any{string(b), string(must.NotFail(sjson.MarshalSingleValue(id)))}
-\t}
-
-\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {
-\t\tstmt, err := tx.PrepareContext(ctx, q)
-\t\tif err != nil {
-\t\t\treturn lazyerrors.Error(err)
-\t\t}
-\t\tdefer stmt.Close()
-
-\t\tfor _, row := range rows {
-\t\t\tr, err := stmt.ExecContext(ctx, row[0], row[1])
-"""),
-    # Reading a stored document started an encoding/json decoder for every nested value, scalars
-    # included: a quarter of the server's CPU under the speed layer's replaces. FerretDB's decoder
-    # stays, renamed, for whatever the one-pass decoder of ferretdb/sjson_fast.go declines.
-    ("internal/handler/sjson/sjson.go",
-     "func Unmarshal(data []byte) (*types.Document, error) {",
-     "func unmarshalOriginal(data []byte) (*types.Document, error) {"),
-    # Encoding a document called encoding/json for every value and key, each into a buffer of its
-    # own: a sixth of the server's CPU under the speed layer's replaces. FerretDB's encoder stays,
-    # renamed, for what the encoder of ferretdb/sjson_marshal_fast.go leaves to it.
-    ("internal/handler/sjson/sjson.go",
-     "func Marshal(d *types.Document) ([]byte, error) {",
-     "func marshalOriginal(d *types.Document) ([]byte, error) {"),
-    # Every cursor and iterator was registered in a pprof profile with a finalizer that crashes
-    # the server if one is never closed: a leak detector for FerretDB's own tests, and 7% of its
-    # CPU here. Release builds (no `ferretdb_debug` tag) skip it.
-    ("internal/util/resource/resource.go",
-     "func Track(obj any, token *Token) {\n\tcheckArgs(obj, token)\n",
-     "func Track(obj any, token *Token) {\n\tcheckArgs(obj, token)\n\n\tif !debugbuild.Enabled {\n\t\treturn\n\t}\n"),
-    ("internal/util/resource/resource.go",
-     "func Untrack(obj any, token *Token) {\n\tcheckArgs(obj, token)\n",
-     "func Untrack(obj any, token *Token) {\n\tcheckArgs(obj, token)\n\n\tif !debugbuild.Enabled {\n\t\treturn\n\t}\n"),
-]
-# Files added to FerretDB's source (from recsys_stack/ferretdb/); the tests run before the build.
-FERRETDB_FILES = {
-    "internal/handler/sjson/sjson_fast.go": "sjson_fast.go",
-    "internal/handler/sjson/sjson_fast_test.go": "sjson_fast_test.go",
-    "internal/handler/sjson/sjson_marshal_fast.go": "sjson_marshal_fast.go",
-    "internal/handler/sjson/sjson_marshal_fast_test.go": "sjson_marshal_fast_test.go",
-    "internal/handler/msg_update_batch.go": "msg_update_batch.go",
-}
-FERRETDB_TESTED_PACKAGE = "./internal/handler/sjson/"
+# Fixes to FerretDB, as unified diffs applied in order to a copy of its module's source. Each
+# patch file says what upstream does wrong and adds Go tests of its behaviour, which run before
+# the build (recsys_stack/ferretdb/README.md lists them).
+FERRETDB_PATCHES = "ferretdb/patches"
+FERRETDB_TESTED_PACKAGES = ["./internal/backends/sqlite/", "./internal/handler/", "./internal/handler/sjson/",
+                            "./internal/util/resource/"]
 STAMP = ".provisioned"
 
 INSTALL_HINTS = {
     "java": "install a JDK 17+ (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless)",
     "mvn": "install Apache Maven 3.8+ (Debian/Ubuntu: apt-get install maven)",
     "go": "install Go 1.22+ (https://go.dev/doc/install or apt-get install golang)",
+    "git": "install git (Debian/Ubuntu: apt-get install git)",
 }
 
 
@@ -293,27 +148,31 @@ def provision_spark_jars(settings: Settings) -> Path:
                               skip_artifacts=pyspark_jar_names())
 
 
-def _ferretdb_file(name: str) -> Path:
-    return Path(str(resources.files("recsys_stack") / "ferretdb" / name))
+def ferretdb_patches() -> list[Path]:
+    return sorted(Path(str(resources.files("recsys_stack") / FERRETDB_PATCHES)).glob("*.patch"))
 
 
-def patch_ferretdb_source(src: Path) -> None:
-    """Apply FERRETDB_PATCHES and add FERRETDB_FILES to a copy of FerretDB's source."""
-    for relative, old, new in FERRETDB_PATCHES:
-        source = src / relative
-        text = source.read_text()
-        if old not in text:
-            raise ProvisionError(f"FerretDB source changed: {relative} no longer has {old!r}")
-        source.write_text(text.replace(old, new))
-    for relative, name in FERRETDB_FILES.items():
-        shutil.copyfile(_ferretdb_file(name), src / relative)
+def patch_ferretdb_source(src: Path, patches: list[Path]) -> None:
+    """Apply the patch files, in order, to a copy of FerretDB's source.
+
+    The copy becomes a git repository of its own first: `git apply` then works on it rather than on
+    a repository around it, and FerretDB's test helpers find the source root by its .git.
+    """
+    git = require_tool("git")
+    subprocess.run([git, "init", "-q"], cwd=src, check=True, capture_output=True)
+    for patch in patches:
+        applied = subprocess.run([git, "apply", "--whitespace=nowarn", str(patch)], cwd=src,
+                                 capture_output=True, text=True, check=False)
+        if applied.returncode != 0:
+            raise ProvisionError(f"FerretDB patch {patch.name} does not apply to {FERRETDB_MODULE}@"
+                                 f"{FERRETDB_VERSION}:\n{applied.stderr.strip()}")
 
 
 def provision_ferretdb(settings: Settings) -> Path:
     """Build FerretDB 1.24 (SQLite backend) from its Go module, once."""
     binary = settings.ferretdb_binary
-    stamp = _stamp_of(FERRETDB_MODULE, FERRETDB_VERSION, repr(FERRETDB_PATCHES),
-                      *(_ferretdb_file(name).read_text() for name in FERRETDB_FILES.values()))
+    patches = ferretdb_patches()
+    stamp = _stamp_of(FERRETDB_MODULE, FERRETDB_VERSION, *(f"{p.name}\n{p.read_text()}" for p in patches))
     if binary.exists() and _is_provisioned(binary.parent, stamp):
         return binary
     go = require_tool("go")
@@ -324,7 +183,8 @@ def provision_ferretdb(settings: Settings) -> Path:
         tmp_path = Path(tmp)
         env = {"GOFLAGS": "-mod=mod", "GO111MODULE": "on"}
         info = subprocess.run([go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
-                              cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True)
+                              cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True,
+                              check=False)
         if info.returncode != 0:
             raise ProvisionError(f"go mod download {FERRETDB_MODULE}@{FERRETDB_VERSION} failed:\n"
                                  f"{info.stdout}\n{info.stderr}")
@@ -335,13 +195,13 @@ def provision_ferretdb(settings: Settings) -> Path:
         for path in [src, *src.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
         (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
-        patch_ferretdb_source(src)
-        (src / ".git").mkdir()  # FerretDB's test helpers find the source root by its .git
-        _run_with_progress([go, "test", "-count=1", FERRETDB_TESTED_PACKAGE],
-                           "FerretDB tests of the patched encoder and decoder",
+        patch_ferretdb_source(src, patches)
+        _run_with_progress([go, "test", "-count=1", *FERRETDB_TESTED_PACKAGES],
+                           f"FerretDB tests of its {len(patches)} patches",
                            cwd=src, count=lambda line: line.startswith("go: downloading"))
         built = tmp_path / "ferretdb"
-        _run_with_progress([go, "build", "-trimpath", "-o", str(built), "./cmd/ferretdb"],
+        # -buildvcs=false: the copy's repository has no commit to stamp into the binary
+        _run_with_progress([go, "build", "-trimpath", "-buildvcs=false", "-o", str(built), "./cmd/ferretdb"],
                            "FerretDB build", cwd=src, count=lambda line: line.startswith("go: downloading"))
         built.rename(binary)
         (binary.parent / STAMP).write_text(stamp)
