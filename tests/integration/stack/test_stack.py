@@ -113,7 +113,7 @@ def test_messages_and_documents_survive_stack_down_and_up(settings, unique):
     client.close()
 
     env = {**os.environ}
-    for command in (["settings", "down"], ["settings", "up"]):
+    for command in (["stack", "down"], ["stack", "up"]):
         result = subprocess.run(RECSYS + command, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
     assert all(row.answers for row in manager.status(settings))
