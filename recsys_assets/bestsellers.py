@@ -18,6 +18,7 @@ from recsys_assets.ingest import PARTITION_TAG, RANGE_END_TAG, day_bounds
 from recsys_assets.resources import LakeResource
 from recsys_core.bestsellers import KEEP_PER_SCOPE, window_start
 from recsys_core.events import parse_ts
+from recsys_core.markdown import markdown_table
 
 
 class BestsellerConfig(Config):
@@ -45,8 +46,7 @@ def ranked(lines, scope_columns: list[str], limit: int = KEEP_PER_SCOPE):
 
 
 def _top_table(rows) -> str:
-    return "\n".join(["| rank | product | buyers |", "|---|---|---|"] +
-                     [f"| {r['rank']} | {r['product_id']} | {r['buyers']} |" for r in rows])
+    return markdown_table(["rank", "product", "buyers"], [[r["rank"], r["product_id"], r["buyers"]] for r in rows])
 
 
 @multi_asset(

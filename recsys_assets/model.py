@@ -21,6 +21,7 @@ from recsys_assets.registry import (PromotionRefused, list_models, promote_model
                                     rollback_model, versions_table)
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
+from recsys_core.markdown import markdown_table
 from recsys_core.metrics import Interaction, metrics_table
 
 MIN_USERS = 3
@@ -86,10 +87,9 @@ def _interaction_rows(frame) -> list[Interaction]:
 
 
 def _trials_table(trials, k: int) -> str:
-    lines = [f"| rank | regParam | alpha | NDCG@{k} | seconds |", "|---|---|---|---|---|"]
-    lines += [f"| {t['params'].rank} | {t['params'].reg_param} | {t['params'].alpha} | {t['als']['ndcg']:.4f} | "
-              f"{t['seconds']:.1f} |" for t in trials]
-    return "\n".join(lines)
+    return markdown_table(["rank", "regParam", "alpha", f"NDCG@{k}", "seconds"],
+                          [[t["params"].rank, t["params"].reg_param, t["params"].alpha, f"{t['als']['ndcg']:.4f}",
+                            f"{t['seconds']:.1f}"] for t in trials])
 
 
 @asset(group_name="model", deps=[AssetKey("interactions")],

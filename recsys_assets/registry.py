@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recsys_core.errors import RecsysError
+from recsys_core.markdown import markdown_table
 
 
 class PromotionRefused(RecsysError):
@@ -63,11 +64,10 @@ def rollback_model(db, to: str | None = None) -> dict[str, Any]:
 
 def versions_table(models: list[dict[str, Any]], k: int = 10) -> str:
     """Markdown: every version, its NDCG against popularity, whether it passed and is current."""
-    lines = [f"| version | NDCG@{k} ALS | NDCG@{k} popularity | checks | current |", "|---|---|---|---|---|"]
+    rows = []
     for m in models:
         metrics = m.get("metrics") or {}
         als, pop = (metrics.get("als") or {}).get("ndcg"), (metrics.get("popularity") or {}).get("ndcg")
-        lines.append(f"| {m['_id']} | {als if als is None else f'{als:.4f}'} | "
-                     f"{pop if pop is None else f'{pop:.4f}'} | {m.get('checks_passed')} | "
-                     f"{'yes' if m.get('promoted') else ''} |")
-    return "\n".join(lines)
+        rows.append([m["_id"], als if als is None else f"{als:.4f}", pop if pop is None else f"{pop:.4f}",
+                     m.get("checks_passed"), "yes" if m.get("promoted") else ""])
+    return markdown_table(["version", f"NDCG@{k} ALS", f"NDCG@{k} popularity", "checks", "current"], rows)
