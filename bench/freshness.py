@@ -157,7 +157,7 @@ def seed_histories(db, users: list[str], views: int) -> None:
     """
     import random
 
-    from recsys_core.history import browsing_history
+    from recsys_core.history import history_after
     from recsys_io.mongo import HISTORY
 
     if views <= 0:
@@ -170,7 +170,7 @@ def seed_histories(db, users: list[str], views: int) -> None:
             events = [{"type": "product_view", "user_id": user, "product_id": product,
                        "ts": format_ts(started + timedelta(seconds=i))}
                       for i, product in enumerate(rng.sample(PRODUCTS, views))]
-            documents.append({"_id": user, "user_id": user, **browsing_history(None, events).to_fields(),
+            documents.append({"_id": user, "user_id": user, **history_after(None, events).to_fields(),
                               "updated_at": started})
         db[HISTORY].insert_many(documents, ordered=False)
 

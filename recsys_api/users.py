@@ -15,7 +15,7 @@ from recsys_api.publisher import Publisher
 from recsys_api.schemas import UserProducts
 from recsys_core.documents import next_write_token
 from recsys_core.events import history_delete_event
-from recsys_core.history import browsing_history
+from recsys_core.history import history_after
 from recsys_core.settings import Settings
 from recsys_io.mongo import HISTORY
 
@@ -42,7 +42,7 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
     for _ in range(DELETE_ATTEMPTS):
         doc = await db[HISTORY].find_one({"_id": user_id})
         # The whole document, as the stream writes it (so one in an earlier shape is rewritten).
-        new = {"_id": user_id, "user_id": user_id, **browsing_history(doc, [event]).to_fields(),
+        new = {"_id": user_id, "user_id": user_id, **history_after(doc, [event]).to_fields(),
                "updated_at": next_write_token(doc.get("updated_at") if doc else None)}
         if doc is None:
             try:

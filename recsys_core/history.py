@@ -124,7 +124,7 @@ class BrowsingHistory:
         }
 
 
-def browsing_history(document: Mapping[str, Any] | None, events: Iterable[Mapping[str, Any]]) -> BrowsingHistory:
+def history_after(document: Mapping[str, Any] | None, events: Iterable[Mapping[str, Any]]) -> BrowsingHistory:
     """The history after `events`, starting from a stored `history` document (or none)."""
     return BrowsingHistory.from_document(document).apply_all(events)
 

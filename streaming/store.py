@@ -23,7 +23,7 @@ from pymongo import ReplaceOne
 from pymongo.collection import Collection
 
 from recsys_core.documents import GLOBAL_SCOPE, next_write_token
-from recsys_core.history import BrowsingHistory, browsing_history
+from recsys_core.history import BrowsingHistory, history_after
 from recsys_core.realtime import RECENT_VIEWS, Scorer, Shopper
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 from streaming.model import PromotedModel
@@ -216,7 +216,7 @@ def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tok
     histories: dict[str, BrowsingHistory] = {}
 
     def compute(user_id: str, old: dict[str, Any] | None, updated_at: datetime) -> dict[str, Any]:
-        histories[user_id] = browsing_history(old, events_by_user[user_id])
+        histories[user_id] = history_after(old, events_by_user[user_id])
         return {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(), "updated_at": updated_at}
 
     written = rewrite_guarded(db[HISTORY], events_by_user, "updated_at", tokens, compute, known, writes=writes)
