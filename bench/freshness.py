@@ -123,7 +123,7 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     import random
 
     from recsys_assets.als_training import AlsParams
-    from recsys_io.mongo import MODELS
+    from recsys_io.registry import promote_model, register_model
 
     rank, rng = AlsParams().rank, random.Random(2)
     version = f"bench-{uuid.uuid4().hex[:8]}"
@@ -132,10 +132,10 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     for name, ids in (("item_factors", PRODUCTS), ("user_factors", users[::known_every])):
         rows = [(i, [rng.gauss(0.0, 0.3) for _ in range(rank)]) for i in ids]
         spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(path / name))
-    now = datetime.now(UTC)
-    db[MODELS].insert_one({"_id": version, "version": version, "params": {"rank": rank}, "metrics": {},
-                           "checks_passed": True, "promoted": True, "promoted_at": now, "created_at": now,
-                           "path": str(path)})
+    register_model(db, {"_id": version, "version": version, "params": {"rank": rank}, "metrics": {},
+                        "checks_passed": True, "promoted": False, "promoted_at": None,
+                        "created_at": datetime.now(UTC), "path": str(path)})
+    promote_model(db, version)
     return str(path)
 
 

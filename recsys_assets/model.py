@@ -17,12 +17,12 @@ from dagster_pyspark import PySparkResource
 from recsys_assets.als_training import AlsParams, SearchSpace, fit_als, search
 from recsys_assets.catalog import overwrite
 from recsys_assets.ingest import load_events
-from recsys_assets.registry import (PromotionRefused, list_models, promote_model, record_checks, register_model,
-                                    rollback_model, versions_table)
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
 from recsys_core.markdown import markdown_table
 from recsys_core.metrics import Interaction, metrics_table
+from recsys_io.registry import (PromotionRefused, find_model, list_models, promote_model, record_checks,
+                                register_model, rollback_model, versions_table)
 
 MIN_USERS = 3
 
@@ -150,7 +150,7 @@ def latest_version(instance) -> str:
 def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
     version = latest_version(context.instance)
     with mongo.db() as db:
-        document = db.models.find_one({"_id": version}) or {}
+        document = find_model(db, version) or {}
         metrics = document.get("metrics") or {}
         als, popularity = metrics.get("als", {}).get("ndcg", 0.0), metrics.get("popularity", {}).get("ndcg", 0.0)
         passed = als > popularity

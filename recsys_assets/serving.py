@@ -13,10 +13,10 @@ from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from recsys_assets.catalog import overwrite
-from recsys_assets.registry import current_model
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.bestsellers import as_documents
 from recsys_core.documents import GLOBAL_SCOPE
+from recsys_io.registry import current_model
 
 WRITE_CHUNK = 500
 

@@ -199,7 +199,7 @@ def _with_db(action):
 @friendly_errors
 def list_models() -> None:
     """Every model version, newest first, with NDCG, check result and which one is current."""
-    from recsys_assets.registry import list_models as models, versions_table
+    from recsys_io.registry import list_models as models, versions_table
 
     typer.echo(versions_table(_with_db(models)))
 
@@ -208,7 +208,7 @@ def list_models() -> None:
 @friendly_errors
 def promote(version: str = typer.Argument(..., help="Version to make current (see `recsys model list`).")) -> None:
     """Make a version current; refused if its evaluation checks did not pass."""
-    from recsys_assets.registry import promote_model
+    from recsys_io.registry import promote_model
 
     _with_db(lambda db: promote_model(db, version))
     typer.echo(f"model {version} is current")
@@ -219,7 +219,7 @@ def promote(version: str = typer.Argument(..., help="Version to make current (se
 def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one that "
                                                        "passed its checks).")) -> None:
     """Return to an older model version; the newer one is kept and can be promoted again."""
-    from recsys_assets.registry import rollback_model
+    from recsys_io.registry import rollback_model
 
     document = _with_db(lambda db: rollback_model(db, to))
     typer.echo(f"model {document['_id']} is current")
