@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -50,6 +48,7 @@ from pathlib import Path
 import httpx
 from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import format_ts
+from recsys_stack.processes import ManagedProcess
 
 from api import machine  # bench/ is on the path when a benchmark runs as a script: one description of the machine
 
@@ -313,18 +312,11 @@ def latency_summary(values: list[float]) -> dict:
             "mean": round(statistics.fmean(values), 3) if values else None}
 
 
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: the job's JVM goes too
+def start(name: str, command: list[str], env: dict, run_dir: Path) -> ManagedProcess:
+    """`command` with its log in run_dir/logs; stopping it stops its whole group (the job's JVM too)."""
+    process = ManagedProcess(name, run_dir, whole_group=True)
+    process.start(command, env, cwd=ROOT)
+    return process
 
 
 def main() -> None:
@@ -367,8 +359,8 @@ def main() -> None:
     db, users = seed_store(client, DB_NAME, args.users, args.history)
     seed_model_apart(DB_NAME, run_dir / "models", users)
     tracker, stopping, consumer_ready = Tracker(), threading.Event(), threading.Event()
-    api = start([str(RECSYS), "api"], env, run_dir / "api.log")
-    job = start([str(RECSYS), "stream"], env, run_dir / "stream.log")
+    api = start("api", [str(RECSYS), "api"], env, run_dir)
+    job = start("stream", [str(RECSYS), "stream"], env, run_dir)
     result: dict = {"name": "freshness", "machine": machine(), "trigger_seconds": settings.stream_trigger_seconds,
                     "max_events_per_batch": settings.stream_max_events_per_batch, "users": args.users,
                     "warmup_seconds": args.warmup, "poll_seconds": POLL_SECONDS,
@@ -399,7 +391,7 @@ def main() -> None:
             if drain(tracker, 10) is not None:
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"the stream did not start within 300 s; see {run_dir / 'stream.log'}")
+                raise SystemExit(f"the stream did not start within 300 s; see {job.log_file}")
 
         if args.warmup > 0:
             print(f"warm-up: {args.rate} events/s for {args.warmup:.0f} s, not timed ...", flush=True)
@@ -437,8 +429,8 @@ def main() -> None:
         result["highest_sustained_events_per_second"] = max(sustained, default=None)
     finally:
         stopping.set()
-        stop(api)
-        stop(job)
+        api.stop(60)
+        job.stop(60)
         # What was measured is kept even when a phase failed or the run was interrupted.
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "freshness.json").write_text(json.dumps(result, indent=1, default=str))
