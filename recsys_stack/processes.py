@@ -61,11 +61,17 @@ class ManagedProcess:
 
     def _is_ours(self, pid: int) -> bool:
         # A recycled pid must never be mistaken for our server: the command line names our stack.
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            return True  # no /proc (not Linux): trust the pid file
-        return str(self.home).encode() in cmdline
+        # Just after a start it reads empty for a few milliseconds (Popen returns once the exec
+        # began, before the kernel set up the new program's arguments): wait for it then.
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                return True  # no /proc (not Linux): trust the pid file
+            if cmdline or time.monotonic() > deadline:
+                return str(self.home).encode() in cmdline
+            time.sleep(0.01)
 
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)

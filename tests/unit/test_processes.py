@@ -38,3 +38,14 @@ def test_stopping_a_whole_group_stops_what_the_process_started_too(tmp_path):
     started = int(launcher.log_file.read_text().splitlines()[-1])
     assert launcher.stop(timeout=5) and launcher.pid() is None and not launcher.pid_file.exists()
     assert _within(5, lambda: not _alive(started))
+
+
+def test_a_later_command_finds_a_server_by_its_pid_file_at_once_and_stops_it(tmp_path):
+    # The stack's servers name their home on the command line: that is how a recycled pid is told
+    # apart. Asked at once, before the new program's command line is readable, it is still found.
+    for attempt in range(20):
+        argv = [sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)]
+        ManagedProcess(f"server{attempt}", tmp_path).start(argv)
+        found = ManagedProcess(f"server{attempt}", tmp_path)
+        assert found.pid() is not None and found.stop(timeout=5)
+        assert ManagedProcess(f"server{attempt}", tmp_path).pid() is None
