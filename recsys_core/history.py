@@ -104,10 +104,6 @@ class BrowsingHistory:
     def product_ids(self) -> list[str]:
         return list(self._newest_first())
 
-    def last_event_ts(self) -> datetime | None:
-        stamps = [*self.views.values(), *self.deleted.values()]
-        return max(stamps) if stamps else None
-
     def to_fields(self) -> dict[str, Any]:
         """The history fields of the `history` document (the caller adds _id, user_id, updated_at).
 
