@@ -64,15 +64,15 @@ def interactions(context: AssetExecutionContext, config: InteractionConfig, spar
 
 
 class ModelConfig(Config):
-    rank: int = 32
-    reg_param: float = 0.3
-    alpha: float = 1.0
-    max_iter: int = 15
-    checkpoint_interval: int = 5
-    search_ranks: list[int] = [32]
-    search_reg_params: list[float] = [0.1, 0.3, 1.0]
-    search_alphas: list[float] = [1.0, 3.0]
-    search_budget_seconds: float = 600.0
+    rank: int = AlsParams.rank
+    reg_param: float = AlsParams.reg_param
+    alpha: float = AlsParams.alpha
+    max_iter: int = AlsParams.max_iter
+    checkpoint_interval: int = AlsParams.checkpoint_interval
+    search_ranks: list[int] = list(SearchSpace.ranks)
+    search_reg_params: list[float] = list(SearchSpace.reg_params)
+    search_alphas: list[float] = list(SearchSpace.alphas)
+    search_budget_seconds: float = SearchSpace.budget_seconds
     """No new trial starts after this many seconds (at least one always runs)."""
     split: str = "random"
     """random: per-user 75/25 with a fixed seed; time: each user's newest 25% held out."""
