@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -50,6 +48,7 @@ from pathlib import Path
 import httpx
 from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import format_ts
+from recsys_stack.processes import ManagedProcess
 
 from api import machine  # bench/ is on the path when a benchmark runs as a script: one description of the machine
 
@@ -123,7 +122,7 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     import random
 
     from recsys_assets.als_training import AlsParams
-    from recsys_io.mongo import MODELS
+    from recsys_io.registry import promote_model, register_model
 
     rank, rng = AlsParams().rank, random.Random(2)
     version = f"bench-{uuid.uuid4().hex[:8]}"
@@ -132,10 +131,10 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     for name, ids in (("item_factors", PRODUCTS), ("user_factors", users[::known_every])):
         rows = [(i, [rng.gauss(0.0, 0.3) for _ in range(rank)]) for i in ids]
         spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(path / name))
-    now = datetime.now(UTC)
-    db[MODELS].insert_one({"_id": version, "version": version, "params": {"rank": rank}, "metrics": {},
-                           "checks_passed": True, "promoted": True, "promoted_at": now, "created_at": now,
-                           "path": str(path)})
+    register_model(db, {"_id": version, "version": version, "params": {"rank": rank}, "metrics": {},
+                        "checks_passed": True, "promoted": False, "promoted_at": None,
+                        "created_at": datetime.now(UTC), "path": str(path)})
+    promote_model(db, version)
     return str(path)
 
 
@@ -157,7 +156,7 @@ def seed_histories(db, users: list[str], views: int) -> None:
     """
     import random
 
-    from recsys_core.history import browsing_history
+    from recsys_core.history import history_after
     from recsys_io.mongo import HISTORY
 
     if views <= 0:
@@ -170,7 +169,7 @@ def seed_histories(db, users: list[str], views: int) -> None:
             events = [{"type": "product_view", "user_id": user, "product_id": product,
                        "ts": format_ts(started + timedelta(seconds=i))}
                       for i, product in enumerate(rng.sample(PRODUCTS, views))]
-            documents.append({"_id": user, "user_id": user, **browsing_history(None, events).to_fields(),
+            documents.append({"_id": user, "user_id": user, **history_after(None, events).to_fields(),
                               "updated_at": started})
         db[HISTORY].insert_many(documents, ordered=False)
 
@@ -313,18 +312,11 @@ def latency_summary(values: list[float]) -> dict:
             "mean": round(statistics.fmean(values), 3) if values else None}
 
 
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: the job's JVM goes too
+def start(name: str, command: list[str], env: dict, run_dir: Path) -> ManagedProcess:
+    """`command` with its log in run_dir/logs; stopping it stops its whole group (the job's JVM too)."""
+    process = ManagedProcess(name, run_dir, whole_group=True)
+    process.start(command, env, cwd=ROOT)
+    return process
 
 
 def main() -> None:
@@ -367,8 +359,8 @@ def main() -> None:
     db, users = seed_store(client, DB_NAME, args.users, args.history)
     seed_model_apart(DB_NAME, run_dir / "models", users)
     tracker, stopping, consumer_ready = Tracker(), threading.Event(), threading.Event()
-    api = start([str(RECSYS), "api"], env, run_dir / "api.log")
-    job = start([str(RECSYS), "stream"], env, run_dir / "stream.log")
+    api = start("api", [str(RECSYS), "api"], env, run_dir)
+    job = start("stream", [str(RECSYS), "stream"], env, run_dir)
     result: dict = {"name": "freshness", "machine": machine(), "trigger_seconds": settings.stream_trigger_seconds,
                     "max_events_per_batch": settings.stream_max_events_per_batch, "users": args.users,
                     "warmup_seconds": args.warmup, "poll_seconds": POLL_SECONDS,
@@ -399,7 +391,7 @@ def main() -> None:
             if drain(tracker, 10) is not None:
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"the stream did not start within 300 s; see {run_dir / 'stream.log'}")
+                raise SystemExit(f"the stream did not start within 300 s; see {job.log_file}")
 
         if args.warmup > 0:
             print(f"warm-up: {args.rate} events/s for {args.warmup:.0f} s, not timed ...", flush=True)
@@ -437,8 +429,8 @@ def main() -> None:
         result["highest_sustained_events_per_second"] = max(sustained, default=None)
     finally:
         stopping.set()
-        stop(api)
-        stop(job)
+        api.stop(60)
+        job.stop(60)
         # What was measured is kept even when a phase failed or the run was interrupted.
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "freshness.json").write_text(json.dumps(result, indent=1, default=str))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,21 +20,16 @@ from pathlib import Path
 
 import msgspec
 
+from recsys_core.settings import Settings
 from recsys_io.kafka import ensure_topics, make_producer
 from recsys_io.kafka_bulk import make_bulk_producer
-from recsys_core.settings import Settings
 from recsys_simulator import StoreConfig, build_store, history_events, send_history
 from recsys_simulator.backfill import events_partitions
 
+from api import machine  # bench/ is on the path when a benchmark runs as a script: one description of the machine
+
 RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_PYTHON_SAMPLE = 50_000
-
-
-def machine() -> dict:
-    memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal:")), 0)
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "memory_gib": round(memory_kib / 1024 ** 2, 1), "load_average_1m_at_start": os.getloadavg()[0]}
 
 
 def raw_bulk(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:

@@ -36,12 +36,13 @@ async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
     return await db[HISTORY].find_one({"_id": user_id}, fields) or {}
 
 
-def browsing_history(history: dict[str, Any]) -> list[str]:
+def shown_products(history: dict[str, Any]) -> list[str]:
+    """The products of a `history` document the shopper is shown, newest first (recsys_core.ranking)."""
     return ranking.shown_history(BrowsingHistory.from_document(history))
 
 
 async def recent_history(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
-    viewed = browsing_history(await history_doc(db, user_id))
+    viewed = shown_products(await history_doc(db, user_id))
     return ProductList(ranking.serve(viewed, limit, min_size), PERSONALIZED, "browsing_history")
 
 
@@ -57,7 +58,7 @@ async def bestsellers_for(db: AsyncDatabase, history: dict[str, Any], limit: int
     A shopper whose viewed products are all unknown to the catalog has no category to go by and
     gets the global list.
     """
-    viewed = browsing_history(history)
+    viewed = shown_products(history)
     if viewed:
         cursor = db[PRODUCTS].find({"_id": {"$in": viewed}}, {"category_id": 1})
         category_of = {doc["_id"]: doc.get("category_id") async for doc in cursor}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import msgspec
 from litestar import Controller, delete, get
 from pymongo.asynchronous.database import AsyncDatabase
@@ -15,10 +13,11 @@ from recsys_api.errors import Unavailable, documented
 from recsys_api.params import Limit, ProductId, UserId
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import UserProducts
+from recsys_core.documents import next_write_token
 from recsys_core.events import history_delete_event
-from recsys_core.history import browsing_history
-from recsys_io.mongo import HISTORY
+from recsys_core.history import history_after
 from recsys_core.settings import Settings
+from recsys_io.mongo import HISTORY
 
 DELETE_ATTEMPTS = 5
 
@@ -26,13 +25,6 @@ DELETE_ATTEMPTS = 5
 def user_products(user_id: str, result: serving.ProductList) -> UserProducts:
     return UserProducts(user_id=user_id, products=result.products, type=result.type, strategy=result.strategy,
                         model_version=result.model_version, computed_at=result.computed_at)
-
-
-def _write_token(previous: datetime | None) -> datetime:
-    """`updated_at` is the guard every history writer checks: millisecond precision, always moving on."""
-    now = datetime.now(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    return now if previous is None or now > previous else previous + timedelta(milliseconds=1)
 
 
 async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: str, product_id: str) -> None:
@@ -50,8 +42,8 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
     for _ in range(DELETE_ATTEMPTS):
         doc = await db[HISTORY].find_one({"_id": user_id})
         # The whole document, as the stream writes it (so one in an earlier shape is rewritten).
-        new = {"_id": user_id, "user_id": user_id, **browsing_history(doc, [event]).to_fields(),
-               "updated_at": _write_token(doc.get("updated_at") if doc else None)}
+        new = {"_id": user_id, "user_id": user_id, **history_after(doc, [event]).to_fields(),
+               "updated_at": next_write_token(doc.get("updated_at") if doc else None)}
         if doc is None:
             try:
                 await db[HISTORY].insert_one(new)

@@ -3,15 +3,17 @@
 The retrain sensor compares the size of raw_events (recorded by every raw_events run) with the
 size the current model was trained on (recorded by als_model); its cursor remembers which
 raw_events run it already acted on, so a restart of the daemon does not request the same retrain
-twice.
+twice. Every run they request carries its as_of (the tick, or the sensor's evaluation) in its run
+config, so re-executing one computes what it did.
 """
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from dagster import (AssetKey, AssetSelection, DefaultSensorStatus, RunFailureSensorContext, RunRequest,
-                     ScheduleDefinition, ScheduleEvaluationContext, SensorEvaluationContext, SkipReason,
-                     define_asset_job, run_failure_sensor, schedule, sensor)
+                     ScheduleEvaluationContext, SensorEvaluationContext, SkipReason, define_asset_job,
+                     run_failure_sensor, schedule, sensor)
 
+from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, as_of_run_config
 from recsys_assets.ingest import daily_partitions
 from recsys_assets.resources import LakeResource
 
@@ -30,12 +32,16 @@ model_refresh = define_asset_job("model_refresh", selection=MODEL,
 @schedule(job=hourly_refresh, cron_schedule="5 * * * *", execution_timezone="UTC",
           description="Every hour: today's raw_events partition and the bestsellers.")
 def hourly_ingest_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    day = context.scheduled_execution_time.astimezone(UTC).date().isoformat()
-    return RunRequest(run_key=None, partition_key=day)
+    tick = context.scheduled_execution_time.astimezone(UTC)
+    return RunRequest(run_key=None, partition_key=tick.date().isoformat(),
+                      run_config=as_of_run_config([BESTSELLERS_OP], tick))
 
 
-daily_model_schedule = ScheduleDefinition(job=model_refresh, cron_schedule="30 3 * * *", execution_timezone="UTC",
-                                          description="Every day at 03:30 UTC: retrain, check and promote.")
+@schedule(job=model_refresh, cron_schedule="30 3 * * *", execution_timezone="UTC",
+          description="Every day at 03:30 UTC: retrain, check and promote.")
+def daily_model_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(run_key=None,
+                      run_config=as_of_run_config([INTERACTIONS_OP], context.scheduled_execution_time.astimezone(UTC)))
 
 
 def _latest_metadata(instance, key: str):
@@ -46,8 +52,9 @@ def _latest_metadata(instance, key: str):
     return record.storage_id, {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def retrain_decision(instance, cursor: str | None, threshold: int) -> tuple[RunRequest | SkipReason, str | None]:
-    """(what to do, new cursor): request a retrain once raw_events grew by `threshold` rows."""
+def retrain_decision(instance, cursor: str | None, threshold: int,
+                     now: datetime | None = None) -> tuple[RunRequest | SkipReason, str | None]:
+    """(what to do, new cursor): request a retrain, as of `now`, once raw_events grew by `threshold` rows."""
     storage_id, ingest = _latest_metadata(instance, "raw_events")
     if storage_id is None:
         return SkipReason("raw_events has not been materialised yet"), cursor
@@ -57,7 +64,8 @@ def retrain_decision(instance, cursor: str | None, threshold: int) -> tuple[RunR
     new_events = int(ingest.get("lake_total_rows", 0)) - int(model.get("raw_events_total", 0))
     if new_events < threshold:
         return SkipReason(f"{new_events} new events since the current model; retrain at {threshold}"), cursor
-    return RunRequest(run_key=f"retrain-{storage_id}", tags={"recsys/new_events": str(new_events)}), str(storage_id)
+    return RunRequest(run_key=f"retrain-{storage_id}", tags={"recsys/new_events": str(new_events)},
+                      run_config=as_of_run_config([INTERACTIONS_OP], now or datetime.now(UTC))), str(storage_id)
 
 
 @sensor(job=model_refresh, minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,

@@ -23,6 +23,7 @@ from dagster_pyspark import PySparkResource
 from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import KafkaResource, LakeResource
 from recsys_core.events import MAX_FUTURE
+from recsys_core.markdown import markdown_table
 from recsys_core.settings import Settings
 
 # A fixed start (RECSYS_EVENTS_START_DATE) keeps partition keys stable across deployments (a
@@ -76,11 +77,6 @@ def days_between(first: str, last: str) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def _markdown_table(header: list[str], rows: list) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows])
-
-
 @multi_asset(
     specs=[
         AssetSpec("raw_events", group_name="ingest", partitions_def=daily_partitions,
@@ -121,15 +117,15 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: Ka
     per_day = [(d, by_day.get(d, 0), quarantined_by_day.get(d, 0)) for d in days]
     yield MaterializeResult(asset_key="raw_events", metadata={
         "dagster/row_count": n_events, "lake_total_rows": total, "days": span,
-        "by_type": MetadataValue.md(_markdown_table(["type", "count"], by_type)),
-        "by_day": MetadataValue.md(_markdown_table(["day", "events", "quarantined"], per_day)),
+        "by_type": MetadataValue.md(markdown_table(["type", "count"], by_type)),
+        "by_day": MetadataValue.md(markdown_table(["day", "events", "quarantined"], per_day)),
     })
     yield MaterializeResult(asset_key="quarantined_events", metadata={"dagster/row_count": n_quarantined,
                                                                       "days": span})
     yield AssetCheckResult(asset_key="raw_events", check_name="no_quarantined_events", passed=n_quarantined == 0,
                            severity=AssetCheckSeverity.WARN,
                            metadata={"quarantined": n_quarantined,
-                                     "reasons": MetadataValue.md(_markdown_table(["reason", "count"], reasons))})
+                                     "reasons": MetadataValue.md(markdown_table(["reason", "count"], reasons))})
 
 
 def load_events(spark, lake: LakeResource):

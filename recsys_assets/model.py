@@ -9,71 +9,70 @@ version whose checks did not pass, so a bad model never becomes current.
 
 import json
 from datetime import UTC, datetime
+from functools import partial
 
 from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AssetKey, Config,
                      Failure, MaterializeResult, MetadataValue, OpExecutionContext, asset, asset_check, job, op)
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.als_training import AlsParams, SearchSpace, fit_als, search
+from recsys_assets.as_of import AsOfConfig, run_as_of
 from recsys_assets.catalog import overwrite
 from recsys_assets.ingest import load_events
-from recsys_assets.registry import (PromotionRefused, list_models, promote_model, record_checks, register_model,
-                                    rollback_model, versions_table)
+from recsys_assets.records import STRENGTH_SCHEMA, shopper_strengths
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
+from recsys_core.markdown import markdown_table
 from recsys_core.metrics import Interaction, metrics_table
+from recsys_io.registry import (PromotionRefused, find_model, list_models, promote_model, record_checks,
+                                register_model, rollback_model, versions_table)
 
 MIN_USERS = 3
 
 
-class InteractionConfig(Config):
+class InteractionConfig(AsOfConfig):
     view_weight: float = DEFAULT_WEIGHTS["product_view"]
     add_to_cart_weight: float = DEFAULT_WEIGHTS["add_to_cart"]
     purchase_weight: float = DEFAULT_WEIGHTS["purchase"]
     half_life_days: float = 0.0
-    """Halve an event's weight every this many days; 0 disables the decay."""
+    """Halve an event's weight every this many days of its age at as_of; 0 disables the decay."""
 
 
 @asset(group_name="model", deps=[AssetKey("raw_events")],
-       description="User x product implicit feedback: summed event weights (view 1, add_to_cart 3, purchase 5, "
-                   "rating its score; configurable), optionally decayed; a history_delete removes the pair's "
-                   "earlier events. Delta: user_id, product_id, strength, last_ts, events.")
+       description="User x product implicit feedback as of the run's time (recsys_core.interactions): summed "
+                   "event weights (view 1, add_to_cart 3, purchase 5, rating its score; configurable), "
+                   "optionally decayed; a history_delete removes the pair's earlier events. Delta: user_id, "
+                   "product_id, strength, last_ts, events.")
 def interactions(context: AssetExecutionContext, config: InteractionConfig, spark: PySparkResource,
                  lake: LakeResource) -> MaterializeResult:
     from pyspark.sql import functions as F
 
-    events = load_events(spark.spark_session, lake)
-    touched = events.withColumn("product_id", F.when(F.col("type") == "purchase", F.col("items.product_id"))
-                                .otherwise(F.array("product_id"))).withColumn("product_id", F.explode("product_id"))
-    weight = (F.when(F.col("type") == "rating", F.col("score"))
-              .when(F.col("type") == "product_view", F.lit(config.view_weight))
-              .when(F.col("type") == "add_to_cart", F.lit(config.add_to_cart_weight))
-              .when(F.col("type") == "purchase", F.lit(config.purchase_weight)).otherwise(F.lit(0.0)))
-    if config.half_life_days > 0:
-        age_days = (F.unix_timestamp(F.current_timestamp()) - F.unix_timestamp("ts")) / 86400
-        weight = weight * F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / config.half_life_days)
-    deletes = (touched.where("type = 'history_delete'").groupBy("user_id", "product_id")
-               .agg(F.max("ts").alias("deleted_at")))
-    kept = (touched.where("type != 'history_delete'").join(deletes, ["user_id", "product_id"], "left")
-            .where("deleted_at is null or ts > deleted_at"))
-    pairs = (kept.groupBy("user_id", "product_id")
-             .agg(F.sum(weight).alias("strength"), F.max("ts").alias("last_ts"), F.count("*").alias("events"))
-             .where("strength > 0"))
-    rows = overwrite(pairs, lake.table("interactions"))
-    context.log.info(f"{rows} user-product pairs")
-    return MaterializeResult(metadata={"dagster/row_count": rows})
+    session = spark.spark_session
+    as_of = run_as_of(context, config)
+    weights = {"product_view": config.view_weight, "add_to_cart": config.add_to_cart_weight,
+               "purchase": config.purchase_weight}
+    # Each shopper's events together in one partition: the rule is applied to a shopper at a time.
+    events = (load_events(session, lake)
+              .select("user_id", "type", F.unix_micros("ts").alias("ts_us"), "product_id", "score",
+                      F.col("items.product_id").alias("item_ids"))
+              .repartition("user_id").sortWithinPartitions("user_id"))
+    strengths = events.rdd.mapPartitions(partial(shopper_strengths, as_of=as_of, weights=weights,
+                                                 half_life_days=config.half_life_days))
+    rows = overwrite(session.createDataFrame(strengths, STRENGTH_SCHEMA), lake.table("interactions"))
+    context.log.info(f"{rows} user-product pairs as of {as_of.isoformat()}")
+    return MaterializeResult(metadata={"dagster/row_count": rows, "as_of": as_of.isoformat()})
 
 
 class ModelConfig(Config):
-    rank: int = 32
-    reg_param: float = 0.3
-    alpha: float = 1.0
-    max_iter: int = 15
-    checkpoint_interval: int = 5
-    search_ranks: list[int] = [32]
-    search_reg_params: list[float] = [0.1, 0.3, 1.0]
-    search_alphas: list[float] = [1.0, 3.0]
-    search_budget_seconds: float = 600.0
+    rank: int = AlsParams.rank
+    reg_param: float = AlsParams.reg_param
+    alpha: float = AlsParams.alpha
+    max_iter: int = AlsParams.max_iter
+    checkpoint_interval: int = AlsParams.checkpoint_interval
+    search_ranks: list[int] = list(SearchSpace.ranks)
+    search_reg_params: list[float] = list(SearchSpace.reg_params)
+    search_alphas: list[float] = list(SearchSpace.alphas)
+    search_budget_seconds: float = SearchSpace.budget_seconds
     """No new trial starts after this many seconds (at least one always runs)."""
     split: str = "random"
     """random: per-user 75/25 with a fixed seed; time: each user's newest 25% held out."""
@@ -86,10 +85,9 @@ def _interaction_rows(frame) -> list[Interaction]:
 
 
 def _trials_table(trials, k: int) -> str:
-    lines = [f"| rank | regParam | alpha | NDCG@{k} | seconds |", "|---|---|---|---|---|"]
-    lines += [f"| {t['params'].rank} | {t['params'].reg_param} | {t['params'].alpha} | {t['als']['ndcg']:.4f} | "
-              f"{t['seconds']:.1f} |" for t in trials]
-    return "\n".join(lines)
+    return markdown_table(["rank", "regParam", "alpha", f"NDCG@{k}", "seconds"],
+                          [[t["params"].rank, t["params"].reg_param, t["params"].alpha, f"{t['als']['ndcg']:.4f}",
+                            f"{t['seconds']:.1f}"] for t in trials])
 
 
 @asset(group_name="model", deps=[AssetKey("interactions")],
@@ -150,7 +148,7 @@ def latest_version(instance) -> str:
 def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
     version = latest_version(context.instance)
     with mongo.db() as db:
-        document = db.models.find_one({"_id": version}) or {}
+        document = find_model(db, version) or {}
         metrics = document.get("metrics") or {}
         als, popularity = metrics.get("als", {}).get("ndcg", 0.0), metrics.get("popularity", {}).get("ndcg", 0.0)
         passed = als > popularity

@@ -12,11 +12,12 @@ from dagster_pyspark import PySparkResource
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
+from recsys_assets.as_of import run_started_at
 from recsys_assets.catalog import overwrite
-from recsys_assets.registry import current_model
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.bestsellers import as_documents
 from recsys_core.documents import GLOBAL_SCOPE
+from recsys_io.registry import current_model
 
 WRITE_CHUNK = 500
 
@@ -141,11 +142,6 @@ def content_similarities(config: SimilarityConfig, spark: PySparkResource, lake:
 
 class RecommendationConfig(Config):
     top_n: int = 50
-
-
-def run_started_at(context: AssetExecutionContext) -> datetime:
-    stats = context.instance.get_run_stats(context.run_id)
-    return datetime.fromtimestamp(stats.start_time, UTC) if stats and stats.start_time else datetime.now(UTC)
 
 
 def write_recommendations(db, documents: list[dict], started: datetime) -> tuple[int, int]:

@@ -110,8 +110,10 @@ def materialize_command(
     Partitioned assets (raw_events) run for today by default, or --partition, or all days from --from to --to
     in one run (Kafka is read once for the whole range).
 
-    The other selected assets then run once; bestsellers count the window ending at the end of the last day given.
+    The other selected assets then run once, as of the end of the last day given (bestsellers rank that day's
+    window, interactions count and decay up to it).
     """
+    from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, day_end
     from recsys_assets.definitions import all_assets
 
     keys = [key.to_user_string() for a in all_assets for key in a.keys]
@@ -123,10 +125,11 @@ def materialize_command(
     days = _days(partition, start, end)
     run_config = json.loads(config.read_text()) if config else {}
     given_days = partition or start or end
-    if given_days and any(k in chosen for k in ("bestsellers", "category_bestsellers")):
-        window_end = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
-        as_of = min(window_end, datetime.now(UTC)).isoformat()
-        run_config.setdefault("ops", {}).setdefault("bestseller_tables", {"config": {"as_of": as_of}})
+    if given_days:
+        dated = {BESTSELLERS_OP: ("bestsellers", "category_bestsellers"), INTERACTIONS_OP: ("interactions",)}
+        as_of = day_end(days[-1]).isoformat()
+        for op in (op for op, op_keys in dated.items() if any(k in chosen for k in op_keys)):
+            run_config.setdefault("ops", {}).setdefault(op, {}).setdefault("config", {}).setdefault("as_of", as_of)
     instance = _instance()
     # raw_events and quarantined_events are written by one step, which runs only as a whole.
     daily = list(PARTITIONED) if any(k in chosen for k in PARTITIONED) else []
@@ -199,7 +202,7 @@ def _with_db(action):
 @friendly_errors
 def list_models() -> None:
     """Every model version, newest first, with NDCG, check result and which one is current."""
-    from recsys_assets.registry import list_models as models, versions_table
+    from recsys_io.registry import list_models as models, versions_table
 
     typer.echo(versions_table(_with_db(models)))
 
@@ -208,7 +211,7 @@ def list_models() -> None:
 @friendly_errors
 def promote(version: str = typer.Argument(..., help="Version to make current (see `recsys model list`).")) -> None:
     """Make a version current; refused if its evaluation checks did not pass."""
-    from recsys_assets.registry import promote_model
+    from recsys_io.registry import promote_model
 
     _with_db(lambda db: promote_model(db, version))
     typer.echo(f"model {version} is current")
@@ -219,7 +222,7 @@ def promote(version: str = typer.Argument(..., help="Version to make current (se
 def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one that "
                                                        "passed its checks).")) -> None:
     """Return to an older model version; the newer one is kept and can be promoted again."""
-    from recsys_assets.registry import rollback_model
+    from recsys_io.registry import rollback_model
 
     document = _with_db(lambda db: rollback_model(db, to))
     typer.echo(f"model {document['_id']} is current")

@@ -32,6 +32,7 @@ from recsys_core.settings import Settings
 from recsys_simulator import StoreConfig, build_store
 from recsys_simulator import feed
 from recsys_stack import manager
+from recsys_stack.processes import ManagedProcess
 
 DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 RECSYS = [sys.executable, "-m", "recsys_cli.main"]
@@ -108,23 +109,24 @@ def dagster_home(s: Settings) -> Path:
 
 
 def platform_children(s: Settings, key: str, config: StoreConfig, live_rate: float) -> list[Child]:
-    logs = s.data_dir / "logs"
     env = {"DAGSTER_HOME": str(dagster_home(s)), "RECSYS_API_KEYS": ",".join(s.api_keys or (key,))}
     bin_dir = Path(sys.executable).parent
+
+    def child(name: str, argv: list[str], ready_url: str | None = None) -> Child:
+        # Logs in RECSYS_DATA_DIR/logs; the whole process group stops with it.
+        return Child(ManagedProcess(name, s.data_dir, whole_group=True), argv, env, ready_url)
+
     children = [
-        Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p",
-                                    str(s.dagster_port), "-m", "recsys_assets.definitions"],
-              logs / "dagster-webserver.log", env, f"http://127.0.0.1:{s.dagster_port}/server_info"),
-        Child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-m", "recsys_assets.definitions"],
-              logs / "dagster-daemon.log", env),
-        Child("streaming", RECSYS + ["stream"], logs / "streaming.log", env),
-        Child("api", RECSYS + ["api"], logs / "api.log", env, f"http://{s.api_host}:{s.api_port}/health"),
+        child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(s.dagster_port),
+                                    "-m", "recsys_assets.definitions"], f"http://127.0.0.1:{s.dagster_port}/server_info"),
+        child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-m", "recsys_assets.definitions"]),
+        child("streaming", RECSYS + ["stream"]),
+        child("api", RECSYS + ["api"], f"http://{s.api_host}:{s.api_port}/health"),
     ]
     if live_rate > 0:
-        children.append(Child("live-traffic", RECSYS + [
+        children.append(child("live-traffic", RECSYS + [
             "simulate", "live", "--rate", str(live_rate), "--seed", str(config.seed), "--users", str(config.users),
-            "--products", str(config.products), "--categories", str(config.categories)],
-            logs / "live-traffic.log", env))
+            "--products", str(config.products), "--categories", str(config.categories)]))
     return children
 
 

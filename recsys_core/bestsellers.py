@@ -1,9 +1,14 @@
-"""What counts as a bestseller: the window rule the batch layer's Spark code mirrors.
+"""What counts as a bestseller: the window rule.
 
 Over the `window_days` days ending at `as_of` (both ends included; orders after `as_of` do not
 count, which keeps a backfill of an old day honest), a product's score is the number of distinct
 users who bought it: a shopper buying the same product twice counts once. Ranked by buyers
-descending, ties by product_id ascending (`recsys_core.ranking.rank_key`).
+descending, ties by product_id ascending (`recsys_core.ranking.rank_key`); a scope without sales
+in the window has no list.
+
+The batch layer counts and ranks in Spark SQL (`recsys_assets.bestsellers.bestseller_frames`), so
+that the whole window's orders never pass through Python; a parity test runs both forms on the
+same random order lines and requires the same lists.
 """
 
 from __future__ import annotations
@@ -48,10 +53,11 @@ def rank_bestsellers(lines: Iterable[OrderLine], as_of: datetime, window_days: i
 
 def category_bestsellers(lines: Iterable[OrderLine], as_of: datetime, window_days: int,
                          limit: int = KEEP_PER_SCOPE) -> dict[str, list[dict[str, object]]]:
-    """category_id -> ranked list; lines of products without a category count only globally."""
+    """category_id -> ranked list, for the categories with sales in the window; lines of products
+    without a category count only globally."""
     by_category: dict[str, list[OrderLine]] = defaultdict(list)
     for line in lines:
-        if line.category_id is not None:
+        if line.category_id is not None and in_window(line.ts, as_of, window_days):
             by_category[line.category_id].append(line)
     return {category: rank_bestsellers(group, as_of, window_days, limit)
             for category, group in sorted(by_category.items())}

@@ -28,5 +28,20 @@ models           {_id: version, version, params, metrics, checks_passed, promote
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 GLOBAL_SCOPE = "global"
 HISTORY_MAX_ITEMS = 50
+TOKEN_STEP = timedelta(milliseconds=1)
+
+
+def next_write_token(previous: datetime | None, now: datetime | None = None) -> datetime:
+    """The `updated_at` / `computed_at` a writer stores next: now, in milliseconds, and always after `previous`.
+
+    Every guarded writer replaces a document only while it still holds the token it read, so the
+    token must change with every write: BSON keeps milliseconds, and two writes within one of them
+    (or a clock that stepped back) would otherwise store the same token twice.
+    """
+    now = now or datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return now if previous is None or now > previous else previous + TOKEN_STEP

@@ -68,6 +68,11 @@ def parse_ts(value: Any, field: str = "ts", *, allow_epoch: bool = False) -> dat
     return ts.astimezone(UTC)
 
 
+def as_datetime(value: datetime | str) -> datetime:
+    """A timestamp as the platform holds it: a datetime (from BSON or Spark) as it is, canonical text parsed."""
+    return value if isinstance(value, datetime) else parse_ts(value)
+
+
 class _Checker:
     """Collects every problem of one event instead of stopping at the first."""
 

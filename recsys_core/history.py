@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from recsys_core.documents import HISTORY_MAX_ITEMS
-from recsys_core.events import parse_ts
+from recsys_core.events import as_datetime
 
 # MongoDB's advice for keys that would be paths or operators: the full-width look-alikes.
 KEY_DOT = "\uff0e"
@@ -50,15 +50,15 @@ class BrowsingHistory:
         else:  # the earlier shape, items: [{product_id, ts}]
             viewed = ((item["product_id"], item["ts"]) for item in document.get("items") or [])
         return cls(
-            views={product_id: _as_datetime(ts) for product_id, ts in viewed},
-            deleted={unescape_key(pid): _as_datetime(ts) for pid, ts in (document.get("deleted") or {}).items()},
+            views={product_id: as_datetime(ts) for product_id, ts in viewed},
+            deleted={unescape_key(pid): as_datetime(ts) for pid, ts in (document.get("deleted") or {}).items()},
             purchased=set(document.get("purchased") or []),
         )
 
     def apply(self, event: Mapping[str, Any]) -> None:
         """Apply one canonical event (recsys_core.events); types that do not touch history are ignored."""
         kind = event["type"]
-        ts = _as_datetime(event["ts"])
+        ts = as_datetime(event["ts"])
         self._ordered = None
         if kind == "product_view":
             self._view(event["product_id"], ts)
@@ -104,10 +104,6 @@ class BrowsingHistory:
     def product_ids(self) -> list[str]:
         return list(self._newest_first())
 
-    def last_event_ts(self) -> datetime | None:
-        stamps = [*self.views.values(), *self.deleted.values()]
-        return max(stamps) if stamps else None
-
     def to_fields(self) -> dict[str, Any]:
         """The history fields of the `history` document (the caller adds _id, user_id, updated_at).
 
@@ -124,7 +120,7 @@ class BrowsingHistory:
         }
 
 
-def browsing_history(document: Mapping[str, Any] | None, events: Iterable[Mapping[str, Any]]) -> BrowsingHistory:
+def history_after(document: Mapping[str, Any] | None, events: Iterable[Mapping[str, Any]]) -> BrowsingHistory:
     """The history after `events`, starting from a stored `history` document (or none)."""
     return BrowsingHistory.from_document(document).apply_all(events)
 
@@ -138,7 +134,3 @@ def escape_key(product_id: str) -> str:
 def unescape_key(key: str) -> str:
     product_id = key.replace(KEY_DOT, ".")
     return "$" + product_id[1:] if product_id.startswith(KEY_DOLLAR) else product_id
-
-
-def _as_datetime(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else parse_ts(value)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recsys_core.markdown import markdown_table
+
 DEFAULT_K = 10
 TRAIN_RATIO = 0.75
 SPLIT_SEED = 42
@@ -124,8 +126,6 @@ def recommend_popular(ranking: Sequence[str], seen: Mapping[str, set[str]], user
 
 def metrics_table(rows: Mapping[str, Mapping[str, Any]], k: int = DEFAULT_K) -> str:
     """A Markdown table: one row per model, one column per metric."""
-    header = "| model | " + " | ".join(f"{m}@{k}" for m in METRIC_NAMES) + " |"
-    lines = [header, "|---" * (len(METRIC_NAMES) + 1) + "|"]
-    for model, values in rows.items():
-        lines.append(f"| {model} | " + " | ".join(f"{float(values[m]):.4f}" for m in METRIC_NAMES) + " |")
-    return "\n".join(lines)
+    return markdown_table(["model", *(f"{m}@{k}" for m in METRIC_NAMES)],
+                          [[model, *(f"{float(values[m]):.4f}" for m in METRIC_NAMES)]
+                           for model, values in rows.items()])

@@ -269,7 +269,3 @@ class Settings:
     @property
     def ferretdb_binary(self) -> Path:
         return self.tools_dir / "bin" / "ferretdb"
-
-
-def load_settings() -> Settings:
-    return Settings.from_env()

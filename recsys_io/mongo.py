@@ -21,7 +21,6 @@ BESTSELLERS = "bestsellers"
 RECOMMENDATIONS = "recommendations"
 SIMILAR_ITEMS = "similar_items"
 MODELS = "models"
-COLLECTIONS = (PRODUCTS, HISTORY, BESTSELLERS, RECOMMENDATIONS, SIMILAR_ITEMS, MODELS)
 
 # Documents are keyed by their natural id in `_id` (product_id, user_id, scope, version), so
 # lookups are primary-key reads and upserts need no extra unique index.

@@ -20,7 +20,6 @@ from recsys_simulator.vocabulary import Theme, themes_for
 
 # Zipf exponent of product popularity: a few products get most of the attention.
 POPULARITY_EXPONENT = 1.1
-MAX_PREFERRED_CATEGORIES = 3
 # Mean sessions per shopper per day; activity is log-normal, so a few shoppers come back daily.
 MEAN_SESSIONS_PER_DAY = 0.3
 MAX_SESSIONS_PER_DAY = 3.0

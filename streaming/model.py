@@ -1,6 +1,6 @@
 """The promoted ALS model, hot-reloaded: looked up at the start of every micro-batch, loaded once per version.
 
-The lookup is one indexed read of `models` (promoted, newest promoted_at first); the factors are
+The lookup is one indexed read of the registry (recsys_io.registry.current_model); the factors are
 read with Spark only when the version changes and kept in the driver as numpy arrays, so a
 newly promoted model is used from the next batch on without restarting the job.
 """
@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pymongo import DESCENDING
 
-from recsys_io.mongo import MODELS
 from recsys_core.realtime import ItemFactors
+from recsys_io.registry import current_model
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -60,8 +59,7 @@ class ModelCache:
         self._broken: set[str] = set()
 
     def current(self, db) -> PromotedModel | None:
-        document = db[MODELS].find_one({"promoted": True}, {"version": 1, "path": 1},
-                                       sort=[("promoted_at", DESCENDING)])
+        document = current_model(db, ("version", "path"))
         if document is None:
             return self.model
         version = str(document.get("version", document["_id"]))

@@ -16,33 +16,31 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ReplaceOne
 from pymongo.collection import Collection
 
-from recsys_core.documents import GLOBAL_SCOPE
-from recsys_core.history import BrowsingHistory, browsing_history
-from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from recsys_core.documents import GLOBAL_SCOPE, next_write_token
+from recsys_core.history import BrowsingHistory, history_after
 from recsys_core.realtime import RECENT_VIEWS, Scorer, Shopper
+from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 from streaming.model import PromotedModel
 
 log = logging.getLogger("recsys.stream")
 
 
 class Tokens:
-    """Write tokens: the current time in milliseconds (what BSON keeps), strictly increasing."""
+    """The job's write tokens (`recsys_core.documents.next_write_token`), each after the one before it."""
 
     def __init__(self) -> None:
-        self._last = datetime.min.replace(tzinfo=UTC)
-        self._lock = threading.Lock()
+        self._last: datetime | None = None
+        self._lock = threading.Lock()  # the writes thread takes tokens while the next group is computed
 
     def next(self) -> datetime:
-        now = datetime.now(UTC)
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         with self._lock:
-            self._last = max(now, self._last + timedelta(milliseconds=1))
+            self._last = next_write_token(self._last)
             return self._last
 
 
@@ -218,7 +216,7 @@ def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tok
     histories: dict[str, BrowsingHistory] = {}
 
     def compute(user_id: str, old: dict[str, Any] | None, updated_at: datetime) -> dict[str, Any]:
-        histories[user_id] = browsing_history(old, events_by_user[user_id])
+        histories[user_id] = history_after(old, events_by_user[user_id])
         return {"_id": user_id, "user_id": user_id, **histories[user_id].to_fields(), "updated_at": updated_at}
 
     written = rewrite_guarded(db[HISTORY], events_by_user, "updated_at", tokens, compute, known, writes=writes)
@@ -280,7 +278,8 @@ def _context(db, histories: Mapping[str, BrowsingHistory], reference: ReferenceD
 def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_event: Mapping[str, datetime],
                            model: PromotedModel | None, tokens: Tokens, known: WrittenDocuments | None = None,
                            reference: ReferenceData | None = None, writes: Writes | None = None) -> None:
-    """Recompute and store (with `writes`: submit the write of) the real-time recommendations of every user in `histories`.
+    """Recompute and store (with `writes`: submit the write of) the real-time recommendations of every user in
+    `histories`.
 
     `known` keeps only the two fields read back here (`computed_at`, `last_event_ts`) per user;
     without `reference`, categories, neighbours and bestsellers are read from the store.

@@ -9,7 +9,7 @@ import pytest
 
 from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
 from recsys_core.events import format_ts
-from recsys_core.interactions import decay, interaction_strengths
+from recsys_core.interactions import PairStrength, decay, interaction_strengths
 from recsys_core.metrics import (Interaction, average_precision_at_k, evaluate, ndcg_at_k, popularity_ranking,
                                  precision_at_k, recall_at_k, recommend_popular, split_interactions)
 
@@ -64,20 +64,34 @@ def _event(kind, user, product, ts, **fields):
     return event
 
 
+def strengths(events, as_of=AS_OF, **options):
+    return {pair: found.strength for pair, found in interaction_strengths(events, as_of, **options).items()}
+
+
 def test_interaction_weights_sum_by_type_and_rating_weighs_its_score():
     day = AS_OF - timedelta(days=1)
     events = [_event("product_view", "u", "p", day), _event("add_to_cart", "u", "p", day, quantity=1),
               _event("purchase", "u", "p", day, order_id="o"), _event("rating", "u", "q", day, score=4.5)]
-    assert interaction_strengths(events, AS_OF) == {("u", "p"): 9.0, ("u", "q"): 4.5}
+    assert strengths(events) == {("u", "p"): 9.0, ("u", "q"): 4.5}
+    assert interaction_strengths(events, AS_OF)[("u", "p")] == PairStrength(9.0, day, 3)
 
 
 def test_history_delete_removes_the_pair_but_later_events_count_again():
     t0 = AS_OF - timedelta(days=3)
     events = [_event("product_view", "u", "p", t0), _event("history_delete", "u", "p", t0 + timedelta(hours=1)),
               _event("product_view", "u", "q", t0)]
-    assert interaction_strengths(events, AS_OF) == {("u", "q"): 1.0}
+    assert strengths(events) == {("u", "q"): 1.0}
     events.append(_event("product_view", "u", "p", t0 + timedelta(hours=2)))
-    assert interaction_strengths(events, AS_OF)[("u", "p")] == 1.0
+    assert strengths(events)[("u", "p")] == 1.0
+
+
+def test_decay_ages_events_against_as_of_and_later_events_do_not_count_yet():
+    events = [_event("product_view", "u", "p", AS_OF - timedelta(days=7)), _event("product_view", "u", "p", AS_OF),
+              _event("product_view", "u", "q", AS_OF + timedelta(seconds=1)),
+              _event("history_delete", "u", "p", AS_OF + timedelta(seconds=1))]
+    assert strengths(events, half_life_days=7) == {("u", "p"): 1.5}
+    later = strengths(events, AS_OF + timedelta(days=7), half_life_days=7)  # the delete counts now
+    assert later == {("u", "q"): pytest.approx(0.5, rel=1e-5)}
 
 
 def test_decay_halves_weight_every_half_life():
@@ -97,8 +111,8 @@ def test_bestsellers_count_distinct_buyers_inside_the_window_only():
     ]
     assert rank_bestsellers(lines, AS_OF, 30) == [
         {"product_id": "p0", "buyers": 1}, {"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]
-    assert category_bestsellers(lines, AS_OF, 30) == {
-        "c1": [{"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}], "c2": []}
+    assert category_bestsellers(lines, AS_OF, 30) == {  # c2 sold only after the window: no list
+        "c1": [{"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]}
 
 
 def test_interaction_files_merge_repeated_pairs_and_read_recbole_headers():

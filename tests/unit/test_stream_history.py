@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import format_ts
-from recsys_core.history import browsing_history
+from recsys_core.history import history_after
 
 T0 = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 
@@ -25,50 +25,50 @@ def delete(product_id: str, seconds: float) -> dict:
 
 
 def test_history_is_distinct_products_newest_view_first():
-    history = browsing_history(None, [view("a", 1), view("b", 2), view("a", 3), view("c", 0)])
+    history = history_after(None, [view("a", 1), view("b", 2), view("a", 3), view("c", 0)])
     assert history.product_ids() == ["a", "b", "c"]
     assert history.items()[0][1] == T0 + timedelta(seconds=3)
 
 
 def test_late_event_lands_at_its_event_time_not_arrival_order():
-    stored = browsing_history(None, [view("a", 10), view("b", 20)]).to_fields()
-    history = browsing_history(stored, [view("late", 15)])
+    stored = history_after(None, [view("a", 10), view("b", 20)]).to_fields()
+    history = history_after(stored, [view("late", 15)])
     assert history.product_ids() == ["b", "late", "a"]
 
 
 def test_history_keeps_the_fifty_most_recent_products():
     events = [view(f"p{i:03d}", i) for i in range(HISTORY_MAX_ITEMS + 10)]
-    history = browsing_history(None, events)
+    history = history_after(None, events)
     assert len(history.product_ids()) == HISTORY_MAX_ITEMS
     assert history.product_ids()[0] == f"p{HISTORY_MAX_ITEMS + 9:03d}"
     assert "p009" not in history.product_ids()
 
 
 def test_delete_removes_product_and_keeps_older_views_out():
-    history = browsing_history(None, [view("a", 1), view("b", 2), delete("a", 5), view("a", 4)])
+    history = history_after(None, [view("a", 1), view("b", 2), delete("a", 5), view("a", 4)])
     assert history.product_ids() == ["b"]
 
 
 def test_view_after_delete_brings_product_back():
-    history = browsing_history(None, [view("a", 1), delete("a", 5), view("a", 6)])
+    history = history_after(None, [view("a", 1), delete("a", 5), view("a", 6)])
     assert history.product_ids() == ["a"]
 
 
 def test_delete_arriving_before_an_older_view_still_wins():
-    stored = browsing_history(None, [delete("a", 5)]).to_fields()
-    assert browsing_history(stored, [view("a", 3)]).product_ids() == []
+    stored = history_after(None, [delete("a", 5)]).to_fields()
+    assert history_after(stored, [view("a", 3)]).product_ids() == []
 
 
 def test_purchases_are_remembered_for_recommendations():
     purchase = {"type": "purchase", "user_id": "u1", "ts": at(1), "order_id": "o1",
                 "items": [{"product_id": "x", "quantity": 1, "price": 2.0}]}
-    assert browsing_history(None, [purchase]).purchased == {"x"}
+    assert history_after(None, [purchase]).purchased == {"x"}
 
 
 def test_replaying_events_changes_nothing():
     events = [view("a", 1), view("b", 2), delete("a", 3), view("c", 4)]
-    once = browsing_history(None, events).to_fields()
-    twice = browsing_history(once, events).to_fields()
+    once = history_after(None, events).to_fields()
+    twice = history_after(once, events).to_fields()
     assert once == twice
 
 
@@ -76,25 +76,25 @@ def test_any_order_of_the_same_events_gives_the_same_history():
     rng = random.Random(7)
     events = [view(f"p{rng.randrange(45)}", rng.randrange(1000)) for _ in range(300)]
     events += [delete(f"p{rng.randrange(45)}", rng.randrange(1000)) for _ in range(30)]
-    expected = browsing_history(None, events).to_fields()
+    expected = history_after(None, events).to_fields()
     for _ in range(5):
         rng.shuffle(events)
         # Applied in three separate batches, as the stream would.
         document = None
         for start in range(0, len(events), 110):
-            document = browsing_history(document, events[start:start + 110]).to_fields()
+            document = history_after(document, events[start:start + 110]).to_fields()
         assert (document["product_ids"], document["viewed_at"]) == (expected["product_ids"], expected["viewed_at"])
 
 
 def test_product_ids_that_are_not_valid_document_keys_survive_a_round_trip():
-    fields = browsing_history(None, [view("a.b", 1), delete("a.b", 2), delete("$x", 3)]).to_fields()
+    fields = history_after(None, [view("a.b", 1), delete("a.b", 2), delete("$x", 3)]).to_fields()
     assert all("." not in key and not key.startswith("$") for key in fields["deleted"])
-    assert set(browsing_history(fields, []).deleted) == {"a.b", "$x"}
+    assert set(history_after(fields, []).deleted) == {"a.b", "$x"}
 
 
 def test_a_document_in_the_earlier_shape_reads_the_same_and_is_rewritten_in_the_new_one():
-    fields = browsing_history(None, [view("a", 1), view("b", 2), delete("c", 3)]).to_fields()
+    fields = history_after(None, [view("a", 1), view("b", 2), delete("c", 3)]).to_fields()
     earlier = {"items": [{"product_id": p, "ts": ts} for p, ts in zip(fields["product_ids"], fields["viewed_at"])],
                "deleted": fields["deleted"], "purchased": fields["purchased"]}
-    assert browsing_history(earlier, []).to_fields() == fields
+    assert history_after(earlier, []).to_fields() == fields
     assert "items" not in fields and len(fields["product_ids"]) == len(fields["viewed_at"]) == 2

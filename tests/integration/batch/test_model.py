@@ -9,8 +9,8 @@ from dagster import DagsterInstance, materialize
 from tests.support.batch import model_config
 
 from recsys_assets.definitions import all_assets, all_checks
-from recsys_assets.registry import PromotionRefused, promote_model, rollback_model
 from recsys_assets.resources import build_resources
+from recsys_io.registry import PromotionRefused, promote_model, rollback_model
 
 pytestmark = pytest.mark.integration
 

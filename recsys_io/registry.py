@@ -1,16 +1,22 @@
-"""Model versions in the `models` collection: register, record checks, promote, roll back.
+"""The model registry, the `models` collection: register, record checks, promote, roll back, find the current one.
 
 Exactly one version is current: the promoted one with the latest `promoted_at` (readers sort that
 way, so the short moment between promoting the new version and demoting the old one is harmless).
-Old versions and their files stay, so a rollback is one update.
+Old versions and their files stay, so a rollback is one update. The batch layer, the CLI and the
+streaming job all read and change the registry through these functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo import DESCENDING
+
 from recsys_core.errors import RecsysError
+from recsys_core.markdown import markdown_table
+from recsys_io.mongo import MODELS
 
 
 class PromotionRefused(RecsysError):
@@ -18,32 +24,42 @@ class PromotionRefused(RecsysError):
 
 
 def register_model(db, document: dict[str, Any]) -> None:
-    db.models.replace_one({"_id": document["_id"]}, document, upsert=True)
+    db[MODELS].replace_one({"_id": document["_id"]}, document, upsert=True)
 
 
 def record_checks(db, version: str, passed: bool) -> None:
-    db.models.update_one({"_id": version}, {"$set": {"checks_passed": passed}})
+    db[MODELS].update_one({"_id": version}, {"$set": {"checks_passed": passed}})
 
 
-def current_model(db) -> dict[str, Any] | None:
-    return next(iter(db.models.find({"promoted": True}).sort("promoted_at", -1).limit(1)), None)
+def find_model(db, version: str) -> dict[str, Any] | None:
+    return db[MODELS].find_one({"_id": version})
+
+
+def current_model(db, fields: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The current version's document (only `fields` and `_id` when given); None before any promotion.
+
+    One read of the `current_model` index (recsys_io.mongo.INDEXES): the streaming job asks at
+    every micro-batch.
+    """
+    projection = dict.fromkeys(fields, 1) if fields is not None else None
+    return db[MODELS].find_one({"promoted": True}, projection, sort=[("promoted_at", DESCENDING)])
 
 
 def list_models(db) -> list[dict[str, Any]]:
-    return list(db.models.find({}).sort("created_at", -1))
+    return list(db[MODELS].find({}).sort("created_at", DESCENDING))
 
 
 def promote_model(db, version: str, now: datetime | None = None) -> dict[str, Any]:
     """Make `version` current; refused unless its evaluation checks passed."""
-    document = db.models.find_one({"_id": version})
+    document = find_model(db, version)
     if document is None:
         raise PromotionRefused(f"model version {version!r} does not exist (see `recsys model list`)")
     if document.get("checks_passed") is not True:
         raise PromotionRefused(f"model version {version!r} did not pass its evaluation checks "
                                f"(checks_passed={document.get('checks_passed')}); it stays unpromoted")
     now = now or datetime.now(UTC)
-    db.models.update_one({"_id": version}, {"$set": {"promoted": True, "promoted_at": now}})
-    db.models.update_many({"promoted": True, "_id": {"$ne": version}}, {"$set": {"promoted": False}})
+    db[MODELS].update_one({"_id": version}, {"$set": {"promoted": True, "promoted_at": now}})
+    db[MODELS].update_many({"promoted": True, "_id": {"$ne": version}}, {"$set": {"promoted": False}})
     return {**document, "promoted": True, "promoted_at": now}
 
 
@@ -53,8 +69,8 @@ def rollback_model(db, to: str | None = None) -> dict[str, Any]:
         current = current_model(db)
         if current is None:
             raise PromotionRefused("no model is current, so there is nothing to roll back from")
-        older = db.models.find({"checks_passed": True, "created_at": {"$lt": current["created_at"]}})
-        previous = next(iter(older.sort("created_at", -1).limit(1)), None)
+        previous = db[MODELS].find_one({"checks_passed": True, "created_at": {"$lt": current["created_at"]}},
+                                       sort=[("created_at", DESCENDING)])
         if previous is None:
             raise PromotionRefused(f"no version older than {current['_id']} passed its checks")
         to = previous["_id"]
@@ -63,11 +79,10 @@ def rollback_model(db, to: str | None = None) -> dict[str, Any]:
 
 def versions_table(models: list[dict[str, Any]], k: int = 10) -> str:
     """Markdown: every version, its NDCG against popularity, whether it passed and is current."""
-    lines = [f"| version | NDCG@{k} ALS | NDCG@{k} popularity | checks | current |", "|---|---|---|---|---|"]
+    rows = []
     for m in models:
         metrics = m.get("metrics") or {}
         als, pop = (metrics.get("als") or {}).get("ndcg"), (metrics.get("popularity") or {}).get("ndcg")
-        lines.append(f"| {m['_id']} | {als if als is None else f'{als:.4f}'} | "
-                     f"{pop if pop is None else f'{pop:.4f}'} | {m.get('checks_passed')} | "
-                     f"{'yes' if m.get('promoted') else ''} |")
-    return "\n".join(lines)
+        rows.append([m["_id"], als if als is None else f"{als:.4f}", pop if pop is None else f"{pop:.4f}",
+                     m.get("checks_passed"), "yes" if m.get("promoted") else ""])
+    return markdown_table(["version", f"NDCG@{k} ALS", f"NDCG@{k} popularity", "checks", "current"], rows)
