@@ -45,8 +45,8 @@ class CompatController(Controller):
             responses=documented(400, 401, 503),
             summary="Delete a product (`product-id` header) from a history (`user-id` header)")
     async def delete_history(self, user_id: UserHeader, product_id: ProductHeader, db: AsyncDatabase,
-                             publisher: Publisher) -> None:
-        await delete_from_history(db, publisher, user_id, product_id)
+                             publisher: Publisher, settings: Settings) -> None:
+        await delete_from_history(db, publisher, settings, user_id, product_id)
 
     @get("/user_history_recommendations", responses=documented(400, 503),
          summary="Bestsellers for the shopper in the `user-id` header")

@@ -35,7 +35,8 @@ def _write_token(previous: datetime | None) -> datetime:
     return now if previous is None or now > previous else previous + timedelta(milliseconds=1)
 
 
-async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: str, product_id: str) -> None:
+async def delete_from_history(db: AsyncDatabase, publisher: Publisher, settings: Settings, user_id: str,
+                              product_id: str) -> None:
     """Tell every layer first (the event), then take the product out of the served history at once.
 
     The history is changed by the same rule the streaming job applies (recsys_core.history), so
@@ -44,7 +45,8 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
     by `updated_at`, like the streaming job's (FerretDB cannot $pull by a sub-field), retried when
     the stream wrote in between. Both steps are idempotent: a retry after a 503 is safe.
     """
-    event = history_delete_event(user_id, product_id)  # InvalidEvent (422) for a blank id
+    # InvalidEvent (422) for a blank id, or while the clock is before the lake's first day.
+    event = history_delete_event(user_id, product_id, first_day=settings.events_first_day)
     user_id = event["user_id"]  # as the stream will see it (trimmed)
     await publisher.publish(publisher.topics.events, [(user_id, msgspec.json.encode(event))])
     for _ in range(DELETE_ATTEMPTS):
@@ -77,11 +79,11 @@ class UsersController(Controller):
     @delete("/history/{product_id:str}", guards=[require_api_key], security=SECURITY,
             responses=documented(400, 401, 503), summary="Delete a product from the browsing history")
     async def delete_history(self, user_id: UserId, product_id: ProductId, db: AsyncDatabase,
-                             publisher: Publisher) -> None:
+                             publisher: Publisher, settings: Settings) -> None:
         """Remove every view of the product from the shopper's history at once, and record a
         `history_delete` event so no later batch or stream run brings it back. 204 also when there
         was nothing to delete."""
-        await delete_from_history(db, publisher, user_id, product_id)
+        await delete_from_history(db, publisher, settings, user_id, product_id)
 
     @get("/bestsellers", responses=documented(400, 503), summary="Bestsellers for this shopper")
     async def bestsellers(self, user_id: UserId, db: AsyncDatabase, settings: Settings,

@@ -185,7 +185,8 @@ class Settings:
                               "Lists shorter than this are served empty.")
     events_start_date: str = _var("RECSYS_EVENTS_START_DATE", _date, "2026-01-01",
                                   "First day of the daily event partitions in Dagster; keep it fixed "
-                                  "once deployed (partition keys and backfills refer to days from it).")
+                                  "once deployed (partition keys and backfills refer to days from it). "
+                                  "Every layer refuses an event timed before it, with the reason.")
     bestseller_window_days: int = _var("RECSYS_BESTSELLER_WINDOW_DAYS", _positive_int, "30",
                                        "Bestsellers count distinct buyers over this many days.")
     retrain_min_new_events: int = _var("RECSYS_RETRAIN_MIN_NEW_EVENTS", _positive_int, "1000",
@@ -222,6 +223,11 @@ class Settings:
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def events_first_day(self) -> date:
+        """The lake's first daily partition (RECSYS_EVENTS_START_DATE): no layer accepts an earlier event."""
+        return date.fromisoformat(self.events_start_date)
 
     # --- derived addresses -------------------------------------------------------------------
     @property

@@ -152,7 +152,7 @@ def replay_file(settings: Settings, path: Path, rate: float = 1.0, stop: threadi
     tally = EventTally()
 
     def valid_events(lines: Iterable[str]):
-        for line in read_clickstream(lines, _now):
+        for line in read_clickstream(lines, _now, settings.events_first_day):
             if line.event is not None:
                 yield line.event
             else:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
@@ -55,7 +55,7 @@ def tune_collector() -> None:
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
-def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def validate(records: list[SourceRecord], first_day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(canonical events, dead letters): every record ends up in exactly one of the two."""
     events, letters = [], []
     for record in records:
@@ -68,7 +68,7 @@ def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[di
             letters.append(dead_letter(record, "not JSON", [{"field": "", "reason": str(error)}]))
             continue
         try:
-            events.append(parse_event(raw, allow_internal=True))
+            events.append(parse_event(raw, first_day=first_day, allow_internal=True))
         except InvalidEvent as error:
             letters.append(dead_letter(record, "invalid event", [e.as_dict() for e in error.errors]))
     return events, letters
@@ -112,7 +112,7 @@ class BatchProcessor:
             started = time.monotonic()
             records = [SourceRecord(r.topic, r.partition, r.offset, None if r.value is None else bytes(r.value))
                        for r in frame.collect()]
-            events, letters = validate(records)
+            events, letters = validate(records, self.settings.events_first_day)
             read_ms = (time.monotonic() - started) * 1000
             if letters:
                 with_backoff(lambda: send_dead_letters(self._dlq_producer(), self.settings.topics.dlq, letters),

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +21,7 @@ from recsys_simulator.replay import read_clickstream
 from recsys_simulator.sessions import utc_ts, uuid4_text
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
+FIRST_DAY = date(2026, 1, 1)  # RECSYS_EVENTS_START_DATE's default
 SMALL = StoreConfig(seed=7, products=120, categories=6, users=300)
 
 
@@ -48,10 +49,10 @@ def test_catalog_does_not_depend_on_the_number_of_shoppers():
 
 def test_every_generated_event_is_already_canonical(small_history):
     for event in small_history:
-        assert parse_event(event, END) == event
+        assert parse_event(event, END, first_day=FIRST_DAY) == event
     store = build_store(SMALL)
     for event in itertools.islice(live_events(store, lambda: END), 2_000):
-        assert parse_event(event, END) == event
+        assert parse_event(event, END, first_day=FIRST_DAY) == event
 
 
 def test_history_is_in_time_order_inside_the_requested_days(small_history):
@@ -164,11 +165,11 @@ def test_replay_stamps_lines_now_and_says_why_bad_lines_are_skipped():
         '{"event": "Purchase", "userid": "u1"}',
         "[1, 2]",
     ]
-    read = list(read_clickstream(lines, lambda: now))
+    read = list(read_clickstream(lines, lambda: now, FIRST_DAY))
     assert [line.number for line in read] == [1, 2, 4, 5, 6]
     good = read[0].event
     assert good["ts"] == format_ts(now) and good["user_id"] == "u1" and good["source"] == "email"
-    assert good["event_id"] == list(read_clickstream(lines[:1], lambda: now))[0].event["event_id"]
+    assert good["event_id"] == list(read_clickstream(lines[:1], lambda: now, FIRST_DAY))[0].event["event_id"]
     assert "not valid JSON" in read[1].reason
     assert read[2].reason == "userid: is required"
     assert "ProductView" in read[3].reason
