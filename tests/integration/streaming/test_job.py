@@ -12,6 +12,7 @@ import pytest
 from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
+from tests.support.api import api_client
 from tests.support.stream import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
                                  stable_fields, view, wait_for, write_catalog, write_model)
 
@@ -103,6 +104,24 @@ def test_out_of_order_views_and_history_delete_land_by_event_time(spark, setting
     assert history["purchased"] == ["s3"]
     recommendations = mongo_db[RECOMMENDATIONS].find_one({"_id": user})
     assert recommendations["last_event_ts"] == T0 + timedelta(seconds=50)
+
+
+def test_views_of_one_millisecond_land_in_arrival_order_and_are_served_so_also_after_a_replay(
+        spark, settings, mongo_db, unique):
+    few, many = f"few-{unique}", f"many-{unique}"
+    # Product-id order (the tie-break without arrival positions) differs from arrival order in both.
+    produce(settings, [view(few, p, 7) for p in ("c", "a", "d", "b")]
+            + [view(many, f"p{i:02d}", 7) for i in range(40)])
+    run_once(spark, settings)
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": few})) == ["b", "d", "a", "c"]
+    last_ten = [f"p{i:02d}" for i in range(39, 29, -1)]
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": many}))[:10] == last_ten
+    with api_client(settings) as client:
+        assert client.get(f"/v1/users/{many}/history", params={"limit": 10}).json()["products"] == last_ten
+    before = stable_fields(mongo_db[HISTORY].find_one({"_id": many}))
+    shutil.rmtree(checkpoint_dir(settings))  # every batch applied again onto the stored documents
+    run_once(spark, settings)
+    assert stable_fields(mongo_db[HISTORY].find_one({"_id": many})) == before
 
 
 def test_without_a_model_browsed_category_bestsellers_fill_and_bought_products_stay_out(
