@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,24 @@ class Pacer:
         # After a stall, catch up at most one second's worth instead of bursting.
         self.next = max(self.next + self.interval, time.monotonic() - 1.0)
         return True
+
+
+class SendTimes:
+    """The times paced events are stamped with: now in milliseconds (an event's `ts` keeps no more),
+    each strictly after the one before, so a feed's events keep their order by time alone, whatever
+    the rate and even if the clock steps back."""
+
+    STEP = timedelta(milliseconds=1)
+
+    def __init__(self, clock: Callable[[], datetime]):
+        self.clock = clock
+        self.last: datetime | None = None
+
+    def next(self) -> datetime:
+        now = self.clock()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self.last = now if self.last is None or now > self.last else self.last + self.STEP
+        return self.last
 
 
 def _now() -> datetime:
@@ -115,14 +133,24 @@ def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, st
            tally: EventTally, report: Report | None, report_every: float,
            duration: float | None = None) -> EventTally:
     """Send events one slot apart, stamped with the time of sending, until they run out, `stop` is
-    set or `duration` has passed (counted once the producer is connected)."""
+    set or `duration` has passed (counted once the producer is connected).
+
+    Each stamp is after the one before (`SendTimes`). Past 1,000 events a second that would run the
+    stamps ahead of the clock, and the platform refuses events from the future: the feed waits for
+    the clock instead, so it sends at most one event per millisecond.
+    """
     with Publisher(settings) as publisher:
         pacer = Pacer(rate, stop, duration)
+        stamps = SendTimes(_now)
         next_report = time.monotonic() + report_every
         for event in events:
             if not pacer.wait():
                 break
-            event = {**event, "ts": format_ts(_now())}  # the moment it is really sent
+            ts = stamps.next()  # the moment it is really sent
+            ahead = (ts - _now()).total_seconds()
+            if ahead > 0 and stop.wait(ahead):
+                break
+            event = {**event, "ts": format_ts(ts)}
             publisher.send(settings.topics.events, event["user_id"], event)
             tally.add(event)
             if report and time.monotonic() >= next_report:

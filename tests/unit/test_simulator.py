@@ -176,6 +176,53 @@ def test_replay_stamps_lines_now_and_says_why_bad_lines_are_skipped():
     assert read[4].reason == "an event must be a JSON object"
 
 
+def test_sent_events_are_stamped_each_strictly_later_than_the_one_before():
+    from recsys_simulator.feed import SendTimes
+
+    frozen = datetime(2026, 11, 22, 4, 0, 0, 123_456, tzinfo=UTC)
+    stamps = SendTimes(lambda: frozen)
+    first, second, third = stamps.next(), stamps.next(), stamps.next()
+    assert first == frozen.replace(microsecond=123_000)
+    assert (second - first, third - second) == (timedelta(milliseconds=1), timedelta(milliseconds=1))
+    clock = iter([frozen, frozen - timedelta(seconds=5), frozen + timedelta(seconds=1)])
+    stepping_back = SendTimes(lambda: next(clock))
+    assert [format_ts(stepping_back.next()) for _ in range(3)] == [
+        "2026-11-22T04:00:00.123Z", "2026-11-22T04:00:00.124Z", "2026-11-22T04:00:01.123Z"]
+
+
+def test_a_replay_at_any_rate_keeps_the_files_order_by_time_and_never_stamps_ahead_of_the_clock(
+        monkeypatch, tmp_path):
+    import recsys_simulator.feed as feed
+    from recsys_core.events import parse_ts
+    from recsys_core.settings import Settings
+
+    sent = []
+
+    class Recording:
+        def __init__(self, settings):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def send(self, topic, key, value):
+            sent.append((value, datetime.now(UTC)))
+
+    monkeypatch.setattr(feed, "Publisher", Recording)
+    path = tmp_path / "clicks.jsonl"
+    path.write_text("".join(f'{{"event": "ProductView", "messageid": "m{i}", "userid": "u{i % 3}", '
+                            f'"properties": {{"productid": "p{i}"}}}}\n' for i in range(300)))
+    tally = feed.replay_file(Settings.from_env({}), path, rate=1e9)
+    assert tally.events == 300
+    assert [value["product_id"] for value, _ in sent] == [f"p{i}" for i in range(300)]
+    stamps = [parse_ts(value["ts"]) for value, _ in sent]
+    assert all(later > earlier for earlier, later in itertools.pairwise(stamps))
+    assert all(stamp <= at for stamp, (_, at) in zip(stamps, sent, strict=True))
+
+
 def test_tally_summarises_what_was_sent():
     tally = EventTally()
     tally.add({"type": "product_view", "user_id": "u1", "product_id": "p1", "ts": "2026-01-02T00:00:00.000Z"})
