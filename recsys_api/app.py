@@ -22,6 +22,7 @@ from recsys_api.metrics import PROMETHEUS, MetricsController
 from recsys_api.ops import OpsController
 from recsys_api.products import ProductsController
 from recsys_api.publisher import Publisher
+from recsys_api.requests import ApiRequest
 from recsys_api.storefront import StorefrontController
 from recsys_api.users import UsersController
 from recsys_io.mongo import async_mongo_client, serving_db
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[clients],
         middleware=[PROMETHEUS.middleware],
         openapi_config=OPENAPI,
+        request_class=ApiRequest,
         request_max_body_size=MAX_BODY,
         # Client libraries (kafka-python's ping, pymongo) log every connection at INFO.
         logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]},
