@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.types import Receive, Scope, Send
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -20,6 +21,7 @@ from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
 from recsys_api.metrics import PROMETHEUS, MetricsController
 from recsys_api.ops import OpsController
+from recsys_api.paths import decode_path_params, route_on_segments
 from recsys_api.products import ProductsController
 from recsys_api.publisher import Publisher
 from recsys_api.requests import ApiRequest
@@ -46,6 +48,15 @@ OPENAPI = OpenAPIConfig(
 )
 
 
+class Api(Litestar):
+    """The app: Litestar, routing ids with an encoded '/' to the route they belong to (recsys_api.paths)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        if scope["type"] == "http":
+            route_on_segments(scope)
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def clients(app: Litestar) -> AsyncIterator[None]:
@@ -64,13 +75,13 @@ def create_app(settings: Settings) -> Litestar:
             await publisher.close()
             await mongo.close()
 
-    app = Litestar(
+    app = Api(
         route_handlers=[EventsController, UsersController, BestsellersController, ProductsController,
                         CompatController, OpsController, MetricsController, StorefrontController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],
-        middleware=[PROMETHEUS.middleware],
+        middleware=[decode_path_params, PROMETHEUS.middleware],
         openapi_config=OPENAPI,
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY,

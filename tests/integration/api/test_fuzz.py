@@ -113,3 +113,13 @@ def test_a_body_nested_at_any_depth_answers_400_or_422_with_the_reason_never_500
         assert (response.status_code, error["code"]) == (400, "bad_request")
         [detail] = error["details"]
         assert detail["field"] == "" and "nested too deeply" in detail["reason"]
+
+
+def test_ids_with_a_slash_reach_their_route_through_a_real_server(served_api):
+    """uvicorn decodes the path before the app routes it: `%2F` must still be part of the id."""
+    import httpx
+
+    user = httpx.get(f"{served_api}/v1/users/shop%2F7/history", timeout=30)
+    unknown = httpx.get(f"{served_api}/v1/products/a%2Fb%252F/similar", timeout=30)
+    assert (user.status_code, user.json()["user_id"]) == (200, "shop/7")
+    assert (unknown.status_code, unknown.json()["error"]["details"]) == (404, {"product_id": "a/b%2F"})
