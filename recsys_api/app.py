@@ -11,9 +11,9 @@ from litestar.types import Receive, Scope, Send
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components
 
-from recsys_api.auth import API_KEY_HEADER
+from recsys_api.auth import SECURITY_SCHEMES
 from recsys_api.bestsellers import BestsellersController
 from recsys_api.compat import CompatController
 from recsys_api.dependencies import DEPENDENCIES
@@ -39,12 +39,11 @@ OPENAPI = OpenAPIConfig(
         "Collects shoppers' events and the catalog into Kafka and serves precomputed lists "
         "(history, bestsellers, recommendations, similar products) from MongoDB. Every error has "
         "the shape {\"error\": {\"code\", \"message\", \"details\"}}. Write routes need X-API-Key "
-        "when RECSYS_API_KEYS is set."),
+        "when RECSYS_API_KEYS is set; routes that reveal one shopper's data need it when "
+        "RECSYS_API_READ_KEYS is set (a read key or a write key)."),
     path="/schema",
     render_plugins=[SwaggerRenderPlugin(path="/swagger"), ScalarRenderPlugin(path="/")],
-    components=Components(security_schemes={
-        "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header",
-                                 description="One of RECSYS_API_KEYS (write routes only)")}),
+    components=Components(security_schemes=SECURITY_SCHEMES),
 )
 
 

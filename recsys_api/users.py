@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recsys_api import serving
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
 from recsys_api.errors import Unavailable, documented
 from recsys_api.params import Limit, ProductId, UserId
 from recsys_api.publisher import Publisher
@@ -70,7 +70,8 @@ class UsersController(Controller):
     path = "/v1/users/{user_id:str}"
     tags = ["shoppers"]
 
-    @get("/history", responses=documented(400, 503), summary="Recently viewed products")
+    @get("/history", guards=[require_read_key], security=READ_SECURITY, responses=documented(400, 401, 503),
+         summary="Recently viewed products")
     async def history(self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10) -> UserProducts:
         """The last `limit` distinct products the shopper viewed, newest first ([] when fewer than
         RECSYS_MIN_LIST_SIZE)."""
@@ -85,7 +86,8 @@ class UsersController(Controller):
         was nothing to delete."""
         await delete_from_history(db, publisher, settings, user_id, product_id)
 
-    @get("/bestsellers", responses=documented(400, 503), summary="Bestsellers for this shopper")
+    @get("/bestsellers", guards=[require_read_key], security=READ_SECURITY, responses=documented(400, 401, 503),
+         summary="Bestsellers for this shopper")
     async def bestsellers(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
                           limit: Limit = 10) -> UserProducts:
         """With browsing history: the bestsellers of the 3 most recently browsed categories merged
@@ -93,7 +95,8 @@ class UsersController(Controller):
         bestsellers, non-personalized."""
         return user_products(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))
 
-    @get("/recommendations", responses=documented(400, 503), summary="Recommendations for this shopper")
+    @get("/recommendations", guards=[require_read_key], security=READ_SECURITY,
+         responses=documented(400, 401, 503), summary="Recommendations for this shopper")
     async def recommendations(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
                               limit: Limit = 10) -> UserProducts:
         """The shopper's precomputed recommendations minus products they bought, with

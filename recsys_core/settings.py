@@ -177,6 +177,9 @@ class Settings:
     api_keys: tuple[str, ...] = _var("RECSYS_API_KEYS", _key_list, "",
                                      "Comma-separated keys required (X-API-Key) on write routes; "
                                      "empty: writes are open.")
+    api_read_keys: tuple[str, ...] = _var("RECSYS_API_READ_KEYS", _key_list, "",
+                                          "Comma-separated keys required (X-API-Key) on routes that reveal one "
+                                          "shopper's data; a write key is one too; empty: those reads are open.")
     api_produce_timeout_seconds: float = _var("RECSYS_API_PRODUCE_TIMEOUT_SECONDS", _positive_float, "5",
                                               "How long the API waits for Kafka to acknowledge a write "
                                               "before answering 503.")
