@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.types import Receive, Scope, Send
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components
 
-from recsys_api.auth import API_KEY_HEADER
+from recsys_api.auth import SECURITY_SCHEMES
 from recsys_api.bestsellers import BestsellersController
 from recsys_api.compat import CompatController
 from recsys_api.dependencies import DEPENDENCIES
@@ -20,8 +21,10 @@ from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
 from recsys_api.metrics import PROMETHEUS, MetricsController
 from recsys_api.ops import OpsController
+from recsys_api.paths import decode_path_params, route_on_segments
 from recsys_api.products import ProductsController
 from recsys_api.publisher import Publisher
+from recsys_api.requests import ApiRequest
 from recsys_api.storefront import StorefrontController
 from recsys_api.users import UsersController
 from recsys_io.mongo import async_mongo_client, serving_db
@@ -36,13 +39,21 @@ OPENAPI = OpenAPIConfig(
         "Collects shoppers' events and the catalog into Kafka and serves precomputed lists "
         "(history, bestsellers, recommendations, similar products) from MongoDB. Every error has "
         "the shape {\"error\": {\"code\", \"message\", \"details\"}}. Write routes need X-API-Key "
-        "when RECSYS_API_KEYS is set."),
+        "when RECSYS_API_KEYS is set; routes that reveal one shopper's data need it when "
+        "RECSYS_API_READ_KEYS is set (a read key or a write key)."),
     path="/schema",
     render_plugins=[SwaggerRenderPlugin(path="/swagger"), ScalarRenderPlugin(path="/")],
-    components=Components(security_schemes={
-        "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header",
-                                 description="One of RECSYS_API_KEYS (write routes only)")}),
+    components=Components(security_schemes=SECURITY_SCHEMES),
 )
+
+
+class Api(Litestar):
+    """The app: Litestar, routing ids with an encoded '/' to the route they belong to (recsys_api.paths)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        if scope["type"] == "http":
+            route_on_segments(scope)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -63,14 +74,15 @@ def create_app(settings: Settings) -> Litestar:
             await publisher.close()
             await mongo.close()
 
-    app = Litestar(
+    app = Api(
         route_handlers=[EventsController, UsersController, BestsellersController, ProductsController,
                         CompatController, OpsController, MetricsController, StorefrontController],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],
-        middleware=[PROMETHEUS.middleware],
+        middleware=[decode_path_params, PROMETHEUS.middleware],
         openapi_config=OPENAPI,
+        request_class=ApiRequest,
         request_max_body_size=MAX_BODY,
         # Client libraries (kafka-python's ping, pymongo) log every connection at INFO.
         logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]},

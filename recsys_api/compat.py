@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api import serving
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
 from recsys_api.errors import documented
 from recsys_api.params import Limit
 from recsys_api.publisher import Publisher
@@ -35,8 +35,8 @@ class CompatController(Controller):
     path = "/api/v1"
     tags = ["compatibility"]
 
-    @get("/user_nav_history_latest_products", responses=documented(400, 503),
-         summary="Recently viewed products (user in the `user-id` header)")
+    @get("/user_nav_history_latest_products", guards=[require_read_key], security=READ_SECURITY,
+         responses=documented(400, 401, 503), summary="Recently viewed products (user in the `user-id` header)")
     async def history(self, user_id: UserHeader, db: AsyncDatabase, settings: Settings,
                       limit: Limit = 10) -> CompatProducts:
         return compat(user_id, await serving.recent_history(db, user_id, limit, settings.min_list_size))
@@ -45,11 +45,11 @@ class CompatController(Controller):
             responses=documented(400, 401, 503),
             summary="Delete a product (`product-id` header) from a history (`user-id` header)")
     async def delete_history(self, user_id: UserHeader, product_id: ProductHeader, db: AsyncDatabase,
-                             publisher: Publisher) -> None:
-        await delete_from_history(db, publisher, user_id, product_id)
+                             publisher: Publisher, settings: Settings) -> None:
+        await delete_from_history(db, publisher, settings, user_id, product_id)
 
-    @get("/user_history_recommendations", responses=documented(400, 503),
-         summary="Bestsellers for the shopper in the `user-id` header")
+    @get("/user_history_recommendations", guards=[require_read_key], security=READ_SECURITY,
+         responses=documented(400, 401, 503), summary="Bestsellers for the shopper in the `user-id` header")
     async def recommendations(self, user_id: UserHeader, db: AsyncDatabase, settings: Settings,
                               limit: Limit = 10) -> CompatProducts:
         return compat(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))

@@ -121,7 +121,8 @@ def documented(*status_codes: int) -> dict[int, Any]:
 
     descriptions = {
         400: "Malformed JSON or an invalid parameter",
-        401: "Missing or wrong X-API-Key (only when RECSYS_API_KEYS is set)",
+        401: "Missing or wrong X-API-Key (only when the route's keys are set: RECSYS_API_KEYS for writes, "
+             "RECSYS_API_READ_KEYS for one shopper's data)",
         404: "Unknown resource",
         413: "Request body too large",
         422: "Invalid input: details list each problem's index, field and reason; nothing was written",

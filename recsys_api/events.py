@@ -14,6 +14,7 @@ from recsys_api.errors import InvalidInput, documented
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import EventsAccepted, events_body_schema
 from recsys_core.events import MAX_BATCH, parse_batch
+from recsys_core.settings import Settings
 
 MAX_EVENTS_BODY = 1024 * 1024
 
@@ -25,7 +26,8 @@ EVENTS_BODY = Body(
         "purchase {order_id, items: [{product_id, quantity >= 1, price >= 0?}]}, "
         "rating {product_id, score 0.5..5 in steps of 0.5}; all with type, user_id (1-128 chars), "
         "event_id (UUID, optional: generated; the same id twice is one event downstream), ts "
-        "(ISO-8601 with zone, optional: now; at most 5 minutes ahead). The clickstream format "
+        "(ISO-8601 with zone, optional: now; at most 5 minutes ahead, not before RECSYS_EVENTS_START_DATE). "
+        "The clickstream format "
         "{event: \"ProductView\", messageid, userid, properties: {productid}, context: {source}, "
         "timestamp?} is accepted and normalised to product_view."),
     schema_extra=events_body_schema(),
@@ -60,7 +62,8 @@ class EventsController(Controller):
     @post(status_code=202, guards=[require_api_key], security=SECURITY,
           request_max_body_size=MAX_EVENTS_BODY, responses=documented(400, 401, 413, 422, 503),
           summary="Collect shoppers' events (all-or-nothing)")
-    async def collect(self, data: Annotated[dict[str, Any], EVENTS_BODY], publisher: Publisher) -> EventsAccepted:
+    async def collect(self, data: Annotated[dict[str, Any], EVENTS_BODY], publisher: Publisher,
+                      settings: Settings) -> EventsAccepted:
         """Validate every event, write them to the events topic keyed by user_id, answer once all are acknowledged.
 
         If any event is invalid, nothing is written and the 422 lists each problem with the
@@ -68,7 +71,7 @@ class EventsController(Controller):
         answer is 503: resend the same events (with their event ids) later.
         """
         raws = _batch(data)
-        events, errors = parse_batch(raws)
+        events, errors = parse_batch(raws, first_day=settings.events_first_day)
         if errors:
             bad = len({e["index"] for e in errors})
             raise InvalidInput(f"{bad} of {len(raws)} events are invalid; nothing was accepted", errors)

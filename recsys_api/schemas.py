@@ -99,7 +99,8 @@ class Readiness(msgspec.Struct):
 
 # --- request bodies, for the schema only: handlers validate with recsys_core's parsers ------------
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-Timestamp = Annotated[str, msgspec.Meta(description="ISO-8601 with a zone; default now; at most 5 minutes ahead")]
+Timestamp = Annotated[str, msgspec.Meta(description="ISO-8601 with a zone; default now; at most 5 minutes ahead "
+                                                    "and not before RECSYS_EVENTS_START_DATE")]
 EventId = Annotated[str, msgspec.Meta(description="UUID; generated when absent; the same id twice is one event")]
 Quantity = Annotated[int, msgspec.Meta(ge=1)]
 

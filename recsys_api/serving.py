@@ -32,7 +32,8 @@ class ProductList:
 
 async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
     # `items`: the views of a document in the earlier shape (recsys_core.history reads both).
-    fields = {"product_ids": 1, "viewed_at": 1, "items": 1, "deleted": 1, "purchased": 1}
+    fields = {"product_ids": 1, "viewed_at": 1, "viewed_seq": 1, "items": 1, "deleted": 1, "deleted_seq": 1,
+              "purchased": 1}
     return await db[HISTORY].find_one({"_id": user_id}, fields) or {}
 
 

@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recsys_api import serving
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
 from recsys_api.errors import Unavailable, documented
 from recsys_api.params import Limit, ProductId, UserId
 from recsys_api.publisher import Publisher
@@ -27,7 +27,8 @@ def user_products(user_id: str, result: serving.ProductList) -> UserProducts:
                         model_version=result.model_version, computed_at=result.computed_at)
 
 
-async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: str, product_id: str) -> None:
+async def delete_from_history(db: AsyncDatabase, publisher: Publisher, settings: Settings, user_id: str,
+                              product_id: str) -> None:
     """Tell every layer first (the event), then take the product out of the served history at once.
 
     The history is changed by the same rule the streaming job applies (recsys_core.history), so
@@ -36,7 +37,8 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, user_id: 
     by `updated_at`, like the streaming job's (FerretDB cannot $pull by a sub-field), retried when
     the stream wrote in between. Both steps are idempotent: a retry after a 503 is safe.
     """
-    event = history_delete_event(user_id, product_id)  # InvalidEvent (422) for a blank id
+    # InvalidEvent (422) for a blank id, or while the clock is before the lake's first day.
+    event = history_delete_event(user_id, product_id, first_day=settings.events_first_day)
     user_id = event["user_id"]  # as the stream will see it (trimmed)
     await publisher.publish(publisher.topics.events, [(user_id, msgspec.json.encode(event))])
     for _ in range(DELETE_ATTEMPTS):
@@ -60,7 +62,8 @@ class UsersController(Controller):
     path = "/v1/users/{user_id:str}"
     tags = ["shoppers"]
 
-    @get("/history", responses=documented(400, 503), summary="Recently viewed products")
+    @get("/history", guards=[require_read_key], security=READ_SECURITY, responses=documented(400, 401, 503),
+         summary="Recently viewed products")
     async def history(self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10) -> UserProducts:
         """The last `limit` distinct products the shopper viewed, newest first ([] when fewer than
         RECSYS_MIN_LIST_SIZE)."""
@@ -69,13 +72,14 @@ class UsersController(Controller):
     @delete("/history/{product_id:str}", guards=[require_api_key], security=SECURITY,
             responses=documented(400, 401, 503), summary="Delete a product from the browsing history")
     async def delete_history(self, user_id: UserId, product_id: ProductId, db: AsyncDatabase,
-                             publisher: Publisher) -> None:
+                             publisher: Publisher, settings: Settings) -> None:
         """Remove every view of the product from the shopper's history at once, and record a
         `history_delete` event so no later batch or stream run brings it back. 204 also when there
         was nothing to delete."""
-        await delete_from_history(db, publisher, user_id, product_id)
+        await delete_from_history(db, publisher, settings, user_id, product_id)
 
-    @get("/bestsellers", responses=documented(400, 503), summary="Bestsellers for this shopper")
+    @get("/bestsellers", guards=[require_read_key], security=READ_SECURITY, responses=documented(400, 401, 503),
+         summary="Bestsellers for this shopper")
     async def bestsellers(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
                           limit: Limit = 10) -> UserProducts:
         """With browsing history: the bestsellers of the 3 most recently browsed categories merged
@@ -83,7 +87,8 @@ class UsersController(Controller):
         bestsellers, non-personalized."""
         return user_products(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))
 
-    @get("/recommendations", responses=documented(400, 503), summary="Recommendations for this shopper")
+    @get("/recommendations", guards=[require_read_key], security=READ_SECURITY,
+         responses=documented(400, 401, 503), summary="Recommendations for this shopper")
     async def recommendations(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
                               limit: Limit = 10) -> UserProducts:
         """The shopper's precomputed recommendations minus products they bought, with

@@ -15,6 +15,7 @@ everything produced since that day anyway. A single day is a range of one.
 
 
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetSpec,
                      BackfillPolicy, DailyPartitionsDefinition, MaterializeResult, MetadataValue, multi_asset)
@@ -34,7 +35,7 @@ PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-def read_days(spark, kafka: KafkaResource, first: str, last: str):
+def read_days(spark, kafka: KafkaResource, first: str, last: str, lake_first_day: date):
     """Validated records (valid or not) of the UTC days first..last, from one read of Kafka."""
     from pyspark.sql import functions as F
 
@@ -45,7 +46,8 @@ def read_days(spark, kafka: KafkaResource, first: str, last: str):
               .option("startingOffsetsByTimestampStrategy", "latest").load()
               .select("topic", "partition", "offset", F.col("value").cast("string").alias("value"),
                       F.unix_millis("timestamp").alias("kafka_ts_ms")))
-    records = spark.createDataFrame(source.rdd.mapPartitions(validate_records), RECORD_SCHEMA)
+    validate = partial(validate_records, first_day=lake_first_day)
+    records = spark.createDataFrame(source.rdd.mapPartitions(validate), RECORD_SCHEMA)
     return (records.withColumn("day", F.to_date(F.timestamp_millis("day_ms")))
             .where(F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date"))))
 
@@ -96,7 +98,9 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: Ka
     keys = context.partition_key_range
     first, last = keys.start, keys.end
     session = spark.spark_session
-    records = read_days(session, kafka, first, last).persist()
+    # The lake's first day is its partitions' first key (RECSYS_EVENTS_START_DATE when they were defined).
+    lake_first_day = date.fromisoformat(context.assets_def.partitions_def.get_first_partition_key())
+    records = read_days(session, kafka, first, last, lake_first_day).persist()
     try:
         events, quarantined = split_records(records)
         replace_days(events, lake.table("raw_events"), first, last)

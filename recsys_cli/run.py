@@ -44,9 +44,17 @@ def say(text: str) -> None:
 
 def api_key(s: Settings) -> str:
     """The key write routes require: RECSYS_API_KEYS when set, else one generated once and kept."""
-    if s.api_keys:
-        return s.api_keys[0]
-    path = s.data_dir / "run" / "api_key"
+    return _kept_key(s.api_keys, s.data_dir / "run" / "api_key")
+
+
+def read_key(s: Settings) -> str:
+    """The key a shopper's data needs: RECSYS_API_READ_KEYS when set, else one generated once and kept."""
+    return _kept_key(s.api_read_keys, s.data_dir / "run" / "read_key")
+
+
+def _kept_key(configured: tuple[str, ...], path: Path) -> str:
+    if configured:
+        return configured[0]
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(18))
@@ -108,8 +116,9 @@ def dagster_home(s: Settings) -> Path:
     return home
 
 
-def platform_children(s: Settings, key: str, config: StoreConfig, live_rate: float) -> list[Child]:
-    env = {"DAGSTER_HOME": str(dagster_home(s)), "RECSYS_API_KEYS": ",".join(s.api_keys or (key,))}
+def platform_children(s: Settings, key: str, read: str, config: StoreConfig, live_rate: float) -> list[Child]:
+    env = {"DAGSTER_HOME": str(dagster_home(s)), "RECSYS_API_KEYS": ",".join(s.api_keys or (key,)),
+           "RECSYS_API_READ_KEYS": ",".join(s.api_read_keys or (read,))}
     bin_dir = Path(sys.executable).parent
 
     def child(name: str, argv: list[str], ready_url: str | None = None) -> Child:
@@ -156,10 +165,10 @@ def register(app: typer.Typer) -> None:
         say("Starting the local stack (the first run provisions Kafka, FerretDB and Spark jars once)")
         typer.echo(manager.format_status(manager.up(s)), err=True)
         config = StoreConfig(seed=seed, products=products, categories=categories, users=users)
-        key = api_key(s)
+        key, read = api_key(s), read_key(s)
         stop = threading.Event()
         previous: dict = {}
-        supervisor = Supervisor(platform_children(s, key, config, live_rate), say)
+        supervisor = Supervisor(platform_children(s, key, read, config, live_rate), say)
         try:
             seed_store(s, config, days)
             materialize_once(s, days, rematerialize, materialize_config)
@@ -171,10 +180,11 @@ def register(app: typer.Typer) -> None:
             typer.echo("\n".join([
                 "",
                 f"recsys is running (up in {time.monotonic() - started:.0f}s). Ctrl-C stops everything it started.",
-                f"  Storefront   {api}/demo#key={key}",
+                f"  Storefront   {api}/demo#key={key}&read={read}",
                 f"  API docs     {api}/schema",
                 f"  Dagster UI   http://127.0.0.1:{s.dagster_port}",
                 f"  API key      {key}   (X-API-Key header on POST/PUT/DELETE)",
+                f"  Read key     {read}   (X-API-Key header on a shopper's history and lists)",
                 f"  Kafka        {s.kafka_servers}     MongoDB {s.mongo_url}{s.mongo_db}",
                 f"  Logs         {s.data_dir / 'logs'}/*.log",
                 "",

@@ -176,13 +176,14 @@ def live(
 
 def replay(
     file: Annotated[Path, typer.Argument(help="Clickstream file: one JSON event per line.")],
-    rate: Annotated[float, typer.Option("--rate", min=0.01, help="Events per second.")] = 1.0,
+    rate: Annotated[float, typer.Option("--rate", min=0.01, help="Events per second (at most 1,000: each line is "
+                                        "stamped at least a millisecond after the one before).")] = 1.0,
 ) -> None:
     """Replay a clickstream file to the events topic, one event per second (or --rate), stamped now.
 
     Each line is {"event": "ProductView", "messageid": ..., "userid": ..., "properties": {"productid": ...}, "context": {"source": ...}}; the platform's own event format works too.
 
-    Any timestamp in the file is replaced by the time of sending; a message id always gives the same event id, so a replay sent twice is recognisable. Invalid lines are reported with their line number and reason, skipped and counted in the summary; the replay goes on.
+    Any timestamp in the file is replaced by the time of sending, each line's strictly after the line before, so the file's order is kept; a message id always gives the same event id, so a replay sent twice is recognisable. Invalid lines are reported with their line number and reason, skipped and counted in the summary; the replay goes on.
     """
     if not file.is_file():
         fail(f"{file} is not a readable file", code=2)

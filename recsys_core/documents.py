@@ -6,9 +6,13 @@ products         {_id: product_id, product_id, category_id, name, description, p
 history          {_id: user_id, user_id,
                   product_ids: [product_id],         distinct products, newest view first, at most 50,
                   viewed_at: [ts],                   each one's newest view (same length and order),
+                  viewed_seq: [offset],              its arrival position in the shopper's Kafka partition,
+                                                     which orders views of one millisecond (-1: unknown;
+                                                     absent in documents written before it was kept),
                   deleted: {product_id: ts},         last history_delete per product: older views stay out
                                                      (keys: '.' stored as U+FF0E, a leading '$' as U+FF04;
                                                      recsys_core.history.escape_key / unescape_key),
+                  deleted_seq: {product_id: offset}, the arrival position of those deletes that have one,
                   purchased: [product_id],           products the user bought (recommendations skip them),
                   updated_at}
 bestsellers      {_id: scope, scope: "global" | category_id, window_days, computed_at,

@@ -2,7 +2,10 @@
 
 `parse_event` turns whatever a client sent (the platform's own format or the clickstream format of
 existing replay producers) into one canonical dict, or raises `InvalidEvent` listing every field
-that is wrong and why. The canonical form is what travels on `recsys.events`:
+that is wrong and why. Every caller passes the lake's first day (RECSYS_EVENTS_START_DATE,
+`Settings.events_first_day`): an event the lake has no daily partition for, before that day or more
+than `MAX_FUTURE` ahead, is refused here, so each layer says so (422, dead letter, quarantine)
+instead of one of them losing it. The canonical form is what travels on `recsys.events`:
 
     {"event_id": uuid str, "type": ..., "user_id": str, "ts": "2026-11-22T04:00:00.123Z", ...type fields}
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "history_delete")
@@ -65,7 +68,24 @@ def parse_ts(value: Any, field: str = "ts", *, allow_epoch: bool = False) -> dat
         raise InvalidEvent([FieldError(field, f"{value!r} is not an ISO-8601 timestamp")]) from None
     if ts.tzinfo is None:
         raise InvalidEvent([FieldError(field, "timestamp needs a time zone (e.g. 'Z' or '+01:00')")])
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid ISO date with no UTC instant
+        raise InvalidEvent([FieldError(field, f"{value!r} is outside the range of dates")]) from None
+
+
+def placement_problem(ts: datetime, now: datetime, first_day: date) -> str | None:
+    """Why the lake could not place an event at `ts` in one of its daily partitions, or None.
+
+    The partitions run from `first_day` (RECSYS_EVENTS_START_DATE) to tomorrow; the batch layer
+    reads a day from Kafka starting MAX_FUTURE before it, so a later event would be missed too.
+    """
+    if ts < datetime.combine(first_day, time(), UTC):
+        return (f"before RECSYS_EVENTS_START_DATE ({first_day.isoformat()}), the first day the lake keeps "
+                "events for; such an event cannot be stored")
+    if ts - now > MAX_FUTURE:
+        return "is more than 5 minutes in the future"
+    return None
 
 
 def as_datetime(value: datetime | str) -> datetime:
@@ -141,20 +161,21 @@ def _stable_id(message_id: Any) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"clickstream:{message_id}"))
 
 
-def _timestamp(checker: _Checker, raw_ts: Any, field: str, now: datetime, allow_epoch: bool = False) -> str:
+def _timestamp(checker: _Checker, raw_ts: Any, field: str, now: datetime, first_day: date,
+               allow_epoch: bool = False) -> str:
     ts = now
     if raw_ts is not None:
         try:
             ts = parse_ts(raw_ts, field, allow_epoch=allow_epoch)
         except InvalidEvent as error:
             checker.errors.extend(error.errors)
-        else:
-            if ts - now > MAX_FUTURE:
-                checker.fail(field, "is more than 5 minutes in the future")
+            return ""
+    if problem := placement_problem(ts, now, first_day):
+        checker.fail(field, problem)
     return format_ts(ts)
 
 
-def _from_clickstream(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _from_clickstream(raw: dict[str, Any], now: datetime, first_day: date) -> dict[str, Any]:
     """{"event": "ProductView", "messageid", "userid", "properties": {"productid"}, "context": {"source"}}"""
     checker = _Checker(raw)
     if raw.get("event") != "ProductView":
@@ -166,7 +187,7 @@ def _from_clickstream(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
         "event_id": _stable_id(raw.get("messageid")),
         "type": "product_view",
         "user_id": checker.identifier("userid", raw.get("userid"), MAX_USER_ID_LENGTH),
-        "ts": _timestamp(checker, raw.get("timestamp"), "timestamp", now, allow_epoch=True),
+        "ts": _timestamp(checker, raw.get("timestamp"), "timestamp", now, first_day, allow_epoch=True),
         "product_id": checker.identifier("properties.productid", properties.get("productid")),
         "source": str(source) if source is not None else None,
     }
@@ -175,16 +196,18 @@ def _from_clickstream(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
     return event
 
 
-def parse_event(raw: Any, now: datetime | None = None, *, allow_internal: bool = False) -> dict[str, Any]:
+def parse_event(raw: Any, now: datetime | None = None, *, first_day: date,
+                allow_internal: bool = False) -> dict[str, Any]:
     """Validate one event and return its canonical dict; raise InvalidEvent with every problem.
 
-    `allow_internal` admits `history_delete`, which only the platform itself produces.
+    `first_day` is the lake's first day (`Settings.events_first_day`); `allow_internal` admits
+    `history_delete`, which only the platform itself produces.
     """
     now = now or datetime.now(UTC)
     if not isinstance(raw, dict):
         raise InvalidEvent([FieldError("", "an event must be a JSON object")])
     if "event" in raw and "type" not in raw:
-        return _from_clickstream(raw, now)
+        return _from_clickstream(raw, now, first_day)
     checker = _Checker(raw)
     event_type = raw.get("type")
     allowed = EVENT_TYPES if allow_internal else CLIENT_EVENT_TYPES
@@ -194,7 +217,7 @@ def parse_event(raw: Any, now: datetime | None = None, *, allow_internal: bool =
         "event_id": _event_id(checker, raw.get("event_id")),
         "type": event_type,
         "user_id": checker.identifier("user_id", raw.get("user_id"), MAX_USER_ID_LENGTH),
-        "ts": _timestamp(checker, raw.get("ts"), "ts", now),
+        "ts": _timestamp(checker, raw.get("ts"), "ts", now, first_day),
     }
     if event_type in ("product_view", "add_to_cart", "rating", "history_delete"):
         event["product_id"] = checker.identifier("product_id", raw.get("product_id"))
@@ -234,18 +257,20 @@ def parse_event(raw: Any, now: datetime | None = None, *, allow_internal: bool =
     return event
 
 
-def parse_batch(raws: list[Any], now: datetime | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def parse_batch(raws: list[Any], now: datetime | None = None, *, first_day: date
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """All-or-nothing helper: (events, errors) where errors carry each bad event's index."""
     now = now or datetime.now(UTC)
     events, errors = [], []
     for index, raw in enumerate(raws):
         try:
-            events.append(parse_event(raw, now))
+            events.append(parse_event(raw, now, first_day=first_day))
         except InvalidEvent as error:
             errors.extend({"index": index, **e.as_dict()} for e in error.errors)
     return events, errors
 
 
-def history_delete_event(user_id: str, product_id: str, now: datetime | None = None) -> dict[str, Any]:
+def history_delete_event(user_id: str, product_id: str, now: datetime | None = None, *,
+                         first_day: date) -> dict[str, Any]:
     return parse_event({"type": "history_delete", "user_id": user_id, "product_id": product_id,
-                        "ts": format_ts(now or datetime.now(UTC))}, now, allow_internal=True)
+                        "ts": format_ts(now or datetime.now(UTC))}, now, first_day=first_day, allow_internal=True)

@@ -58,8 +58,7 @@ def shown_history(history: BrowsingHistory) -> list[str]:
     The streaming job already drops deleted views; filtering again keeps a deletion effective
     even while a stale writer catches up.
     """
-    return [product_id for product_id, ts in history.items()
-            if product_id not in history.deleted or ts > history.deleted[product_id]]
+    return [product_id for product_id in history.product_ids() if history.shown(product_id)]
 
 
 def serve(products: Sequence[str], limit: int, min_list_size: int, exclude: Iterable[str] = ()) -> list[str]:

@@ -177,6 +177,9 @@ class Settings:
     api_keys: tuple[str, ...] = _var("RECSYS_API_KEYS", _key_list, "",
                                      "Comma-separated keys required (X-API-Key) on write routes; "
                                      "empty: writes are open.")
+    api_read_keys: tuple[str, ...] = _var("RECSYS_API_READ_KEYS", _key_list, "",
+                                          "Comma-separated keys required (X-API-Key) on routes that reveal one "
+                                          "shopper's data; a write key is one too; empty: those reads are open.")
     api_produce_timeout_seconds: float = _var("RECSYS_API_PRODUCE_TIMEOUT_SECONDS", _positive_float, "5",
                                               "How long the API waits for Kafka to acknowledge a write "
                                               "before answering 503.")
@@ -185,7 +188,8 @@ class Settings:
                               "Lists shorter than this are served empty.")
     events_start_date: str = _var("RECSYS_EVENTS_START_DATE", _date, "2026-01-01",
                                   "First day of the daily event partitions in Dagster; keep it fixed "
-                                  "once deployed (partition keys and backfills refer to days from it).")
+                                  "once deployed (partition keys and backfills refer to days from it). "
+                                  "Every layer refuses an event timed before it, with the reason.")
     bestseller_window_days: int = _var("RECSYS_BESTSELLER_WINDOW_DAYS", _positive_int, "30",
                                        "Bestsellers count distinct buyers over this many days.")
     retrain_min_new_events: int = _var("RECSYS_RETRAIN_MIN_NEW_EVENTS", _positive_int, "1000",
@@ -222,6 +226,11 @@ class Settings:
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def events_first_day(self) -> date:
+        """The lake's first daily partition (RECSYS_EVENTS_START_DATE): no layer accepts an earlier event."""
+        return date.fromisoformat(self.events_start_date)
 
     # --- derived addresses -------------------------------------------------------------------
     @property

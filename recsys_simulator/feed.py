@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 
 from recsys_core.catalog import parse_product
 from recsys_core.errors import ServerUnavailable
+from recsys_core.documents import next_write_token
 from recsys_core.events import format_ts
 from recsys_io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_core.settings import Settings
@@ -57,6 +58,21 @@ class Pacer:
         # After a stall, catch up at most one second's worth instead of bursting.
         self.next = max(self.next + self.interval, time.monotonic() - 1.0)
         return True
+
+
+class SendTimes:
+    """The times paced events are stamped with: now in milliseconds (an event's `ts` keeps no more),
+    each strictly after the one before, so a feed's events keep their order by time alone, whatever
+    the rate and even if the clock steps back."""
+
+    def __init__(self, clock: Callable[[], datetime]):
+        self.clock = clock
+        self.last: datetime | None = None
+
+    def next(self) -> datetime:
+        # The rule of the serving store's write tokens: now in milliseconds, always after the last.
+        self.last = next_write_token(self.last, self.clock())
+        return self.last
 
 
 def _now() -> datetime:
@@ -115,14 +131,24 @@ def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, st
            tally: EventTally, report: Report | None, report_every: float,
            duration: float | None = None) -> EventTally:
     """Send events one slot apart, stamped with the time of sending, until they run out, `stop` is
-    set or `duration` has passed (counted once the producer is connected)."""
+    set or `duration` has passed (counted once the producer is connected).
+
+    Each stamp is after the one before (`SendTimes`). Past 1,000 events a second that would run the
+    stamps ahead of the clock, and the platform refuses events from the future: the feed waits for
+    the clock instead, so it sends at most one event per millisecond.
+    """
     with Publisher(settings) as publisher:
         pacer = Pacer(rate, stop, duration)
+        stamps = SendTimes(_now)
         next_report = time.monotonic() + report_every
         for event in events:
             if not pacer.wait():
                 break
-            event = {**event, "ts": format_ts(_now())}  # the moment it is really sent
+            ts = stamps.next()  # the moment it is really sent
+            ahead = (ts - _now()).total_seconds()
+            if ahead > 0 and stop.wait(ahead):
+                break
+            event = {**event, "ts": format_ts(ts)}
             publisher.send(settings.topics.events, event["user_id"], event)
             tally.add(event)
             if report and time.monotonic() >= next_report:
@@ -152,7 +178,7 @@ def replay_file(settings: Settings, path: Path, rate: float = 1.0, stop: threadi
     tally = EventTally()
 
     def valid_events(lines: Iterable[str]):
-        for line in read_clickstream(lines, _now):
+        for line in read_clickstream(lines, _now, settings.events_first_day):
             if line.event is not None:
                 yield line.event
             else:

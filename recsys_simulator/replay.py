@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from recsys_core.events import FieldError, InvalidEvent, parse_event
@@ -26,27 +26,27 @@ class ReplayLine:
     reason: str | None = None  # why the line is skipped, when event is None
 
 
-def parse_line(text: str, now: datetime) -> dict[str, Any]:
-    """One line -> canonical event at `now`; InvalidEvent says why not."""
+def parse_line(text: str, now: datetime, first_day: date) -> dict[str, Any]:
+    """One line -> canonical event at `now` (validated against the lake's `first_day`); InvalidEvent says why not."""
     try:
         raw = json.loads(text)
     except ValueError as error:
         raise InvalidEvent([FieldError("", f"not valid JSON ({error})")]) from None
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k not in _TIMESTAMP_FIELDS}
-    return parse_event(raw, now)
+    return parse_event(raw, now, first_day=first_day)
 
 
 def describe(error: InvalidEvent) -> str:
     return "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in error.errors)
 
 
-def read_clickstream(lines: Iterable[str], clock: Callable[[], datetime]) -> Iterator[ReplayLine]:
+def read_clickstream(lines: Iterable[str], clock: Callable[[], datetime], first_day: date) -> Iterator[ReplayLine]:
     """Each non-blank line, numbered from 1, as an event or a reason; `clock` is read per line, lazily."""
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
-            yield ReplayLine(number, event=parse_line(text, clock()))
+            yield ReplayLine(number, event=parse_line(text, clock(), first_day))
         except InvalidEvent as error:
             yield ReplayLine(number, reason=describe(error))

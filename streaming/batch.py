@@ -14,11 +14,11 @@ import threading
 import time
 from collections import defaultdict, deque
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
-from recsys_core.history import BrowsingHistory
+from recsys_core.history import SEQ, BrowsingHistory
 from recsys_io.kafka import make_producer
 from recsys_io.mongo import HISTORY, RECOMMENDATIONS, mongo_client, serving_db
 from recsys_core.settings import Settings
@@ -55,8 +55,12 @@ def tune_collector() -> None:
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
-def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(canonical events, dead letters): every record ends up in exactly one of the two."""
+def validate(records: list[SourceRecord], first_day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(canonical events, dead letters): every record ends up in exactly one of the two.
+
+    Each event carries its record's offset as its arrival position (recsys_core.history.SEQ): it
+    orders a shopper's events of one millisecond, all in the one partition their key picks.
+    """
     events, letters = [], []
     for record in records:
         if record.value is None:
@@ -68,9 +72,12 @@ def validate(records: list[SourceRecord]) -> tuple[list[dict[str, Any]], list[di
             letters.append(dead_letter(record, "not JSON", [{"field": "", "reason": str(error)}]))
             continue
         try:
-            events.append(parse_event(raw, allow_internal=True))
+            event = parse_event(raw, first_day=first_day, allow_internal=True)
         except InvalidEvent as error:
             letters.append(dead_letter(record, "invalid event", [e.as_dict() for e in error.errors]))
+            continue
+        event[SEQ] = record.offset
+        events.append(event)
     return events, letters
 
 
@@ -112,7 +119,7 @@ class BatchProcessor:
             started = time.monotonic()
             records = [SourceRecord(r.topic, r.partition, r.offset, None if r.value is None else bytes(r.value))
                        for r in frame.collect()]
-            events, letters = validate(records)
+            events, letters = validate(records, self.settings.events_first_day)
             read_ms = (time.monotonic() - started) * 1000
             if letters:
                 with_backoff(lambda: send_dead_letters(self._dlq_producer(), self.settings.topics.dlq, letters),

@@ -29,7 +29,8 @@ TEST_ENV = {
     "RECSYS_SPARK_DRIVER_MEMORY": "2g",
 }
 # Tests talk to their own local servers, never to servers named in the caller's environment.
-for _name in ("RECSYS_KAFKA_BOOTSTRAP", "RECSYS_MONGO_URI", "RECSYS_API_KEYS", "RECSYS_MONGO_DB", "RECSYS_TOPIC_PREFIX"):
+for _name in ("RECSYS_KAFKA_BOOTSTRAP", "RECSYS_MONGO_URI", "RECSYS_API_KEYS", "RECSYS_API_READ_KEYS", "RECSYS_MONGO_DB",
+              "RECSYS_TOPIC_PREFIX"):
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 

@@ -2,8 +2,9 @@
 
 A single server-sent HTML page with a little JavaScript; it uses the public API for everything
 (views go through `POST /v1/events`) plus two small look-ups to pick a shopper and a category.
-The API key, when one is needed, is given to the page in the URL fragment (`/demo#key=...`), which
-browsers never send to the server.
+The API keys, when they are needed, are given to the page in the URL fragment
+(`/demo#key=...&read=...`: the write key for views and deletes, the read key for the shopper's
+lists), which browsers never send to the server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from litestar import Controller, MediaType, get
 from litestar.response import Response
 from pymongo.asynchronous.database import AsyncDatabase
 
+from recsys_api.auth import READ_SECURITY, require_read_key
+from recsys_api.errors import documented
 from recsys_io.mongo import HISTORY, PRODUCTS
 
 PAGE = Path(__file__).with_name("demo.html").read_bytes()
@@ -37,7 +40,9 @@ class StorefrontController(Controller):
     async def page(self) -> Response[bytes]:
         return Response(PAGE, media_type=MediaType.HTML)
 
-    @get("/users", summary="Shoppers with a browsing history, to pick one on the storefront page")
+    # Shoppers' ids, with who browsed last: guarded like a shopper's own data.
+    @get("/users", guards=[require_read_key], security=READ_SECURITY, responses=documented(401, 503),
+         summary="Shoppers with a browsing history, to pick one on the storefront page")
     async def users(self, db: AsyncDatabase) -> DemoUsers:
         cursor = db[HISTORY].find({}, {"_id": 1}).sort("updated_at", -1).limit(SAMPLE_USERS)
         return DemoUsers(users=[doc["_id"] async for doc in cursor])

@@ -76,3 +76,34 @@ def test_attributes_a_document_cannot_hold_are_refused(attributes):
     with pytest.raises(InvalidProduct) as caught:
         parse_product({"product_id": "p", "category_id": "c", "attributes": attributes})
     assert [e.field for e in caught.value.errors] == ["attributes"]
+
+
+@pytest.mark.parametrize("raw, routed, identifier", [
+    (b"/v1/products/a%2Fb/similar", "/v1/products/a%2Fb/similar", "a/b"),
+    (b"/v1/users/shop%2f7/history/50%25%20off", "/v1/users/shop%2F7/history/50%25 off", "shop/7"),
+    (b"/v1/products/a%252Fb?limit=3", "/v1/products/a%252Fb", "a%2Fb"),
+])
+def test_paths_with_escapes_are_routed_on_their_segments_and_the_ids_decoded(raw, routed, identifier):
+    import asyncio
+
+    from recsys_api.paths import decode_path_params, route_on_segments
+
+    scope = {"type": "http", "path": "as the server decoded it", "raw_path": raw}
+    route_on_segments(scope)
+    assert scope["path"] == routed
+    scope["path_params"] = {"id": routed.split("/")[3]}  # what the router takes from the id's segment
+    seen = {}
+
+    async def handler(scope, receive, send):
+        seen.update(scope["path_params"])
+
+    asyncio.run(decode_path_params(handler)(scope, None, None))
+    assert seen == {"id": identifier}
+
+
+def test_paths_without_escapes_are_left_as_the_server_decoded_them():
+    from recsys_api.paths import route_on_segments
+
+    scope = {"type": "http", "path": "/v1/users/u1/history", "raw_path": b"/v1/users/u1/history"}
+    route_on_segments(scope)
+    assert scope == {"type": "http", "path": "/v1/users/u1/history", "raw_path": b"/v1/users/u1/history"}

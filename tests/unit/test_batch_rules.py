@@ -124,3 +124,29 @@ def test_interaction_files_merge_repeated_pairs_and_read_recbole_headers():
     assert parse_movielens(inter) == [Interaction("196", "242", 3.0, 881250949.0)]
     with pytest.raises(BadInteractionFile, match="line 2: 'x' is not a number"):
         parse_csv("user_id,item_id,weight\nu,i,x\n")
+
+
+def test_records_the_lake_cannot_place_are_quarantined_on_a_day_it_has_with_the_reason():
+    import json
+    from collections import namedtuple
+    from datetime import date
+
+    from recsys_assets.records import validate_records
+
+    row = namedtuple("Row", "topic partition offset value kafka_ts_ms")
+    arrival = int(AS_OF.timestamp() * 1000)
+    view = {"type": "product_view", "user_id": "u", "product_id": "p"}
+    raws = [{**view, "ts": "2025-12-31T23:59:59Z"}, {**view, "ts": "9999-12-31T23:59:59Z"},
+            {**view, "ts": "0001-01-01T00:00:00+01:00"}, {**view, "ts": "2026-11-20T08:00:00Z", "type": "teleport"}]
+    records = list(validate_records([row("events", 0, i, json.dumps(raw), arrival) for i, raw in enumerate(raws)],
+                                    date(2026, 1, 1)))
+    assert [r[0] for r in records] == [False] * 4
+    days = [datetime.fromtimestamp(r[1] / 1000, UTC).date().isoformat() for r in records]
+    # Placed by arrival when the event's own time has no day in the lake; by that time otherwise.
+    assert days == ["2026-11-22", "2026-11-22", "2026-11-22", "2026-11-20"]
+    reasons = [r[6] for r in records]
+    assert reasons[0].startswith("ts: before RECSYS_EVENTS_START_DATE (2026-01-01)")
+    assert reasons[1] == "ts: is more than 5 minutes in the future"
+    assert reasons[2].endswith("is outside the range of dates")
+    early = list(validate_records([row("events", 0, 9, json.dumps(raws[0]), 0)], date(2026, 1, 1)))[0]
+    assert datetime.fromtimestamp(early[1] / 1000, UTC).date() == date(2026, 1, 1)  # not before the lake's first day

@@ -76,3 +76,20 @@ def test_daily_event_partitions_start_on_the_configured_day():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "2025-06-15", result.stderr
 
+
+
+def test_read_keys_are_a_comma_separated_list_like_the_write_keys():
+    assert Settings.from_env({}).api_read_keys == ()
+    assert Settings.from_env({"RECSYS_API_READ_KEYS": " r1, ,r2 "}).api_read_keys == ("r1", "r2")
+
+
+def test_make_run_gives_the_api_a_read_key_kept_across_runs_and_hands_it_to_the_storefront(tmp_path):
+    from recsys_cli.run import api_key, platform_children, read_key
+    from recsys_simulator import StoreConfig
+
+    settings = Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path)})
+    key, read = api_key(settings), read_key(settings)
+    assert read and read != key and read_key(settings) == read
+    api = next(child for child in platform_children(settings, key, read, StoreConfig(), 0) if child.name == "api")
+    assert (api.env["RECSYS_API_KEYS"], api.env["RECSYS_API_READ_KEYS"]) == (key, read)
+    assert read_key(Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_API_READ_KEYS": "mine"})) == "mine"

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +21,7 @@ from recsys_simulator.replay import read_clickstream
 from recsys_simulator.sessions import utc_ts, uuid4_text
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
+FIRST_DAY = date(2026, 1, 1)  # RECSYS_EVENTS_START_DATE's default
 SMALL = StoreConfig(seed=7, products=120, categories=6, users=300)
 
 
@@ -48,10 +49,10 @@ def test_catalog_does_not_depend_on_the_number_of_shoppers():
 
 def test_every_generated_event_is_already_canonical(small_history):
     for event in small_history:
-        assert parse_event(event, END) == event
+        assert parse_event(event, END, first_day=FIRST_DAY) == event
     store = build_store(SMALL)
     for event in itertools.islice(live_events(store, lambda: END), 2_000):
-        assert parse_event(event, END) == event
+        assert parse_event(event, END, first_day=FIRST_DAY) == event
 
 
 def test_history_is_in_time_order_inside_the_requested_days(small_history):
@@ -164,15 +165,62 @@ def test_replay_stamps_lines_now_and_says_why_bad_lines_are_skipped():
         '{"event": "Purchase", "userid": "u1"}',
         "[1, 2]",
     ]
-    read = list(read_clickstream(lines, lambda: now))
+    read = list(read_clickstream(lines, lambda: now, FIRST_DAY))
     assert [line.number for line in read] == [1, 2, 4, 5, 6]
     good = read[0].event
     assert good["ts"] == format_ts(now) and good["user_id"] == "u1" and good["source"] == "email"
-    assert good["event_id"] == list(read_clickstream(lines[:1], lambda: now))[0].event["event_id"]
+    assert good["event_id"] == list(read_clickstream(lines[:1], lambda: now, FIRST_DAY))[0].event["event_id"]
     assert "not valid JSON" in read[1].reason
     assert read[2].reason == "userid: is required"
     assert "ProductView" in read[3].reason
     assert read[4].reason == "an event must be a JSON object"
+
+
+def test_sent_events_are_stamped_each_strictly_later_than_the_one_before():
+    from recsys_simulator.feed import SendTimes
+
+    frozen = datetime(2026, 11, 22, 4, 0, 0, 123_456, tzinfo=UTC)
+    stamps = SendTimes(lambda: frozen)
+    first, second, third = stamps.next(), stamps.next(), stamps.next()
+    assert first == frozen.replace(microsecond=123_000)
+    assert (second - first, third - second) == (timedelta(milliseconds=1), timedelta(milliseconds=1))
+    clock = iter([frozen, frozen - timedelta(seconds=5), frozen + timedelta(seconds=1)])
+    stepping_back = SendTimes(lambda: next(clock))
+    assert [format_ts(stepping_back.next()) for _ in range(3)] == [
+        "2026-11-22T04:00:00.123Z", "2026-11-22T04:00:00.124Z", "2026-11-22T04:00:01.123Z"]
+
+
+def test_a_replay_at_any_rate_keeps_the_files_order_by_time_and_never_stamps_ahead_of_the_clock(
+        monkeypatch, tmp_path):
+    import recsys_simulator.feed as feed
+    from recsys_core.events import parse_ts
+    from recsys_core.settings import Settings
+
+    sent = []
+
+    class Recording:
+        def __init__(self, settings):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def send(self, topic, key, value):
+            sent.append((value, datetime.now(UTC)))
+
+    monkeypatch.setattr(feed, "Publisher", Recording)
+    path = tmp_path / "clicks.jsonl"
+    path.write_text("".join(f'{{"event": "ProductView", "messageid": "m{i}", "userid": "u{i % 3}", '
+                            f'"properties": {{"productid": "p{i}"}}}}\n' for i in range(300)))
+    tally = feed.replay_file(Settings.from_env({}), path, rate=1e9)
+    assert tally.events == 300
+    assert [value["product_id"] for value, _ in sent] == [f"p{i}" for i in range(300)]
+    stamps = [parse_ts(value["ts"]) for value, _ in sent]
+    assert all(later > earlier for earlier, later in itertools.pairwise(stamps))
+    assert all(stamp <= at for stamp, (_, at) in zip(stamps, sent, strict=True))
 
 
 def test_tally_summarises_what_was_sent():

@@ -98,3 +98,63 @@ def test_a_document_in_the_earlier_shape_reads_the_same_and_is_rewritten_in_the_
                "deleted": fields["deleted"], "purchased": fields["purchased"]}
     assert history_after(earlier, []).to_fields() == fields
     assert "items" not in fields and len(fields["product_ids"]) == len(fields["viewed_at"]) == 2
+
+
+def arrived(event: dict, seq: int) -> dict:
+    """The event as the streaming job sees it: with its record's offset in the shopper's partition."""
+    return {**event, "seq": seq}
+
+
+def test_views_of_one_millisecond_are_in_arrival_order_newest_first():
+    history = history_after(None, [arrived(view("b", 1), 7), arrived(view("a", 1), 9), arrived(view("c", 1), 8)])
+    assert history.product_ids() == ["a", "c", "b"]
+    # Without arrival positions there is nothing but the product id to tell them apart.
+    assert history_after(None, [view("b", 1), view("a", 1), view("c", 1)]).product_ids() == ["a", "b", "c"]
+
+
+def test_the_ten_last_viewed_of_forty_views_in_one_millisecond_come_first():
+    events = [arrived(view(f"p{i:02d}", 1), 100 + i) for i in range(40)]
+    random.Random(3).shuffle(events)  # the order a batch hands them over in does not matter
+    history = history_after(None, events)
+    assert history.product_ids()[:10] == [f"p{i:02d}" for i in range(39, 29, -1)]
+    trimmed = history_after(None, [arrived(view(f"p{i:02d}", 1), i) for i in range(HISTORY_MAX_ITEMS + 10)])
+    assert trimmed.product_ids() == [f"p{i:02d}" for i in range(HISTORY_MAX_ITEMS + 9, 9, -1)]
+
+
+def test_arrival_order_survives_the_stored_document_and_replays_and_batching():
+    events = [arrived(view(f"p{i % 7}", i % 3), i) for i in range(30)] + [arrived(delete("p2", 2), 31)]
+    once = history_after(None, events).to_fields()
+    assert history_after(once, []).to_fields() == once
+    assert history_after(once, events).to_fields() == once  # a micro-batch applied again
+    document = None
+    for start in range(0, len(events), 4):
+        document = history_after(document, events[start:start + 4]).to_fields()
+    assert document == once
+
+
+def test_a_view_of_the_deletes_millisecond_counts_as_newer_only_if_it_arrived_after_it():
+    before, deletion, after = arrived(view("a", 5), 1), arrived(delete("a", 5), 2), arrived(view("b", 5), 3)
+    assert history_after(None, [deletion, before]).product_ids() == []
+    assert history_after(None, [deletion, before, {**after, "product_id": "a"}]).product_ids() == ["a"]
+    stored = history_after(None, [deletion]).to_fields()  # the delete's position is kept
+    assert history_after(stored, [{**after, "product_id": "a"}]).product_ids() == ["a"]
+
+
+def test_a_delete_without_an_arrival_position_keeps_its_whole_millisecond_out():
+    """The API's own delete has no offset: it hides every view of its millisecond, in any batch."""
+    stored = history_after(None, [arrived(view("a", 5), 10)]).to_fields()
+    after_api = history_after(stored, [delete("a", 5)])
+    assert after_api.product_ids() == []
+    # The same delete reaching the stream later, with its offset, changes nothing.
+    assert history_after(after_api.to_fields(), [arrived(delete("a", 5), 11), arrived(view("a", 5), 12)]
+                            ).product_ids() == []
+
+
+def test_a_document_written_before_arrival_positions_reads_and_sorts_before_them():
+    earlier = {"product_ids": ["b", "a"], "viewed_at": [T0 + timedelta(seconds=1)] * 2, "deleted": {}, "purchased": []}
+    history = history_after(earlier, [arrived(view("c", 1), 4)])
+    assert history.product_ids() == ["c", "a", "b"]
+    assert history.to_fields()["viewed_seq"] == [4, -1, -1]
+    # Views replaced by a writer that does not know about positions: the stale ones are not used.
+    replaced = {**history.to_fields(), "product_ids": ["x"], "viewed_at": [T0]}
+    assert history_after(replaced, []).to_fields()["viewed_seq"] == [-1]

@@ -32,7 +32,7 @@ def test_batch_of_every_type_is_acknowledged_in_order_with_given_ids(settings, e
                                                                           "price": 9.5}]},
         {"type": "rating", "user_id": user, "product_id": "p1", "score": 4.5, "ts": "2026-01-01T10:00:00+01:00"},
         {"event": "ProductView", "messageid": "m-1", "userid": user, "properties": {"productid": "p2"},
-         "context": {"source": "search"}, "timestamp": 1700000000},
+         "context": {"source": "search"}, "timestamp": 1790000000},
     ]
     with api_client(settings) as client:
         response = client.post("/v1/events", json={"events": batch})
@@ -81,6 +81,24 @@ def test_invalid_events_get_422_with_the_field(settings, body, field):
         response = client.post("/v1/events", json=body)
     assert response.status_code == 422
     assert field in [d["field"] for d in response.json()["error"]["details"]]
+
+
+@pytest.mark.parametrize("ts, reason", [
+    ("2025-12-31T23:59:59Z", "before RECSYS_EVENTS_START_DATE (2026-01-01)"),
+    ("0001-01-01T00:00:00+01:00", "outside the range of dates"),
+    ("9999-12-31T23:59:59Z", "is more than 5 minutes in the future"),
+])
+def test_an_event_the_lake_cannot_place_gets_422_with_the_reason_and_nothing_is_written(settings, events_topic,
+                                                                                        unique, ts, reason):
+    user = f"u-{unique}"
+    batch = [{"type": "product_view", "user_id": user, "product_id": "p1"},
+             {"type": "product_view", "user_id": user, "product_id": "p2", "ts": ts}]
+    with api_client(settings) as client:
+        response = client.post("/v1/events", json={"events": batch})
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert (detail["index"], detail["field"]) == (1, "ts") and reason in detail["reason"]
+    assert [r for r in events_topic.read(1, timeout_s=3) if r.key == user] == []
 
 
 @pytest.mark.parametrize("content, status", [

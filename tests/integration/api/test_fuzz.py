@@ -75,3 +75,51 @@ def test_no_input_makes_any_route_answer_5xx(served_api):
             no_server_error()
         except Unsatisfiable:
             assert mode is GenerationMode.NEGATIVE  # a route without inputs has nothing to get wrong
+
+
+def nested(depth: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
+    return opening * depth + closing * depth
+
+
+# Each route that takes a body, and a body for it nesting `depth` levels (invalid from 11 levels on).
+BODY_ROUTES = {
+    ("POST", "/v1/events"): lambda depth: b'{"events": ' + nested(depth) + b"}",
+    ("PUT", "/v1/products"): lambda depth: (b'[{"product_id": "p", "category_id": "c", "attributes": '
+                                            + b'{"a": ' * depth + b"1" + b"}" * depth + b"}]"),
+}
+
+
+def test_every_route_that_takes_a_body_is_covered_by_the_nesting_cases(served_api):
+    import httpx
+
+    paths = httpx.get(f"{served_api}/schema/openapi.json").json()["paths"]
+    with_body = {(method.upper(), path) for path, item in paths.items() for method, operation in item.items()
+                 if isinstance(operation, dict) and "requestBody" in operation}
+    assert with_body == set(BODY_ROUTES)
+
+
+@pytest.mark.parametrize("route", sorted(BODY_ROUTES), ids=lambda route: f"{route[0]} {route[1]}")
+@pytest.mark.parametrize("depth", [100, 500, 1_000, 10_000, 200_000])
+def test_a_body_nested_at_any_depth_answers_400_or_422_with_the_reason_never_500(served_api, route, depth):
+    import httpx
+
+    method, path = route
+    response = httpx.request(method, f"{served_api}{path}", content=BODY_ROUTES[route](depth),
+                             headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code in (400, 422), response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"} and error["details"][0]["reason"]
+    if depth >= 1_000:  # past what msgspec follows on the server's stack
+        assert (response.status_code, error["code"]) == (400, "bad_request")
+        [detail] = error["details"]
+        assert detail["field"] == "" and "nested too deeply" in detail["reason"]
+
+
+def test_ids_with_a_slash_reach_their_route_through_a_real_server(served_api):
+    """uvicorn decodes the path before the app routes it: `%2F` must still be part of the id."""
+    import httpx
+
+    user = httpx.get(f"{served_api}/v1/users/shop%2F7/history", timeout=30)
+    unknown = httpx.get(f"{served_api}/v1/products/a%2Fb%252F/similar", timeout=30)
+    assert (user.status_code, user.json()["user_id"]) == (200, "shop/7")
+    assert (unknown.status_code, unknown.json()["error"]["details"]) == (404, {"product_id": "a/b%2F"})

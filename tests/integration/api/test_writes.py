@@ -74,6 +74,20 @@ def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_dele
         ("history_delete", user, "c"), ("history_delete", user, "never-seen"), ("history_delete", f"{user}-new", "a")]
 
 
+def test_deleting_keeps_the_arrival_order_of_views_of_one_millisecond(settings, mongo_db, unique):
+    """The stream stores the arrival position of each view; the API's rewrite of the document keeps it."""
+    user = f"u-{unique}"
+    doc = history(user, list("fedcba"))
+    doc["viewed_at"] = [doc["viewed_at"][0]] * 6
+    doc["viewed_seq"] = [16, 15, 14, 13, 12, 11]  # f arrived last: product-id order would be the reverse
+    mongo_db[HISTORY].insert_one(doc)
+    with api_client(settings, min_list_size=1) as client:
+        assert client.get(f"/v1/users/{user}/history").json()["products"] == list("fedcba")
+        assert client.delete(f"/v1/users/{user}/history/c").status_code == 204
+        assert client.get(f"/v1/users/{user}/history").json()["products"] == list("fedba")
+    assert mongo_db[HISTORY].find_one({"_id": user})["viewed_seq"] == [16, 15, 14, 12, 11]
+
+
 def test_product_ids_that_look_like_paths_or_operators_are_deleted_too(settings, mongo_db, unique):
     user = f"u-{unique}"
     odd = ["v1.2", "$set", "a", "b", "c", "d"]

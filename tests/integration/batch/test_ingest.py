@@ -84,3 +84,22 @@ def test_a_range_empties_its_days_that_no_longer_have_events(settings, spark, un
     table = next(e for e in result.get_asset_materialization_events()
                  if e.asset_key.to_user_string() == "raw_events").materialization.metadata["by_day"].value
     assert "| day | events | quarantined |" in table and all(f"| {key} |" in table for key in keys)
+
+
+def test_events_the_lake_cannot_place_are_quarantined_on_their_arrival_day_with_the_reason(settings, spark, unique):
+    today = datetime.now(UTC).date().isoformat()
+    user = f"{unique}-u"
+    old = event("product_view", user, f"{unique}-old", datetime(2025, 12, 31, 23, tzinfo=UTC))
+    future = {**event("product_view", user, f"{unique}-future", datetime.now(UTC)), "ts": "9999-12-31T23:59:59Z"}
+    overflow = {**event("product_view", user, f"{unique}-overflow", datetime.now(UTC)),
+                "ts": "0001-01-01T00:00:00+01:00"}
+    produce(settings, [old, future, overflow])
+    run(settings, ["raw_events", "quarantined_events"], partition=today)
+    frame = spark.read.format("delta").load(str(settings.lake_dir / "quarantined_events"))
+    rows = sorted((str(r.day), r.reason) for r in frame.where(f"value like '%{unique}%'").collect())
+    assert [day for day, _ in rows] == [today] * 3
+    reasons = sorted(reason for _, reason in rows)
+    assert reasons[0].startswith("ts: '0001-01-01T00:00:00+01:00' is outside the range of dates")
+    assert reasons[1].startswith("ts: before RECSYS_EVENTS_START_DATE (2026-01-01)")
+    assert reasons[2] == "ts: is more than 5 minutes in the future"
+    assert lake_rows(spark, settings, "raw_events", f"user_id = '{user}'") == []

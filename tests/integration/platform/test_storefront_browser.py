@@ -25,6 +25,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
 
 API_KEY = "storefront-test-key"
+READ_KEY = "storefront-read-key"  # the shopper's lists need it: the page sends it on reads
 
 
 def _free_port() -> int:
@@ -72,7 +73,8 @@ def platform(settings, mongo_db, unique, tmp_path):
     """`recsys api` and `recsys stream` on the test stack, with a serving database of this test's own."""
     catalog = _seed_store(mongo_db, unique)
     port = _free_port()
-    env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": API_KEY, "RECSYS_API_PORT": str(port),
+    env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": API_KEY, "RECSYS_API_READ_KEYS": READ_KEY,
+           "RECSYS_API_PORT": str(port),
            "RECSYS_STREAM_TRIGGER_SECONDS": "0.5", "RECSYS_MIN_LIST_SIZE": "1"}
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -112,7 +114,7 @@ def test_clicks_show_in_history_newest_first_and_change_recommendations(platform
             "--no-first-run", "--disable-component-update", "--disable-sync"])
         try:
             page = browser.new_page()
-            page.goto(f"{base}/demo?user={user}#key={API_KEY}")
+            page.goto(f"{base}/demo?user={user}#key={API_KEY}&read={READ_KEY}")
             page.get_by_role("button", name=f"{unique}-shoes").click()
             page.wait_for_selector(f'[data-testid="catalog"] [data-product-id="{shoes[0]}"]')
             wait_for(lambda: page.inner_text('[data-testid="recs-meta"]'), 20, "the first recommendations")

@@ -12,6 +12,7 @@ import pytest
 from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
+from tests.support.api import api_client
 from tests.support.stream import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
                                  stable_fields, view, wait_for, write_catalog, write_model)
 
@@ -71,18 +72,26 @@ def test_bad_records_go_to_the_dlq_with_reasons_while_good_ones_in_the_same_batc
         b"\xff\xfe" + unique.encode(),
         {"type": "product_view", "user_id": user, "ts": "yesterday", "note": unique},
         view(user, "s2", 2),
+        # Times the lake has no day for: before RECSYS_EVENTS_START_DATE, and no UTC instant at all.
+        {**view(user, "old", 3), "ts": "2025-12-31T23:59:59Z", "note": unique},
+        {**view(user, "overflow", 4), "ts": "0001-01-01T00:00:00+01:00", "note": unique},
     ], key=user)
     processor = run_once(spark, settings)
     assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s2", "s1"]
-    letters = wait_for(lambda: (found := dead_letters(settings, unique)) and len(found) >= 3 and found, 30,
-                       "three dead letters")
+    letters = wait_for(lambda: (found := dead_letters(settings, unique)) and len(found) >= 5 and found, 30,
+                       "five dead letters")
     reasons = sorted(letter["reason"] for letter in letters)
-    assert reasons == ["invalid event", "not JSON", "not JSON"]
+    assert reasons == ["invalid event"] * 3 + ["not JSON", "not JSON"]
+    fields = sorted(sorted(e["field"] for e in letter["errors"]) for letter in letters
+                    if letter["reason"] == "invalid event")
+    assert fields == [["product_id", "ts"], ["ts"], ["ts"]]
+    ts_reasons = [e["reason"] for letter in letters for e in letter["errors"] if e["field"] == "ts"]
+    assert any(r.startswith("before RECSYS_EVENTS_START_DATE (2026-01-01)") for r in ts_reasons)
+    assert any(r.endswith("is outside the range of dates") for r in ts_reasons)
     invalid = next(letter for letter in letters if letter["reason"] == "invalid event")
-    assert {e["field"] for e in invalid["errors"]} == {"product_id", "ts"}
     assert invalid["source"]["topic"] == settings.topics.events and invalid["source"]["offset"] >= 0
     assert next(letter for letter in letters if letter["encoding"] == "base64")
-    assert processor.dead_letters >= 3
+    assert processor.dead_letters >= 5
 
 
 def test_out_of_order_views_and_history_delete_land_by_event_time(spark, settings, mongo_db, unique):
@@ -95,6 +104,24 @@ def test_out_of_order_views_and_history_delete_land_by_event_time(spark, setting
     assert history["purchased"] == ["s3"]
     recommendations = mongo_db[RECOMMENDATIONS].find_one({"_id": user})
     assert recommendations["last_event_ts"] == T0 + timedelta(seconds=50)
+
+
+def test_views_of_one_millisecond_land_in_arrival_order_and_are_served_so_also_after_a_replay(
+        spark, settings, mongo_db, unique):
+    few, many = f"few-{unique}", f"many-{unique}"
+    # Product-id order (the tie-break without arrival positions) differs from arrival order in both.
+    produce(settings, [view(few, p, 7) for p in ("c", "a", "d", "b")]
+            + [view(many, f"p{i:02d}", 7) for i in range(40)])
+    run_once(spark, settings)
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": few})) == ["b", "d", "a", "c"]
+    last_ten = [f"p{i:02d}" for i in range(39, 29, -1)]
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": many}))[:10] == last_ten
+    with api_client(settings) as client:
+        assert client.get(f"/v1/users/{many}/history", params={"limit": 10}).json()["products"] == last_ten
+    before = stable_fields(mongo_db[HISTORY].find_one({"_id": many}))
+    shutil.rmtree(checkpoint_dir(settings))  # every batch applied again onto the stored documents
+    run_once(spark, settings)
+    assert stable_fields(mongo_db[HISTORY].find_one({"_id": many})) == before
 
 
 def test_without_a_model_browsed_category_bestsellers_fill_and_bought_products_stay_out(
@@ -123,7 +150,8 @@ def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings,
 
 
 @pytest.mark.parametrize("on_writes_thread", [False, True], ids=["inline", "writes-thread"])
-def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(mongo_db, on_writes_thread):
+def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(settings, mongo_db,
+                                                                                        on_writes_thread):
     """The job starts a shopper's next batch from the history it wrote last, unless the stored
     document moved on (the API deleting from it): then the guard fails and it merges onto the
     stored one. On the writes thread, the histories returned are final once their write is done."""
@@ -136,8 +164,8 @@ def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_ove
     writes = Writes() if on_writes_thread else None
 
     def apply(event: dict) -> dict:
-        histories, written = update_histories(mongo_db, {"u1": [parse_event(event, allow_internal=True)]},
-                                              tokens, known, writes)
+        parsed = parse_event(event, first_day=settings.events_first_day, allow_internal=True)
+        histories, written = update_histories(mongo_db, {"u1": [parsed]}, tokens, known, writes)
         if written is not None:
             written.result()
         return histories
@@ -248,7 +276,7 @@ def test_shoppers_are_written_in_groups_oldest_events_first(spark, settings, mon
     # u0's events are the oldest, u4's the newest; u2 also has a late-arriving old event.
     users = [f"u{i}-{unique}" for i in range(5)]
     raw = [view(users[i], "s1", 10 + 10 * i) for i in range(5)] + [view(users[2], "b1", 5)]
-    events = [parse_event(event, allow_internal=True) for event in raw]
+    events = [parse_event(event, first_day=settings.events_first_day, allow_internal=True) for event in raw]
     processor = BatchProcessor(settings, spark)
     try:
         processor._apply(events, {})
