@@ -53,19 +53,9 @@ FERRETDB_PATCHES = [
      """// idInClause narrows `{$in: [strings or ObjectIDs]}` on `_id` to an index lookup.
 func idInClause(cond *types.Document) (string, []any) {
 \tv, _ := cond.Get("$in")
-\tvalues, ok := v.(*types.Array)
-\tif cond.Len() != 1 || !ok || values.Len() == 0 || values.Len() > 10000 {
+\targs := sjson.MarshalIDsForIndex(v)
+\tif cond.Len() != 1 || args == nil {
 \t\treturn "", nil
-\t}
-\targs := make([]any, 0, values.Len())
-\tfor i := 0; i < values.Len(); i++ {
-\t\tvalue := must.NotFail(values.Get(i))
-\t\tswitch value.(type) {
-\t\tcase string, types.ObjectID:
-\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(value))))
-\t\tdefault:
-\t\t\treturn "", nil
-\t\t}
 \t}
 \treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args))[2:]), args
 }
@@ -158,6 +148,44 @@ func idInClause(cond *types.Document) (string, []any) {
     ("internal/handler/sjson/sjson.go",
      "func Marshal(d *types.Document) ([]byte, error) {",
      "func marshalOriginal(d *types.Document) ([]byte, error) {"),
+    # Its PostgreSQL backend has the same flaw: it filters `_id` with `_jsonb->'_id' @> value`, an
+    # operator the unique btree index on `_jsonb->'_id'` cannot serve, so every read or guarded
+    # write by `_id` scanned the table (10 ms at 20,000 documents, in parallel workers), and
+    # `{_id: {$in: [...]}}` was not pushed down at all (160 ms). Strings and ObjectIDs are now
+    # compared with `=` and `IN`, which the index serves.
+    ("internal/backends/postgresql/query.go",
+     "\t\tcase float64, string, types.ObjectID, bool, time.Time, int32, int64:\n"
+     "\t\t\tif f, a := filterEqual(p, key, v, keyOperator); f != \"\" {\n",
+     "\t\tcase string, types.ObjectID:\n"
+     "\t\t\tif rootKey == \"_id\" {\n"
+     "\t\t\t\tfilters = append(filters, metadata.IDColumn+\" = \"+p.Next())\n"
+     "\t\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(v))))\n"
+     "\t\t\t} else if f, a := filterEqual(p, key, v, keyOperator); f != \"\" {\n"
+     "\t\t\t\tfilters = append(filters, f)\n\t\t\t\targs = append(args, a...)\n\t\t\t}\n\n"
+     "\t\tcase float64, bool, time.Time, int32, int64:\n"
+     "\t\t\tif f, a := filterEqual(p, key, v, keyOperator); f != \"\" {\n"),
+    ("internal/backends/postgresql/query.go",
+     "\t\t\t\tcase \"$ne\":\n",
+     "\t\t\t\tcase \"$in\":\n"
+     "\t\t\t\t\tif f, a := idIn(p, rootKey, v); f != \"\" {\n"
+     "\t\t\t\t\t\tfilters = append(filters, f)\n\t\t\t\t\t\targs = append(args, a...)\n\t\t\t\t\t}\n\n"
+     "\t\t\t\tcase \"$ne\":\n"),
+    ("internal/backends/postgresql/query.go",
+     "// prepareOrderByClause returns ORDER BY clause",
+     """// idIn narrows `{_id: {$in: [strings or ObjectIDs]}}` to a lookup on the unique `_id` index.
+func idIn(p *metadata.Placeholder, key string, v any) (string, []any) {
+\targs := sjson.MarshalIDsForIndex(v)
+\tif key != "_id" || args == nil {
+\t\treturn "", nil
+\t}
+\tplaceholders := make([]string, len(args))
+\tfor i := range placeholders {
+\t\tplaceholders[i] = p.Next()
+\t}
+\treturn fmt.Sprintf(`%s IN (%s)`, metadata.IDColumn, strings.Join(placeholders, ", ")), args
+}
+
+// prepareOrderByClause returns ORDER BY clause"""),
     # Every cursor and iterator was registered in a pprof profile with a finalizer that crashes
     # the server if one is never closed: a leak detector for FerretDB's own tests, and 7% of its
     # CPU here. Release builds (no `ferretdb_debug` tag) skip it.
@@ -175,6 +203,7 @@ FERRETDB_FILES = {
     "internal/handler/sjson/sjson_marshal_fast.go": "sjson_marshal_fast.go",
     "internal/handler/sjson/sjson_marshal_fast_test.go": "sjson_marshal_fast_test.go",
     "internal/handler/msg_update_batch.go": "msg_update_batch.go",
+    "internal/handler/sjson/sjson_ids.go": "sjson_ids.go",
 }
 FERRETDB_TESTED_PACKAGE = "./internal/handler/sjson/"
 STAMP = ".provisioned"
@@ -183,6 +212,7 @@ INSTALL_HINTS = {
     "java": "install a JDK 17+ (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless)",
     "mvn": "install Apache Maven 3.8+ (Debian/Ubuntu: apt-get install maven)",
     "go": "install Go 1.22+ (https://go.dev/doc/install or apt-get install golang)",
+    "postgres": "install PostgreSQL 15 (`make postgres`, or on Debian/Ubuntu: apt-get install postgresql-15)",
 }
 
 
@@ -195,6 +225,22 @@ def require_tool(name: str) -> str:
     if path is None:
         raise ProvisionError(f"`{name}` was not found on PATH: {INSTALL_HINTS[name]}.")
     return path
+
+
+def postgres_bin_dir() -> Path:
+    """Where PostgreSQL's server programs are: beside `postgres` on PATH, else Debian's newest.
+
+    Debian keeps `postgres` and `initdb` off PATH, under /usr/lib/postgresql/<major>/bin; the
+    programs of one directory are used together so that they are of one version.
+    """
+    on_path = shutil.which("postgres")
+    if on_path:
+        return Path(on_path).resolve().parent
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres") if p.parent.parent.name.isdigit()]
+    if not found:
+        raise ProvisionError("PostgreSQL was not found (no `postgres` on PATH nor in /usr/lib/postgresql), and "
+                             f"RECSYS_FERRETDB_BACKEND=postgresql runs FerretDB on it: {INSTALL_HINTS['postgres']}.")
+    return max(found, key=lambda bin_dir: int(bin_dir.parent.name))
 
 
 def maven_file(name: str) -> Path:
@@ -310,7 +356,7 @@ def patch_ferretdb_source(src: Path) -> None:
 
 
 def provision_ferretdb(settings: Settings) -> Path:
-    """Build FerretDB 1.24 (SQLite backend) from its Go module, once."""
+    """Build FerretDB 1.24 (one binary for its SQLite and PostgreSQL backends) from its Go module, once."""
     binary = settings.ferretdb_binary
     stamp = _stamp_of(FERRETDB_MODULE, FERRETDB_VERSION, repr(FERRETDB_PATCHES),
                       *(_ferretdb_file(name).read_text() for name in FERRETDB_FILES.values()))
