@@ -19,6 +19,7 @@ class ManagedProcess:
 
     name: str
     stack_dir: Path
+    stop_signal: int = signal.SIGTERM
 
     @property
     def pid_file(self) -> Path:
@@ -47,7 +48,8 @@ class ManagedProcess:
             return True  # no /proc (not Linux): trust the pid file
         return str(self.stack_dir).encode() in cmdline
 
-    def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              user: str | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_line(f"starting {self.name}")
         with open(self.log_file, "ab") as log:
@@ -59,18 +61,19 @@ class ManagedProcess:
                 cwd=cwd,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # Ctrl-C in the terminal must not kill the servers
+                user=user,
             )
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM, then SIGKILL after `timeout`. Returns whether a process was stopped."""
+        """`stop_signal`, then SIGKILL after `timeout`. Returns whether a process was stopped."""
         pid = self.pid()
         if pid is None:
             return False
         self._log_line(f"stopping {self.name} (pid {pid}) on request of pid {os.getpid()}: "
                        + " ".join(sys.argv))
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, self.stop_signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(pid):
