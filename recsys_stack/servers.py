@@ -231,6 +231,10 @@ class PostgresServer(Server):
 
     def start(self) -> int:
         self._owned(self.home)
+        if self.user and subprocess.run(["test", "-w", str(self.home)], user=self.user).returncode != 0:
+            raise provision.ProvisionError(
+                f"PostgreSQL runs as the `{self.user}` user, which cannot reach {self.home}: let it through "
+                f"the directories above it (chmod o+x) or set RECSYS_DATA_DIR to a directory it can reach.")
         data = self.home / "data"
         if not (data / "PG_VERSION").exists():
             self._initdb(data)

@@ -8,8 +8,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pymongo import ReplaceOne, UpdateMany, UpdateOne
@@ -265,9 +267,9 @@ def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_i
         provision.postgres_bin_dir()
     except provision.ProvisionError as error:
         pytest.skip(f"{error} (`make test` installs it when it runs as root)")
-    # Under the test stack's data dir, not pytest's tmp_path: the `postgres` user must reach it.
-    data_dir = stack.data_dir / "postgresql-stack"
-    shutil.rmtree(data_dir, ignore_errors=True)
+    # Not pytest's tmp_path, whose parents only root may enter: PostgreSQL runs as `postgres`.
+    data_dir = Path(tempfile.mkdtemp(prefix="recsys-postgresql-stack-"))
+    data_dir.chmod(0o755)
     env = {**os.environ, "RECSYS_DATA_DIR": str(data_dir), "RECSYS_FERRETDB_BACKEND": "postgresql",
            "RECSYS_KAFKA_BOOTSTRAP": stack.kafka_servers,  # the test stack's broker: only the store is new
            "RECSYS_MONGO_PORT": str(stack.mongo_port + 3), "RECSYS_POSTGRES_PORT": str(stack.postgres_port)}
@@ -302,6 +304,7 @@ def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_i
             client.close()
     finally:
         down = subprocess.run(RECSYS + ["stack", "down"], env=env, capture_output=True, text=True, timeout=120)
+        shutil.rmtree(data_dir, ignore_errors=True)
     assert down.returncode == 0, down.stderr
     assert "mongo: stopped" in down.stderr and "postgres: stopped" in down.stderr
     assert PostgresServer(settings).process.pid() is None
