@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install browser provision stack-up stack-down clean bench
+.PHONY: run test lint install browser postgres provision stack-up stack-down clean bench
 
 run: install
 	$(BIN)/recsys run $(RUN_ARGS)
 
-test: install browser provision
+test: install browser postgres provision
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The linter, the formatter's check and the type checker (settings in pyproject.toml): zero findings.
@@ -34,6 +34,14 @@ browser:
 		echo "installing chromium for the storefront's browser test (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium not found: install it (apt-get install chromium) or the browser test is skipped"; fi
+
+# FerretDB's PostgreSQL backend (RECSYS_FERRETDB_BACKEND=postgresql) runs on Debian's postgresql-15.
+postgres:
+	@if command -v postgres >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing postgresql-15 for FerretDB's PostgreSQL backend (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	else echo "PostgreSQL not found: install it (apt-get install postgresql-15) or its stack test is skipped"; fi
 
 provision: install
 	$(BIN)/recsys stack provision

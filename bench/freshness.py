@@ -339,9 +339,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from recsys_core.errors import RecsysError
-    from recsys_io.mongo import mongo_client, require_mongo
     from recsys_core.settings import Settings
+    from recsys_io.mongo import mongo_client, require_mongo
     from recsys_simulator.publishers import require_kafka
+    from recsys_stack.servers import MongoServer
 
     settings = Settings.from_env()
     try:
@@ -365,7 +366,7 @@ def main() -> None:
                     "max_events_per_batch": settings.stream_max_events_per_batch, "users": args.users,
                     "warmup_seconds": args.warmup, "poll_seconds": POLL_SECONDS,
                     "probe_users": min(args.probes, args.users), "seeded_history_views": args.history,
-                    "document_store": "FerretDB 1.24 (SQLite)" if settings.mongo_is_local else settings.mongo_url}
+                    "document_store": MongoServer(settings).kind if settings.mongo_is_local else settings.mongo_url}
     try:
         http = httpx.Client(base_url=f"http://{settings.api_host}:{settings.api_port}", timeout=10)
         warm_user = f"warm-{uuid.uuid4().hex[:6]}"

@@ -107,9 +107,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from recsys_core.errors import RecsysError
+    from recsys_core.settings import Settings
     from recsys_io.mongo import mongo_client, require_mongo
     from recsys_io.spark import get_spark
-    from recsys_core.settings import Settings
+    from recsys_stack.servers import MongoServer
 
     settings = dataclasses.replace(Settings.from_env(), mongo_db=DB_NAME)
     try:
@@ -133,7 +134,7 @@ def main() -> None:
     rounds: list[dict] = []
     result: dict = {"name": "stream_capacity", "machine": machine(), "users": args.users, "events": args.events,
                     "seeded_history_views": args.history, "warmup_rounds": args.warmup,
-                    "document_store": "FerretDB 1.24 (SQLite)" if settings.mongo_is_local else settings.mongo_url}
+                    "document_store": MongoServer(settings).kind if settings.mongo_is_local else settings.mongo_url}
     try:
         for number in range(args.warmup + args.rounds):
             frame, shoppers = batch_frame(spark, rng, args.users, args.events, clock, offset)

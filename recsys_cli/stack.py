@@ -13,9 +13,10 @@ app = typer.Typer(
     help=(
         "Run the platform's servers on this machine, bound to 127.0.0.1, data under RECSYS_DATA_DIR.\n\n"
         "Kafka 4 (KRaft) runs from Maven Central jars; the document store is `mongod` when installed, "
-        "else FerretDB 1.24 with SQLite, built once with Go. Spark's Delta and Kafka jars are resolved "
+        "else FerretDB 1.24, built once with Go, on SQLite or (RECSYS_FERRETDB_BACKEND=postgresql) on a "
+        "PostgreSQL server the stack runs too. Spark's Delta and Kafka jars are resolved "
         "once with Maven. Set RECSYS_KAFKA_BOOTSTRAP or RECSYS_MONGO_URI to use external servers "
-        "instead; ports: RECSYS_KAFKA_PORT, RECSYS_KAFKA_CONTROLLER_PORT, RECSYS_MONGO_PORT."
+        "instead; ports: RECSYS_KAFKA_PORT, RECSYS_KAFKA_CONTROLLER_PORT, RECSYS_MONGO_PORT, RECSYS_POSTGRES_PORT."
     ),
     no_args_is_help=True,
 )
@@ -58,7 +59,7 @@ def status() -> None:
 @app.command()
 @friendly_errors
 def logs(
-    name: str = typer.Argument(..., help="kafka or mongo"),
+    name: str = typer.Argument(..., help="kafka, mongo or postgres (with RECSYS_FERRETDB_BACKEND=postgresql)"),
     lines: int = typer.Option(50, "--lines", "-n", help="How many lines to show."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
 ) -> None:

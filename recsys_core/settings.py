@@ -115,11 +115,14 @@ def _key_list(name: str, raw: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in raw.split(",") if k.strip())
 
 
-def _starting_offsets(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in ("earliest", "latest"):
-        raise SettingsError(name, raw, "expected earliest or latest")
-    return value
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise SettingsError(name, raw, f"expected {' or '.join(choices)}")
+        return value
+
+    return parse
 
 
 def _spark_master(name: str, raw: str) -> str:
@@ -163,6 +166,11 @@ class Settings:
                                   "Partitions of the events topic when the platform creates it.")
     mongo_port: int = _var("RECSYS_MONGO_PORT", _port, "27017",
                            "Port of the local MongoDB-compatible server.")
+    ferretdb_backend: str = _var("RECSYS_FERRETDB_BACKEND", _choice("sqlite", "postgresql"), "sqlite",
+                                 "Where the local FerretDB keeps documents: sqlite (files under DATA_DIR/stack) "
+                                 "or postgresql (a local PostgreSQL server the stack runs too).")
+    postgres_port: int = _var("RECSYS_POSTGRES_PORT", _port, "5432",
+                              "Port of the local PostgreSQL server (only with RECSYS_FERRETDB_BACKEND=postgresql).")
     mongo_uri: str = _var("RECSYS_MONGO_URI", _mongo_uri, None,
                           "MongoDB URI; set it to use an external server (default: the local one).")
     mongo_db: str = _var("RECSYS_MONGO_DB", _text, "recsys", "Database of the serving store.")
@@ -199,7 +207,7 @@ class Settings:
     stream_max_events_per_batch: int = _var("RECSYS_STREAM_MAX_EVENTS_PER_BATCH", _positive_int, "20000",
                                             "Most Kafka records one micro-batch of the streaming job reads "
                                             "(bounds memory and latency after a backlog).")
-    stream_starting_offsets: str = _var("RECSYS_STREAM_STARTING_OFFSETS", _starting_offsets, "earliest",
+    stream_starting_offsets: str = _var("RECSYS_STREAM_STARTING_OFFSETS", _choice("earliest", "latest"), "earliest",
                                         "Where the streaming job starts when it has no checkpoint yet: "
                                         "earliest (rebuild from all Kafka holds) or latest (only new events).")
     ready_timeout_seconds: float = _var("RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90",

@@ -28,6 +28,7 @@ class ManagedProcess:
     name: str
     home: Path
     whole_group: bool = False
+    stop_signal: int = signal.SIGTERM
     _popen: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     @property
@@ -73,7 +74,8 @@ class ManagedProcess:
                 return str(self.home).encode() in cmdline
             time.sleep(0.01)
 
-    def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              user: str | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_line(f"starting {self.name}")
         with open(self.log_file, "ab") as log:
@@ -85,18 +87,19 @@ class ManagedProcess:
                 cwd=cwd,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # Ctrl-C in the terminal must not reach it, only its starter
+                user=user,
             )
         self.pid_file.write_text(str(self._popen.pid))
         return self._popen.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM, then SIGKILL after `timeout`. Returns whether a process was stopped."""
+        """`stop_signal`, then SIGKILL after `timeout`. Returns whether a process was stopped."""
         pid = self.pid()
         if pid is None:
             return False
         self._log_line(f"stopping {self.name} (pid {pid}) on request of pid {os.getpid()}: "
                        + " ".join(sys.argv))
-        self._signal(pid, signal.SIGTERM)
+        self._signal(pid, self.stop_signal)
         if not self._exited(pid, timeout):
             self._signal(pid, signal.SIGKILL)
             self._exited(pid, None)

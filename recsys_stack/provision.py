@@ -38,6 +38,7 @@ INSTALL_HINTS = {
     "mvn": "install Apache Maven 3.8+ (Debian/Ubuntu: apt-get install maven)",
     "go": "install Go 1.22+ (https://go.dev/doc/install or apt-get install golang)",
     "git": "install git (Debian/Ubuntu: apt-get install git)",
+    "postgres": "install PostgreSQL 15 (`make postgres`, or on Debian/Ubuntu: apt-get install postgresql-15)",
 }
 
 
@@ -50,6 +51,22 @@ def require_tool(name: str) -> str:
     if path is None:
         raise ProvisionError(f"`{name}` was not found on PATH: {INSTALL_HINTS[name]}.")
     return path
+
+
+def postgres_bin_dir() -> Path:
+    """Where PostgreSQL's server programs are: beside `postgres` on PATH, else Debian's newest.
+
+    Debian keeps `postgres` and `initdb` off PATH, under /usr/lib/postgresql/<major>/bin; the
+    programs of one directory are used together so that they are of one version.
+    """
+    on_path = shutil.which("postgres")
+    if on_path:
+        return Path(on_path).resolve().parent
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres") if p.parent.parent.name.isdigit()]
+    if not found:
+        raise ProvisionError("PostgreSQL was not found (no `postgres` on PATH nor in /usr/lib/postgresql), and "
+                             f"RECSYS_FERRETDB_BACKEND=postgresql runs FerretDB on it: {INSTALL_HINTS['postgres']}.")
+    return max(found, key=lambda bin_dir: int(bin_dir.parent.name))
 
 
 def maven_file(name: str) -> Path:
@@ -169,7 +186,7 @@ def patch_ferretdb_source(src: Path, patches: list[Path]) -> None:
 
 
 def provision_ferretdb(settings: Settings) -> Path:
-    """Build FerretDB 1.24 (SQLite backend) from its Go module, once."""
+    """Build FerretDB 1.24 (one binary for its SQLite and PostgreSQL backends) from its Go module, once."""
     binary = settings.ferretdb_binary
     patches = ferretdb_patches()
     stamp = _stamp_of(FERRETDB_MODULE, FERRETDB_VERSION, *(f"{p.name}\n{p.read_text()}" for p in patches))

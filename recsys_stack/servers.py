@@ -1,19 +1,24 @@
-"""The local servers: Apache Kafka (KRaft, single node) and a MongoDB-wire server.
+"""The local servers: Apache Kafka (KRaft, single node), a MongoDB-wire server and, when FerretDB
+keeps its documents there (RECSYS_FERRETDB_BACKEND=postgresql), PostgreSQL.
 
 Each server knows how to provision itself, start, tell whether it answers and describe itself.
-Both bind to 127.0.0.1 and keep their data under RECSYS_DATA_DIR/stack, so it survives down/up.
+All bind to 127.0.0.1 and keep their data under RECSYS_DATA_DIR/stack, so it survives down/up.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import pwd
 import shutil
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 
+from recsys_core.settings import Settings
 from recsys_io.kafka import kafka_ping
 from recsys_io.mongo import mongo_ping
-from recsys_core.settings import Settings
 from recsys_stack import provision
 from recsys_stack.processes import ManagedProcess
 
@@ -137,8 +142,6 @@ class KafkaServer(Server):
                 "-cp", f"{self.settings.kafka_jars_dir}/*", main, *args]
 
     def start(self) -> int:
-        import subprocess
-
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -147,13 +150,114 @@ class KafkaServer(Server):
                                                "--config", str(config), "--ignore-formatted"),
                                     capture_output=True, text=True)
             if result.returncode != 0:
-                from recsys_stack.provision import ProvisionError
-
-                raise ProvisionError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
+                raise provision.ProvisionError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
         return self.process.start(self._java("kafka.Kafka", str(config)), cwd=self.home)
 
     def answers(self) -> bool:
         return kafka_ping(self.settings)
+
+
+class PostgresServer(Server):
+    """The PostgreSQL server FerretDB keeps its documents in when RECSYS_FERRETDB_BACKEND=postgresql."""
+
+    port_variable = "RECSYS_POSTGRES_PORT"
+    kind = "PostgreSQL (FerretDB's storage)"
+    database = "postgres"  # initdb's own database: FerretDB makes a schema in it per MongoDB database
+
+    def __init__(self, settings: Settings):
+        super().__init__("postgres", settings)
+
+    @property
+    def process(self) -> ManagedProcess:
+        # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to leave; SIGINT
+        # rolls back what is open and stops at once, cleanly.
+        return ManagedProcess(self.name, self.settings.stack_dir, stop_signal=signal.SIGINT)
+
+    @property
+    def is_local(self) -> bool:
+        return True  # only listed when the local FerretDB runs on it
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.settings.postgres_port}"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@{self.address}/{self.database}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.settings.postgres_port,)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.stack_dir / "postgres"
+
+    @property
+    def user(self) -> str | None:
+        """PostgreSQL refuses to run as root: as root it runs as the `postgres` user its package made."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise provision.ProvisionError(
+                "PostgreSQL does not run as root and there is no `postgres` user to run it as: "
+                f"{provision.INSTALL_HINTS['postgres']} (it creates that user).") from None
+        return "postgres"
+
+    def provision(self) -> None:
+        provision.postgres_bin_dir()
+
+    def _owned(self, path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            shutil.chown(path, self.user, self.user)
+        return path
+
+    def _initdb(self, data: Path) -> None:
+        # Into a directory of its own, renamed when complete, so an interrupted initdb is redone.
+        fresh = self.home / "data.initdb"
+        shutil.rmtree(fresh, ignore_errors=True)
+        self._owned(fresh)
+        # Trust on 127.0.0.1 and a socket in the stack's directory: like Kafka and FerretDB, it
+        # serves only this machine's platform.
+        result = subprocess.run([str(provision.postgres_bin_dir() / "initdb"), "-D", str(fresh), "-U", "postgres",
+                                 "--auth=trust", "--encoding=UTF8", "--no-locale"],
+                                capture_output=True, text=True, user=self.user)
+        if result.returncode != 0:
+            raise provision.ProvisionError(f"initdb into {fresh} failed:\n{result.stdout}\n{result.stderr}")
+        fresh.rename(data)
+
+    def start(self) -> int:
+        self._owned(self.home)
+        if self.user and subprocess.run(["test", "-w", str(self.home)], user=self.user).returncode != 0:
+            raise provision.ProvisionError(
+                f"PostgreSQL runs as the `{self.user}` user, which cannot reach {self.home}: let it through "
+                f"the directories above it (chmod o+x) or set RECSYS_DATA_DIR to a directory it can reach.")
+        data = self.home / "data"
+        if not (data / "PG_VERSION").exists():
+            self._initdb(data)
+        socket_dir = self._owned(self.home / "socket")
+        # synchronous_commit=off: a commit no longer waits for its fsync; a crash can lose the
+        # commits of the last 3 x wal_writer_delay (300 ms), as MongoDB's default journal (flushed
+        # every 100 ms) can, and never leaves the data inconsistent. It is what the SQLite backend's
+        # synchronous=NORMAL spares too.
+        return self.process.start([
+            str(provision.postgres_bin_dir() / "postgres"), "-D", str(data),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.settings.postgres_port}",
+            "-c", f"unix_socket_directories={socket_dir}",
+            "-c", "synchronous_commit=off", "-c", "wal_writer_delay=100ms",
+        ], user=self.user)
+
+    def answers(self) -> bool:
+        try:
+            pg_isready = provision.postgres_bin_dir() / "pg_isready"
+        except provision.ProvisionError:
+            return False
+        result = subprocess.run([str(pg_isready), "-q", "-h", "127.0.0.1", "-p", str(self.settings.postgres_port),
+                                 "-d", self.database, "-U", "postgres", "-t", "2"], capture_output=True)
+        return result.returncode == 0
 
 
 # FerretDB turns every document into JSON and back several times per write, and Go's collector
@@ -186,8 +290,15 @@ class MongoServer(Server):
         return shutil.which("mongod")
 
     @property
+    def on_postgres(self) -> bool:
+        """FerretDB runs here and keeps its documents in the stack's PostgreSQL server."""
+        return self.is_local and not self.mongod and self.settings.ferretdb_backend == "postgresql"
+
+    @property
     def kind(self) -> str:
-        return "mongod" if self.mongod else "FerretDB 1.24 (SQLite)"
+        if self.mongod:
+            return "mongod"
+        return f"FerretDB 1.24 ({'PostgreSQL' if self.settings.ferretdb_backend == 'postgresql' else 'SQLite'})"
 
     def provision(self) -> None:
         if not self.mongod:
@@ -202,6 +313,12 @@ class MongoServer(Server):
                                        "--port", port, "--quiet"])
         data = self.settings.stack_dir / "ferretdb"
         data.mkdir(parents=True, exist_ok=True)
+        common = [f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", f"--state-dir={data}",
+                  "--telemetry=disable", "--log-level=warn"]
+        if self.on_postgres:
+            return self.process.start([str(self.settings.ferretdb_binary), "--handler=postgresql",
+                                       f"--postgresql-url={PostgresServer(self.settings).url}", *common],
+                                      env=FERRETDB_GO_ENV)
         # WAL with synchronous=NORMAL: a commit survives FerretDB crashing, and only an OS crash or
         # power loss can undo the last commits, as with MongoDB's default (journal flushed every
         # 100 ms). It spares an fsync per write: a third of the speed layer's history writes.
@@ -210,9 +327,7 @@ class MongoServer(Server):
         # holds a read open across its write, which kept the log growing without bound.
         return self.process.start([
             str(self.settings.ferretdb_binary), "--handler=sqlite",
-            f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
-            f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", f"--state-dir={data}",
-            "--telemetry=disable", "--log-level=warn",
+            f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)", *common,
         ], env=FERRETDB_GO_ENV)
 
     def answers(self) -> bool:
@@ -220,4 +335,6 @@ class MongoServer(Server):
 
 
 def servers(settings: Settings) -> list[Server]:
-    return [KafkaServer(settings), MongoServer(settings)]
+    """The stack's servers in start order (`down` stops them in reverse): PostgreSQL before FerretDB."""
+    mongo = MongoServer(settings)
+    return [KafkaServer(settings), *([PostgresServer(settings)] if mongo.on_postgres else []), mongo]

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pymongo import ReplaceOne, UpdateMany, UpdateOne
 
+from recsys_core.settings import Settings
 from recsys_io.kafka import make_consumer, make_producer
 from recsys_io.mongo import mongo_client, serving_db
-from recsys_stack import manager
-from recsys_stack.servers import servers
+from recsys_stack import manager, provision
+from recsys_stack.servers import PostgresServer, servers
 
 RECSYS = [sys.executable, "-m", "recsys_cli.main"]
 
@@ -253,3 +257,54 @@ def test_write_ahead_log_stays_bounded_under_steady_replaces(mongo_db, settings,
     wal = stack.stack_dir / "ferretdb" / f"{settings.mongo_db}.sqlite-wal"
     page_size = 4096
     assert wal.stat().st_size < 2_500 * page_size, f"{wal} is {wal.stat().st_size:,} bytes"
+
+
+def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_id(stack):
+    """RECSYS_FERRETDB_BACKEND=postgresql: `up` starts PostgreSQL before FerretDB on it, `down` stops both."""
+    if shutil.which("mongod"):
+        pytest.skip("with mongod on PATH the stack runs no FerretDB")
+    try:
+        provision.postgres_bin_dir()
+    except provision.ProvisionError as error:
+        pytest.skip(f"{error} (`make test` installs it when it runs as root)")
+    # Not pytest's tmp_path, whose parents only root may enter: PostgreSQL runs as `postgres`.
+    data_dir = Path(tempfile.mkdtemp(prefix="recsys-postgresql-stack-"))
+    data_dir.chmod(0o755)
+    env = {**os.environ, "RECSYS_DATA_DIR": str(data_dir), "RECSYS_FERRETDB_BACKEND": "postgresql",
+           "RECSYS_KAFKA_BOOTSTRAP": stack.kafka_servers,  # the test stack's broker: only the store is new
+           "RECSYS_MONGO_PORT": str(stack.mongo_port + 3), "RECSYS_POSTGRES_PORT": str(stack.postgres_port)}
+    settings = Settings.from_env(env)
+    try:
+        result = subprocess.run(RECSYS + ["stack", "up"], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.index("postgres: ready") < result.stderr.index("mongo: started")
+        status = subprocess.run(RECSYS + ["stack", "status"], env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+        assert f"127.0.0.1:{stack.postgres_port}" in lines["postgres"] and " up " in lines["postgres"]
+        assert "FerretDB 1.24 (PostgreSQL)" in lines["mongo"]
+
+        client = mongo_client(settings)
+        try:
+            collection = serving_db(client, settings)["recommendations"]
+            collection.insert_many([{"_id": f"u{i}", "token": 0} for i in range(300)])
+            # Guarded replaces by `_id`, more than one batch of them, as the speed layer writes them.
+            written = collection.bulk_write([ReplaceOne({"_id": f"u{i}", "token": 0}, {"token": 1})
+                                             for i in range(300)], ordered=False)
+            assert written.matched_count == 300
+            assert collection.find_one({"_id": "u7"}) == {"_id": "u7", "token": 1}
+            assert collection.find_one({"_id": "u7", "token": 0}) is None
+            assert sorted(doc["_id"] for doc in collection.find({"_id": {"$in": ["u3", "u9", "nobody"]}})) == [
+                "u3", "u9"]
+            for query in ({"_id": "u7", "token": 1}, {"_id": {"$in": ["u3", "u9"]}}):
+                plan = collection.find(query).explain()
+                assert plan["filterPushdown"] is True
+                assert "_jsonb -> '_id'::text) =" in json.dumps(plan["queryPlanner"]), plan  # the index's operator
+        finally:
+            client.close()
+    finally:
+        down = subprocess.run(RECSYS + ["stack", "down"], env=env, capture_output=True, text=True, timeout=120)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    assert down.returncode == 0, down.stderr
+    assert "mongo: stopped" in down.stderr and "postgres: stopped" in down.stderr
+    assert PostgresServer(settings).process.pid() is None
