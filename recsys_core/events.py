@@ -180,8 +180,8 @@ def _from_clickstream(raw: dict[str, Any], now: datetime, first_day: date) -> di
     checker = _Checker(raw)
     if raw.get("event") != "ProductView":
         checker.fail("event", "only 'ProductView' clickstream events are accepted")
-    properties = raw.get("properties") if isinstance(raw.get("properties"), dict) else {}
-    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+    properties: dict[str, Any] = raw["properties"] if isinstance(raw.get("properties"), dict) else {}
+    context: dict[str, Any] = raw["context"] if isinstance(raw.get("context"), dict) else {}
     source = context.get("source")
     event = {
         "event_id": _stable_id(raw.get("messageid")),
@@ -261,7 +261,8 @@ def parse_batch(raws: list[Any], now: datetime | None = None, *, first_day: date
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """All-or-nothing helper: (events, errors) where errors carry each bad event's index."""
     now = now or datetime.now(UTC)
-    events, errors = [], []
+    events: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
     for index, raw in enumerate(raws):
         try:
             events.append(parse_event(raw, now, first_day=first_day))

@@ -44,7 +44,7 @@ def merge_bestsellers(lists: Sequence[Sequence[Mapping[str, Any]]], limit: int,
                 continue
             best[product_id] = max(best.get(product_id, 0), int(entry["buyers"]))
     ranked = sorted(({"product_id": p, "buyers": b} for p, b in best.items()), key=rank_key)
-    return [entry["product_id"] for entry in ranked[:limit]]
+    return [str(entry["product_id"]) for entry in ranked[:limit]]
 
 
 def servable(products: list[str], min_list_size: int) -> list[str]:

@@ -116,11 +116,11 @@ class Scorer:
         excluded = set(shopper.purchased) | set(recent)
         blended, other = self._blend(shopper, recent)
         ranked = self._best(blended, other, excluded, limit)
-        result = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
+        result: list[dict[str, Any]] = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
         if len(result) < limit:
             floor = min((entry["score"] for entry in result), default=1.0)
             fill = _bestseller_fill(shopper, self.category_of, self.bestsellers, limit - len(result),
-                                    excluded | {entry["product_id"] for entry in result})
+                                    excluded | {str(entry["product_id"]) for entry in result})
             # Half the lowest blended score and falling: a fill never outranks a scored product.
             result.extend({"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
                           for rank, pid in enumerate(fill))
@@ -135,7 +135,7 @@ class Scorer:
             if entry is None:
                 continue
             rows, similarities, others = entry
-            if len(rows):
+            if near is not None and len(rows):
                 near[rows] += weight * similarities
             for pid, similarity in others:
                 other[pid] = other.get(pid, 0.0) + weight * similarity
@@ -146,7 +146,7 @@ class Scorer:
             if near is None:
                 return None, other
             near = NEIGHBOUR_WEIGHT * (near / near_peak)
-            blended = near if als is None else (1 - NEIGHBOUR_WEIGHT) * als + near
+            blended: np.ndarray | None = near if als is None else (1 - NEIGHBOUR_WEIGHT) * als + near
         else:
             other = {}
             blended = None if als is None else (1 - NEIGHBOUR_WEIGHT) * als
@@ -175,7 +175,7 @@ class Scorer:
               limit: int) -> list[tuple[str, float]]:
         """The `limit` best (product, score) with a score above 0 and not excluded: score desc, product id asc."""
         candidates = [(pid, score) for pid, score in other.items() if score > 0 and pid not in excluded]
-        if blended is not None:
+        if blended is not None and self.items is not None:
             ids = self.items.ids
             for pid in excluded:
                 row = self.items.row(pid)
