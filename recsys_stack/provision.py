@@ -31,6 +31,8 @@ FERRETDB_VERSION = "v1.24.2"
 FERRETDB_PATCHES = "ferretdb/patches"
 FERRETDB_TESTED_PACKAGES = ["./internal/backends/sqlite/", "./internal/handler/", "./internal/handler/sjson/",
                             "./internal/util/resource/"]
+# Packages whose other tests need a live server: only the tests matching the pattern run.
+FERRETDB_TESTED_BY_PATTERN = {"./internal/backends/postgresql/": "^TestPrepare"}
 STAMP = ".provisioned"
 
 INSTALL_HINTS = {
@@ -216,6 +218,10 @@ def provision_ferretdb(settings: Settings) -> Path:
         _run_with_progress([go, "test", "-count=1", *FERRETDB_TESTED_PACKAGES],
                            f"FerretDB tests of its {len(patches)} patches",
                            cwd=src, count=lambda line: line.startswith("go: downloading"))
+        for package, pattern in FERRETDB_TESTED_BY_PATTERN.items():
+            _run_with_progress([go, "test", "-count=1", "-run", pattern, package],
+                               f"FerretDB tests {pattern} of {package}", cwd=src,
+                               count=lambda line: line.startswith("go: downloading"))
         built = tmp_path / "ferretdb"
         # -buildvcs=false: the copy's repository has no commit to stamp into the binary
         _run_with_progress([go, "build", "-trimpath", "-buildvcs=false", "-o", str(built), "./cmd/ferretdb"],
