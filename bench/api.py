@@ -2,7 +2,7 @@
 
 1. Seeds 100,000 shoppers' recommendation documents (and their histories) into a database of its
    own (`bench_api`, dropped at the end) with bulk inserts.
-2. Serves the real API (`recsys_api.main:app`) and, for the ceiling, a minimal Litestar app whose
+2. Serves the real API (`recsys_api.main:app_from_env`) and, for the ceiling, a minimal Litestar app whose
    one handler reads one recommendations document by id and returns it — each with uvicorn in a
    subprocess, side by side, on the same Mongo.
 3. A separate load process sends closed-loop GET /v1/users/<random user>/recommendations over a
@@ -90,9 +90,9 @@ def ceiling_app():
 
 # --- servers ---------------------------------------------------------------------------------------
 def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "uvicorn", target, "--factory" if target.endswith("ceiling_app") else "",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen([c for c in command if c], env=env, cwd=ROOT)
+    command = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1", "--port", str(port),
+               "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -267,7 +267,7 @@ def main() -> None:
     port = settings.api_port
     results: dict = {"machine": info, "users": args.users, "seconds_per_phase": args.seconds, "rounds": args.rounds,
                      "connections": args.connections, "post_connections": args.post_connections}
-    servers = {"ceiling": ("bench.api:ceiling_app", port + 1), "api": ("recsys_api.main:app", port)}
+    servers = {"ceiling": ("bench.api:ceiling_app", port + 1), "api": ("recsys_api.main:app_from_env", port)}
     processes = []
     try:
         # Both servers run side by side (an idle one costs nothing) and the load alternates

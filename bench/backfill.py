@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
-from recsys_assets.definitions import all_assets
+from recsys_assets.definitions import build_assets
 from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG, days_between
 from recsys_assets.resources import build_resources
 from recsys_core.settings import Settings
@@ -37,9 +37,9 @@ def machine() -> dict[str, object]:
             "python": platform.python_version()}
 
 
-def timed_run(resources, instance, **kwargs) -> float:
+def timed_run(assets, resources, instance, **kwargs) -> float:
     started = time.perf_counter()
-    materialize(all_assets, selection=SELECTION, resources=resources, instance=instance, run_config=QUIET, **kwargs)
+    materialize(assets, selection=SELECTION, resources=resources, instance=instance, run_config=QUIET, **kwargs)
     return time.perf_counter() - started
 
 
@@ -58,14 +58,15 @@ def main() -> None:
     parser.add_argument("--to", dest="last", default=yesterday.isoformat())
     args = parser.parse_args()
     days = days_between(args.first, args.last)
-    resources, instance = build_resources(Settings.from_env()), DagsterInstance.ephemeral()
+    settings = Settings.from_env()
+    assets, resources, instance = build_assets(settings), build_resources(settings), DagsterInstance.ephemeral()
 
     print(f"warm-up: {days[0]}", flush=True)
-    timed_run(resources, instance, partition_key=days[0])
-    per_day = sum(timed_run(resources, instance, partition_key=day) for day in days)
+    timed_run(assets, resources, instance, partition_key=days[0])
+    per_day = sum(timed_run(assets, resources, instance, partition_key=day) for day in days)
     rows_per_day = table_rows(resources, days[0], days[-1])
     print(f"{len(days)} runs of one day: {per_day:.1f} s ({rows_per_day} rows)", flush=True)
-    ranged = timed_run(resources, instance, tags={RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]})
+    ranged = timed_run(assets, resources, instance, tags={RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]})
     rows_ranged = table_rows(resources, days[0], days[-1])
     print(f"one run of {len(days)} days: {ranged:.1f} s ({rows_ranged} rows)")
     if rows_ranged != rows_per_day:

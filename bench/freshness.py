@@ -17,8 +17,8 @@
    (so it includes up to 100 ms of polling). It follows the events of a sample of the shoppers
    (--probes, 100 of 2,000 by default, so about 1 event in 20): reading every shopper's document
    ten times a second would cost the store more than the job's own writes do. Its reads grow
-   with the lag (pending probes x 10/s): 1,000 probes over 20,000 shoppers at 2,000 events/s
-   took about a ninth of a core from FerretDB and made the lag they measured grow.
+   with the lag (pending probes x 10/s), so too many probes take CPU from the store and feed the
+   lag they measure (figures in docs/streaming.md).
 4. Baseline, in the same run: a plain Kafka consumer on recsys.events records when each event
    becomes readable; that transport floor is what any speed layer pays. Reported as a ratio.
 5. Then steps the rate up (60 s per step) to find the highest rate whose backlog (events posted
@@ -244,9 +244,9 @@ class Tracker:
     def consume(self, settings, stop: threading.Event, ready: threading.Event) -> None:
         from recsys_io.kafka import make_consumer
         
-        # The broker answers a fetch once it has 16 KB or 20 ms have passed: fetching whatever had
-        # arrived, back to back, cost this process and Kafka about a sixth of a core at 1,500 events/s,
-        # taken from the job it measures. It adds at most 20 ms to the transport figure.
+        # The broker answers a fetch once it has 16 KB or 20 ms have passed: fetching back to back
+        # would take CPU from the job it measures (docs/streaming.md). It adds at most 20 ms to the
+        # transport figure.
         consumer = make_consumer(settings, settings.topics.events, group_id=None, auto_offset_reset="latest",
                                  consumer_timeout_ms=200, fetch_max_wait_ms=20, fetch_min_bytes=16_384)
         consumer.poll(timeout_ms=1000)

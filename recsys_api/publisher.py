@@ -4,7 +4,7 @@ The producer is librdkafka's (recsys_io.kafka_bulk: idempotent, acks from all in
 replicas, the same partition per key as every other producer of the platform). `produce` only
 queues; a delivery thread polls librdkafka and resolves each request's future once the broker
 acknowledged its last record, so handlers await without holding a thread per request. kafka-python's
-producer topped out near 5,000 events/s here, spending its time per record in Python.
+producer spends its time per record in Python and capped the API's writes (figures in docs/api.md).
 
 Records not acknowledged within RECSYS_API_PRODUCE_TIMEOUT_SECONDS fail in librdkafka itself
 (message.timeout.ms), so a request that answered 503 leaves nothing queued to trickle in later

@@ -14,7 +14,6 @@ from dagster import (AssetKey, AssetSelection, DefaultSensorStatus, RunFailureSe
                      run_failure_sensor, schedule, sensor)
 
 from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, as_of_run_config
-from recsys_assets.ingest import daily_partitions
 from recsys_assets.resources import LakeResource
 
 INGEST = AssetSelection.assets("raw_events", "quarantined_events", "products", "orders")
@@ -22,7 +21,8 @@ BESTSELLERS = AssetSelection.assets("bestsellers", "category_bestsellers", "best
 MODEL = AssetSelection.assets("interactions", "als_model", "current_model", "item_similarities",
                               "content_similarities", "user_recommendations")
 
-hourly_refresh = define_asset_job("hourly_refresh", selection=INGEST | BESTSELLERS, partitions_def=daily_partitions,
+# Partitioned like raw_events: Dagster takes the partitions from the selected assets when it resolves the job.
+hourly_refresh = define_asset_job("hourly_refresh", selection=INGEST | BESTSELLERS,
                                   description="Today's raw_events, the catalog, orders and the bestsellers.")
 model_refresh = define_asset_job("model_refresh", selection=MODEL,
                                  description="Interactions, a new ALS version (checked, promoted if it passes), "

@@ -1,21 +1,39 @@
-"""The one Definitions object of the recsys code location."""
+"""The recsys code location: its one Definitions object, built when Dagster loads the location.
 
-from dagster import Definitions
+Importing this module reads no setting. `defs` (what `workspace.yaml` and `dagster -m` load) reads
+and validates the RECSYS_* variables when it is called, so a bad value stops the code location
+from loading with the variable's name; the daily partitions start on RECSYS_EVENTS_START_DATE as
+it is then. The resources read the variables again when a run starts (see resources.py).
+"""
+
+from dagster import AssetsDefinition, Definitions, definitions
 
 from recsys_assets import automation, bestsellers, catalog, ingest, model, serving
 from recsys_assets.resources import build_resources
 from recsys_core.settings import Settings
 
-all_assets = [ingest.raw_events, catalog.products, catalog.orders, bestsellers.bestseller_tables,
-              model.interactions, model.als_model, model.current_model, serving.bestseller_documents,
-              serving.item_similarities, serving.content_similarities, serving.user_recommendations]
 all_checks = [model.als_beats_popularity]
 
-defs = Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    jobs=[automation.hourly_refresh, automation.model_refresh, model.rollback_model_job],
-    schedules=[automation.hourly_ingest_schedule, automation.daily_model_schedule],
-    sensors=[automation.retrain_sensor, automation.run_failure_logger],
-    resources=build_resources(Settings.from_env()),
-)
+
+def build_assets(settings: Settings) -> list[AssetsDefinition]:
+    """Every asset of the graph, raw_events partitioned by day from the settings' start date."""
+    partitions = ingest.daily_partitions(settings.events_start_date)
+    return [ingest.raw_events_asset(partitions), catalog.products, catalog.orders, bestsellers.bestseller_tables,
+            model.interactions, model.als_model, model.current_model, serving.bestseller_documents,
+            serving.item_similarities, serving.content_similarities, serving.user_recommendations]
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=build_assets(settings),
+        asset_checks=all_checks,
+        jobs=[automation.hourly_refresh, automation.model_refresh, model.rollback_model_job],
+        schedules=[automation.hourly_ingest_schedule, automation.daily_model_schedule],
+        sensors=[automation.retrain_sensor, automation.run_failure_logger],
+        resources=build_resources(),
+    )
+
+
+@definitions
+def defs() -> Definitions:
+    return build_definitions(Settings.from_env())

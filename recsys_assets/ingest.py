@@ -17,19 +17,16 @@ everything produced since that day anyway. A single day is a range of one.
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetSpec,
-                     BackfillPolicy, DailyPartitionsDefinition, MaterializeResult, MetadataValue, multi_asset)
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetsDefinition,
+                     AssetSpec, BackfillPolicy, DailyPartitionsDefinition, MaterializeResult, MetadataValue,
+                     multi_asset)
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import KafkaResource, LakeResource
 from recsys_core.events import MAX_FUTURE
 from recsys_core.markdown import markdown_table
-from recsys_core.settings import Settings
 
-# A fixed start (RECSYS_EVENTS_START_DATE) keeps partition keys stable across deployments (a
-# moving "90 days ago" would shift them every day); days before the first event materialise empty.
-daily_partitions = DailyPartitionsDefinition(start_date=Settings.from_env().events_start_date, end_offset=1)
 # Run tags naming a run's partition or its range of partitions (what the UI's backfills set).
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -79,19 +76,32 @@ def days_between(first: str, last: str) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-@multi_asset(
-    specs=[
-        AssetSpec("raw_events", group_name="ingest", partitions_def=daily_partitions,
-                  description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
-                              "event_id, history_delete tombstones included. Delta, partitioned by day."),
-        AssetSpec("quarantined_events", group_name="ingest", partitions_def=daily_partitions,
-                  description="Records of recsys.events that failed validation, with the reason, by day."),
-    ],
-    check_specs=[AssetCheckSpec("no_quarantined_events", asset="raw_events",
-                                description="Warns when the day had records that failed validation.")],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-)
+def daily_partitions(start_date: str) -> DailyPartitionsDefinition:
+    """One partition per UTC day from `start_date` (RECSYS_EVENTS_START_DATE) to today.
+
+    A fixed start keeps partition keys stable across deployments (a moving "90 days ago" would shift
+    them every day); days before the first event materialise empty.
+    """
+    return DailyPartitionsDefinition(start_date=start_date, end_offset=1)
+
+
+def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
+    """raw_events and quarantined_events over `partitions`, written by one step (`raw_events`)."""
+    return multi_asset(
+        specs=[
+            AssetSpec("raw_events", group_name="ingest", partitions_def=partitions,
+                      description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
+                                  "event_id, history_delete tombstones included. Delta, partitioned by day."),
+            AssetSpec("quarantined_events", group_name="ingest", partitions_def=partitions,
+                      description="Records of recsys.events that failed validation, with the reason, by day."),
+        ],
+        check_specs=[AssetCheckSpec("no_quarantined_events", asset="raw_events",
+                                    description="Warns when the day had records that failed validation.")],
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )(raw_events)
+
+
 def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: KafkaResource, lake: LakeResource):
     from pyspark.sql import functions as F
 

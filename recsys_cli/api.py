@@ -34,5 +34,5 @@ def register(app: typer.Typer) -> None:
 
             uvicorn.run(create_app(s), host=host, port=port, log_level="warning", access_log=False)
         else:
-            uvicorn.run("recsys_api.main:app", host=host, port=port, workers=workers, log_level="warning",
-                        access_log=False)
+            uvicorn.run("recsys_api.main:app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level="warning", access_log=False)

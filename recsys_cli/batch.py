@@ -67,12 +67,13 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
     from dagster import Definitions, define_asset_job
 
     from recsys_assets.console import concise_console, quiet_spark_conf
-    from recsys_assets.definitions import all_assets, all_checks
+    from recsys_assets.definitions import all_checks, build_assets
     from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
     from recsys_assets.resources import build_resources
 
     typer.secho(f"==> {label}: {', '.join(selection)}", bold=True, err=True)
-    resources = build_resources(settings())
+    s = settings()
+    resources = build_resources(s)
     if not verbose:
         # Start the session the runs will reuse, with the expected warnings left out of its log.
         from pyspark.sql import SparkSession
@@ -80,7 +81,7 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
         SparkSession.builder.config(map=quiet_spark_conf(resources["spark"].spark_config)).getOrCreate()
     # What dagster.materialize does, with a readable console logger unless --verbose.
     defs = Definitions(jobs=[define_asset_job(EPHEMERAL_JOB, selection=selection)],
-                       assets=[*all_assets, *all_checks], resources=resources,
+                       assets=[*build_assets(s), *all_checks], resources=resources,
                        loggers=None if verbose else {"console": concise_console})
     if not verbose:
         run_config = {**run_config, "loggers": {"console": {}}}  # a job logger runs only when configured
@@ -114,8 +115,9 @@ def materialize_command(
     window, interactions count and decay up to it).
     """
     from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, day_end
-    from recsys_assets.definitions import all_assets
+    from recsys_assets.definitions import build_assets
 
+    all_assets = build_assets(settings())
     keys = [key.to_user_string() for a in all_assets for key in a.keys]
     groups: dict[str, list[str]] = {}
     for a in all_assets:

@@ -21,7 +21,7 @@ def spark_jars(settings: Settings) -> list[Path]:
     if not any(j.name.startswith("delta-spark") for j in jars):
         raise RecsysError(
             f"Spark's Delta and Kafka jars are not in {settings.spark_jars_dir}: "
-            "run `recsys stack up` (or `make install`) once to provision them."
+            "run `recsys stack provision` (or `make provision`) once to fetch them."
         )
     return jars
 

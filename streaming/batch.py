@@ -47,8 +47,7 @@ def tune_collector() -> None:
 
     Freezing moves what exists now (Spark's and py4j's objects, the modules) out of every later
     collection, and collecting the young generation less often lets the objects of a shopper's
-    history and list die by reference count first. bench/stream_capacity.py: collection time per
-    batch of ~4,400 shoppers went from ~0.32 s to ~0.12 s with this (docs/streaming.md).
+    history and list die by reference count first (figures in docs/streaming.md).
     """
     gc.collect()
     gc.freeze()

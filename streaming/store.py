@@ -47,8 +47,8 @@ class Tokens:
 class Writes:
     """The store writes of a micro-batch, run one at a time in the order given on a thread of their own.
 
-    While FerretDB stores one group of shoppers, the job computes the next group's documents:
-    the two took turns before, and the job waited on the store for two thirds of each batch.
+    While FerretDB stores one group of shoppers, the job computes the next group's documents
+    instead of waiting for the store (figures in docs/streaming.md).
     `wait` returns once every write submitted has finished, and raises the first error.
     """
 
@@ -88,8 +88,7 @@ def wait_all(writes: Iterable[Writes]) -> float:
 
 
 # FerretDB seeks the `_id` index for `$in` and then re-checks each document against the whole
-# list, so one long list costs documents x list length: reading a batch of ~1,550 shoppers'
-# documents took 1.25 s as single `$in` reads and 0.89 s in chunks of 200.
+# list, so one long list costs documents x list length (figures in docs/streaming.md).
 READ_CHUNK = 200
 
 
@@ -103,9 +102,8 @@ class WrittenDocuments:
     restart, so a replayed batch starts from what is stored.
 
     Lists are kept as tuples: a tuple (and then a dict) of strings and dates drops out of
-    Python's cycle collector after its first pass, while a list stays in it. 20,000 histories
-    of 50 views as lists are two million references that every full collection walked (about
-    150 ms each, a fifth of the job's Python time in bench/stream_capacity.py).
+    Python's cycle collector after its first pass, while a list stays in it, and every full
+    collection would walk the cached histories' millions of references (docs/streaming.md).
     """
 
     def __init__(self, size: int):

@@ -69,12 +69,12 @@ def test_readme_documents_every_setting():
     assert missing == [], f"README's settings table lacks {missing}"
 
 
-def test_daily_event_partitions_start_on_the_configured_day():
-    code = ("from recsys_assets.ingest import daily_partitions; "
-            "print(daily_partitions.get_first_partition_key())")
-    env = {**os.environ, "RECSYS_EVENTS_START_DATE": "2025-06-15"}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip() == "2025-06-15", result.stderr
+def test_daily_event_partitions_start_on_the_day_configured_when_the_definitions_load(monkeypatch):
+    from recsys_assets.definitions import defs
+
+    monkeypatch.setenv("RECSYS_EVENTS_START_DATE", "2025-06-15")
+    job = defs().resolve_job_def("hourly_refresh")
+    assert job.partitions_def.get_first_partition_key() == "2025-06-15"
 
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import materialize
 
-from recsys_assets.definitions import all_assets
+from recsys_assets.definitions import build_assets
 from recsys_assets.resources import build_resources
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_bestsellers_equal_hand_computed_expectation(settings, spark, mongo_db):
     (spark.createDataFrame(catalog, "product_id string, category_id string")
      .write.format("delta").save(str(settings.lake_dir / "products")))
 
-    materialize(all_assets, selection=["bestsellers", "category_bestsellers", "bestseller_documents"],
+    materialize(build_assets(settings), selection=["bestsellers", "category_bestsellers", "bestseller_documents"],
                 resources=build_resources(settings),
                 run_config={"ops": {"bestseller_tables": {"config": {"as_of": AS_OF.isoformat()}}}})
 

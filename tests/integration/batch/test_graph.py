@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_assets.definitions import all_assets, all_checks
+from recsys_assets.definitions import all_checks, build_assets
 from recsys_assets.resources import build_resources
 from recsys_io.kafka import make_producer
 from recsys_io.mongo import mongo_client, serving_db
@@ -65,7 +65,7 @@ def graph(stack):
     producer.flush(30)
     producer.close()
     instance = DagsterInstance.ephemeral()
-    result = materialize(all_assets + all_checks, partition_key=DAY.date().isoformat(), instance=instance,
+    result = materialize(build_assets(settings) + all_checks, partition_key=DAY.date().isoformat(), instance=instance,
                          resources=build_resources(settings), run_config=model_config())
     client = mongo_client(settings)
     yield {"settings": settings, "result": result, "db": serving_db(client, settings), "prefix": prefix,

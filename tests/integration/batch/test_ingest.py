@@ -10,7 +10,7 @@ import pytest
 from dagster import materialize
 from pyspark.sql import functions as F
 
-from recsys_assets.definitions import all_assets
+from recsys_assets.definitions import build_assets
 from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
 from recsys_assets.resources import build_resources
 from recsys_core.events import format_ts
@@ -22,8 +22,9 @@ pytestmark = pytest.mark.integration
 def run(settings, selection, partition=None, run_config=None, raise_on_error=True, instance=None, days=None):
     """One in-process run; `days=(first, last)` makes it one run over that range, as a UI backfill does."""
     tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[1]} if days else None
-    return materialize(all_assets, selection=selection, partition_key=partition, resources=build_resources(settings),
-                       run_config=run_config, raise_on_error=raise_on_error, instance=instance, tags=tags)
+    return materialize(build_assets(settings), selection=selection, partition_key=partition,
+                       resources=build_resources(settings), run_config=run_config, raise_on_error=raise_on_error,
+                       instance=instance, tags=tags)
 
 
 def lake_rows(spark, settings, table, where="true"):

@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 from tests.support.batch import model_config
 
-from recsys_assets.definitions import all_assets, all_checks
+from recsys_assets.definitions import all_checks, build_assets
 from recsys_assets.resources import build_resources
 from recsys_io.registry import PromotionRefused, promote_model, rollback_model
 
@@ -22,7 +22,7 @@ def test_model_that_fails_its_checks_is_not_promoted(settings, spark, mongo_db, 
             for u in range(10) for p in range(8)]
     (spark.createDataFrame(rows, "user_id string, product_id string, strength double, last_ts timestamp, events long")
      .write.format("delta").save(str(settings.lake_dir / "interactions")))
-    result = materialize([*all_assets, *all_checks], selection=["als_model", "current_model"],
+    result = materialize([*build_assets(settings), *all_checks], selection=["als_model", "current_model"],
                          instance=DagsterInstance.ephemeral(), resources=build_resources(settings),
                          run_config=model_config(), raise_on_error=False)
 

@@ -19,7 +19,7 @@ from dagster import materialize
 from pyspark.sql import functions as F
 
 from recsys_assets.bestsellers import bestseller_frames
-from recsys_assets.definitions import all_assets
+from recsys_assets.definitions import build_assets
 from recsys_assets.records import EVENT_COLUMNS
 from recsys_assets.resources import build_resources
 from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
@@ -67,7 +67,7 @@ def test_interactions_asset_equals_the_domain_rule_on_random_events(settings, sp
     spark.createDataFrame(rows, RAW_EVENTS).write.format("delta").save(str(settings.lake_dir / "raw_events"))
     options = {"view_weight": 1.5, "add_to_cart_weight": 3.0, "purchase_weight": 5.0, "half_life_days": 7.0}
 
-    materialize(all_assets, selection=["interactions"], resources=build_resources(settings),
+    materialize(build_assets(settings), selection=["interactions"], resources=build_resources(settings),
                 run_config={"ops": {"interactions": {"config": {"as_of": AS_OF.isoformat(), **options}}}})
 
     table = spark.read.format("delta").load(str(settings.lake_dir / "interactions"))
