@@ -41,11 +41,16 @@ class ManagedProcess:
 
     def _is_ours(self, pid: int) -> bool:
         # A recycled pid must never be mistaken for our server: the command line names our stack.
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            return True  # no /proc (not Linux): trust the pid file
-        return str(self.stack_dir).encode() in cmdline
+        for _ in range(5):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                return True  # no /proc (not Linux): trust the pid file
+            if cmdline:
+                return str(self.stack_dir).encode() in cmdline
+            # Empty while a launcher script (Spark's spark-class) execs its java: look again.
+            time.sleep(0.05)
+        return False
 
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
