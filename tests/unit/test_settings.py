@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
-
 from recsys_core.errors import SettingsError
 from recsys_core.settings import Settings
+from tests.support import ROOT
 
 
 def test_defaults_point_at_the_local_stack():
@@ -87,7 +85,9 @@ def test_in_process_and_on_a_named_cluster_the_jars_are_shipped_and_spark_sizes_
     for variables in ({}, {"RECSYS_SPARK_WORKERS": "2", "RECSYS_SPARK_MASTER": "spark://spark.internal:7077"}):
         conf = _conf(tmp_path, **variables)
         assert conf["spark.jars"].endswith("delta-spark_4.2_2.13-4.4.0.jar")
-        assert not {"spark.executor.memory", "spark.executor.extraClassPath", "spark.dynamicAllocation.enabled"} & set(conf)
+        local_cluster_only = {"spark.executor.memory", "spark.executor.extraClassPath",
+                              "spark.dynamicAllocation.enabled"}
+        assert not local_cluster_only & set(conf)
 
 
 def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback():
