@@ -53,7 +53,7 @@ def project_path() -> str | None:
     return str(root)
 
 
-def _cluster_conf(settings: Settings) -> dict[str, str]:
+def _cluster_conf(settings: Settings, min_executors: int) -> dict[str, str]:
     """Executors of the local cluster: one per worker, of the worker's size, handed back when idle."""
     cores = settings.spark_worker_cores
     return {
@@ -62,7 +62,7 @@ def _cluster_conf(settings: Settings) -> dict[str, str]:
         "spark.cores.max": str(cores * settings.spark_workers),
         "spark.dynamicAllocation.enabled": "true",
         "spark.dynamicAllocation.shuffleTracking.enabled": "true",
-        "spark.dynamicAllocation.minExecutors": "0",
+        "spark.dynamicAllocation.minExecutors": str(min(min_executors, settings.spark_workers)),
         "spark.dynamicAllocation.maxExecutors": str(settings.spark_workers),
         "spark.dynamicAllocation.executorIdleTimeout": LOCAL_CLUSTER_IDLE_TIMEOUT,
         "spark.dynamicAllocation.cachedExecutorIdleTimeout": LOCAL_CLUSTER_IDLE_TIMEOUT,
@@ -70,8 +70,12 @@ def _cluster_conf(settings: Settings) -> dict[str, str]:
     }
 
 
-def spark_conf(settings: Settings, app_name: str = "recsys") -> dict[str, Any]:
-    """Every setting the platform's Spark sessions use; also the resource config for dagster-pyspark."""
+def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> dict[str, Any]:
+    """Every setting the platform's Spark sessions use; also the resource config for dagster-pyspark.
+
+    On the local cluster a session keeps `min_executors` executors even when idle: a job that must
+    answer within seconds cannot wait for an executor to start after a quiet spell.
+    """
     jars = spark_jars(settings)
     local_dir = settings.data_dir / "spark" / "tmp"
     local_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,7 @@ def spark_conf(settings: Settings, app_name: str = "recsys") -> dict[str, Any]:
         # The driver and the executors run on this machine: they read the provisioned jars in place.
         # Shipped as spark.jars, every executor would first fetch a copy into its work directory.
         classpath = ":".join(str(j) for j in jars)
-        extra.update(_cluster_conf(settings), **{"spark.driver.extraClassPath": classpath,
+        extra.update(_cluster_conf(settings, min_executors), **{"spark.driver.extraClassPath": classpath,
                                                  "spark.executor.extraClassPath": classpath})
     else:
         extra["spark.jars"] = ",".join(str(j) for j in jars)
@@ -113,12 +117,12 @@ def spark_conf(settings: Settings, app_name: str = "recsys") -> dict[str, Any]:
     }
 
 
-def get_spark(settings: Settings, app_name: str = "recsys") -> SparkSession:
+def get_spark(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> SparkSession:
     """Get or create the process's SparkSession, with the checkpoint directory ALS needs."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name).items():
+    for key, value in spark_conf(settings, app_name, min_executors).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

@@ -59,14 +59,14 @@ def test_sessions_use_the_local_cluster_when_the_stack_runs_one_and_a_named_mast
     assert Settings.from_env({"RECSYS_SPARK_WORKERS": "0"}).spark_master_url == "local[2]"
 
 
-def _conf(tmp_path, **variables):
+def _conf(tmp_path, min_executors=0, **variables):
     from recsys_io.spark import spark_conf
 
     jars = tmp_path / "tools" / "spark-jars"
     jars.mkdir(parents=True, exist_ok=True)
     (jars / "delta-spark_4.2_2.13-4.4.0.jar").touch()
     return spark_conf(Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_TOOLS_DIR": str(tmp_path / "tools"),
-                                         **variables}))
+                                         **variables}), min_executors=min_executors)
 
 
 def test_on_the_local_cluster_executors_fill_a_worker_read_the_jars_in_place_and_go_back_when_idle(tmp_path):
@@ -74,6 +74,8 @@ def test_on_the_local_cluster_executors_fill_a_worker_read_the_jars_in_place_and
     assert conf["spark.master"] == "spark://127.0.0.1:7077"
     assert (conf["spark.executor.cores"], conf["spark.executor.memory"], conf["spark.cores.max"]) == ("2", "3g", "6")
     assert conf["spark.dynamicAllocation.enabled"] == "true"
+    assert conf["spark.dynamicAllocation.minExecutors"] == "0"
+    assert _conf(tmp_path, 1, RECSYS_SPARK_WORKERS="3")["spark.dynamicAllocation.minExecutors"] == "1"  # the stream
     jar = str(tmp_path / "tools" / "spark-jars" / "delta-spark_4.2_2.13-4.4.0.jar")
     assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"] == jar
     assert "spark.jars" not in conf
