@@ -16,7 +16,10 @@ app = typer.Typer(
         "else FerretDB 1.24, built once with Go, on SQLite or (RECSYS_FERRETDB_BACKEND=postgresql) on a "
         "PostgreSQL server the stack runs too. Spark's Delta and Kafka jars are resolved "
         "once with Maven. Set RECSYS_KAFKA_BOOTSTRAP or RECSYS_MONGO_URI to use external servers "
-        "instead; ports: RECSYS_KAFKA_PORT, RECSYS_KAFKA_CONTROLLER_PORT, RECSYS_MONGO_PORT, RECSYS_POSTGRES_PORT."
+        "instead; ports: RECSYS_KAFKA_PORT, RECSYS_KAFKA_CONTROLLER_PORT, RECSYS_MONGO_PORT, RECSYS_POSTGRES_PORT.\n\n"
+        "With RECSYS_SPARK_WORKERS=N (1 or more) it also runs a Spark standalone master and N workers "
+        "from the installed pyspark (RECSYS_SPARK_MASTER_PORT, RECSYS_SPARK_WEBUI_PORT, "
+        "RECSYS_SPARK_WORKER_CORES, RECSYS_SPARK_WORKER_MEMORY), and the platform's Spark sessions run on it."
     ),
     no_args_is_help=True,
 )
@@ -59,7 +62,8 @@ def status() -> None:
 @app.command()
 @friendly_errors
 def logs(
-    name: str = typer.Argument(..., help="kafka, mongo or postgres (with RECSYS_FERRETDB_BACKEND=postgresql)"),
+    name: str = typer.Argument(..., help="kafka, mongo, postgres (with RECSYS_FERRETDB_BACKEND=postgresql), "
+                                         "spark-master or spark-worker-N"),
     lines: int = typer.Option(50, "--lines", "-n", help="How many lines to show."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
 ) -> None:

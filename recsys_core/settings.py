@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from recsys_core.errors import SettingsError
 
 
-
 @dataclass(frozen=True)
 class Topics:
     """The platform's Kafka topics, all named from one prefix (RECSYS_TOPIC_PREFIX)."""
@@ -50,13 +49,32 @@ def _topic_prefix(name: str, raw: str) -> str:
     return raw
 
 
-def _positive_int(name: str, raw: str) -> int:
+def _whole_number(name: str, raw: str) -> int:
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise SettingsError(name, raw, "expected a whole number") from None
+
+
+def _positive_int(name: str, raw: str) -> int:
+    value = _whole_number(name, raw)
     if value <= 0:
         raise SettingsError(name, raw, "expected a number greater than 0")
+    return value
+
+
+def _count(name: str, raw: str) -> int:
+    value = _whole_number(name, raw)
+    if value < 0:
+        raise SettingsError(name, raw, "expected 0 or more")
+    return value
+
+
+def _memory(name: str, raw: str) -> str:
+    # A size as Spark and the JVM read it; the unit is required, since Spark reads a bare number as bytes.
+    value = raw.strip().lower()
+    if not re.fullmatch(r"[1-9][0-9]*[kmgt]", value):
+        raise SettingsError(name, raw, "expected a size such as 512m or 2g")
     return value
 
 
@@ -175,8 +193,20 @@ class Settings:
     mongo_uri: str = _var("RECSYS_MONGO_URI", _mongo_uri, None,
                           "MongoDB URI; set it to use an external server (default: the local one).")
     mongo_db: str = _var("RECSYS_MONGO_DB", _text, "recsys", "Database of the serving store.")
-    spark_master: str = _var("RECSYS_SPARK_MASTER", _spark_master, "local[2]",
-                             "Spark master; local[N] runs in-process.")
+    spark_master: str | None = _var("RECSYS_SPARK_MASTER", _spark_master, None,
+                                    "Spark master; local[N] runs in-process (default: the local cluster "
+                                    "when RECSYS_SPARK_WORKERS is 1 or more, else local[2]).")
+    spark_workers: int = _var("RECSYS_SPARK_WORKERS", _count, "0",
+                              "Workers of the local Spark standalone cluster `stack up` starts; 0: no cluster.")
+    spark_worker_cores: int = _var("RECSYS_SPARK_WORKER_CORES", _positive_int, "1",
+                                   "Cores each local Spark worker offers (one executor of this size per worker).")
+    spark_worker_memory: str = _var("RECSYS_SPARK_WORKER_MEMORY", _memory, "1g",
+                                    "Memory each local Spark worker offers (the heap of its executor).")
+    spark_master_port: int = _var("RECSYS_SPARK_MASTER_PORT", _port, "7077",
+                                  "Port of the local Spark master; worker i listens on this port + i.")
+    spark_webui_port: int = _var("RECSYS_SPARK_WEBUI_PORT", _port, "8080",
+                                 "Port of the local Spark master's web UI and JSON status; worker i's UI is on "
+                                 "this port + i.")
     spark_driver_memory: str = _var("RECSYS_SPARK_DRIVER_MEMORY", _text, "3g",
                                     "Spark driver memory (local mode: all of Spark).")
     spark_shuffle_partitions: int = _var("RECSYS_SPARK_SHUFFLE_PARTITIONS", _positive_int, "4",
@@ -250,6 +280,22 @@ class Settings:
     @property
     def mongo_is_local(self) -> bool:
         return self.mongo_uri is None
+
+    @property
+    def spark_cluster_is_local(self) -> bool:
+        """The stack runs a Spark standalone cluster when RECSYS_SPARK_WORKERS is 1 or more."""
+        return self.spark_workers >= 1
+
+    @property
+    def local_spark_master(self) -> str:
+        return f"spark://127.0.0.1:{self.spark_master_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        """RECSYS_SPARK_MASTER if set, else the local cluster if the stack runs one, else in-process."""
+        if self.spark_master:
+            return self.spark_master
+        return self.local_spark_master if self.spark_cluster_is_local else "local[2]"
 
     @property
     def kafka_servers(self) -> str:

@@ -1,11 +1,17 @@
 """The one SparkSession builder: Delta + Kafka jars from the provisioned directory, sized for 2 cores.
 
-pyspark is imported inside the functions so that importing recsys_core never starts a JVM.
+Sessions run in-process (`local[2]`) unless RECSYS_SPARK_MASTER names a cluster or the stack runs
+its own standalone cluster (RECSYS_SPARK_WORKERS). pyspark is imported inside the functions so
+that importing recsys_core never starts a JVM.
 """
 
 from __future__ import annotations
 
+import json
+import site
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,18 +32,72 @@ def spark_jars(settings: Settings) -> list[Path]:
     return jars
 
 
-def spark_conf(settings: Settings, app_name: str = "recsys") -> dict[str, Any]:
-    """Every setting the platform's Spark sessions use; also the resource config for dagster-pyspark."""
-    jars = ",".join(str(j) for j in spark_jars(settings))
+# Executors on the local cluster go back to their worker after this long without tasks, so that
+# drivers which live long (the test session, a notebook, the Dagster daemon's runs) and the
+# streaming job can share a few workers; Spark's shuffle tracking keeps executors whose shuffle
+# output a running job still needs.
+LOCAL_CLUSTER_IDLE_TIMEOUT = "20s"
+
+
+def project_path() -> str | None:
+    """The directory the project's packages were imported from, if the interpreter would not find them itself.
+
+    Executors run `sys.executable` in their worker's work directory, with the environment the
+    worker was started with: pointing their PYTHONPATH at the driver's copy makes them import the
+    very code the driver runs (a checkout, an editable install or a source tree on PYTHONPATH).
+    An ordinary install in site-packages needs nothing.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if root in {Path(p).resolve() for p in site.getsitepackages()}:
+        return None
+    return str(root)
+
+
+def _cluster_conf(settings: Settings, min_executors: int) -> dict[str, str]:
+    """Executors of the local cluster: one per worker, of the worker's size, handed back when idle."""
+    cores = settings.spark_worker_cores
+    return {
+        "spark.executor.cores": str(cores),
+        "spark.executor.memory": settings.spark_worker_memory,
+        "spark.cores.max": str(cores * settings.spark_workers),
+        "spark.dynamicAllocation.enabled": "true",
+        "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+        "spark.dynamicAllocation.minExecutors": str(min(min_executors, settings.spark_workers)),
+        "spark.dynamicAllocation.maxExecutors": str(settings.spark_workers),
+        "spark.dynamicAllocation.executorIdleTimeout": LOCAL_CLUSTER_IDLE_TIMEOUT,
+        "spark.dynamicAllocation.cachedExecutorIdleTimeout": LOCAL_CLUSTER_IDLE_TIMEOUT,
+        "spark.dynamicAllocation.shuffleTracking.timeout": LOCAL_CLUSTER_IDLE_TIMEOUT,
+    }
+
+
+def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> dict[str, Any]:
+    """Every setting the platform's Spark sessions use; also the resource config for dagster-pyspark.
+
+    On the local cluster a session keeps `min_executors` executors even when idle: a job that must
+    answer within seconds cannot wait for an executor to start after a quiet spell.
+    """
+    jars = spark_jars(settings)
     local_dir = settings.data_dir / "spark" / "tmp"
     local_dir.mkdir(parents=True, exist_ok=True)
+    master = settings.spark_master_url
+    extra: dict[str, str] = {}
+    if master == settings.local_spark_master and settings.spark_cluster_is_local:
+        # The driver and the executors run on this machine: they read the provisioned jars in place.
+        # Shipped as spark.jars, every executor would first fetch a copy into its work directory.
+        classpath = ":".join(str(j) for j in jars)
+        extra.update(_cluster_conf(settings, min_executors), **{"spark.driver.extraClassPath": classpath,
+                                                 "spark.executor.extraClassPath": classpath})
+    else:
+        extra["spark.jars"] = ",".join(str(j) for j in jars)
+    code = project_path()
+    if code:
+        extra["spark.executorEnv.PYTHONPATH"] = code
     return {
-        "spark.master": settings.spark_master,
+        "spark.master": master,
         "spark.app.name": app_name,
         # Python workers must run this interpreter (the platform's venv), not whatever `python3` is.
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
-        "spark.jars": jars,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.driver.memory": settings.spark_driver_memory,
@@ -53,15 +113,16 @@ def spark_conf(settings: Settings, app_name: str = "recsys") -> dict[str, Any]:
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.checkpointLocation": str(settings.checkpoints_dir),
         "spark.driver.extraJavaOptions": "-Xss16m -Dderby.system.home=" + str(settings.data_dir / "spark"),
+        **extra,
     }
 
 
-def get_spark(settings: Settings, app_name: str = "recsys") -> SparkSession:
+def get_spark(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> SparkSession:
     """Get or create the process's SparkSession, with the checkpoint directory ALS needs."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name).items():
+    for key, value in spark_conf(settings, app_name, min_executors).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
@@ -70,3 +131,13 @@ def get_spark(settings: Settings, app_name: str = "recsys") -> SparkSession:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
     return spark
+
+
+def spark_master_state(settings: Settings, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The local standalone master's own account of itself and its workers (its web UI's /json/), or None."""
+    url = f"http://127.0.0.1:{settings.spark_webui_port}/json/"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return json.loads(answer.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None

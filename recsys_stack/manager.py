@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 
 from recsys_core.errors import RecsysError
+from recsys_core.settings import Settings
 from recsys_io.kafka import ensure_topics
 from recsys_io.mongo import ensure_indexes
-from recsys_core.settings import Settings
 from recsys_stack import provision
-from recsys_stack.processes import port_is_free
+from recsys_stack.processes import ManagedProcess, port_is_free
 from recsys_stack.servers import Server, servers
 
 
@@ -98,8 +98,15 @@ def up(settings: Settings) -> list[ComponentStatus]:
 
 def down(settings: Settings) -> list[str]:
     stopped = []
-    for server in reversed(servers(settings)):
-        if server.process.stop():
+    known = servers(settings)
+    # What an `up` with other settings started (more Spark workers, say) has a pid file too: stop it first.
+    started = {pid_file.stem for pid_file in (settings.stack_dir / "run").glob("*.pid")}
+    for name in sorted(started - {server.name for server in known}, reverse=True):
+        if ManagedProcess(name, settings.stack_dir).stop():
+            stopped.append(name)
+            say(f"  {name}: stopped")
+    for server in reversed(known):
+        if server.stop():
             stopped.append(server.name)
             say(f"  {server.name}: stopped")
         else:
@@ -119,13 +126,13 @@ def status(settings: Settings) -> list[ComponentStatus]:
 
 
 def format_status(rows: list[ComponentStatus]) -> str:
-    lines = [f"{'component':<11} {'state':<9} {'pid':<8} {'address':<34} detail"]
+    lines = [f"{'component':<15} {'state':<9} {'pid':<8} {'address':<34} detail"]
     for row in rows:
         state = "up" if row.answers else "down"
         if row.name == "spark-jars":
             state = "ready" if row.answers else "missing"
         pid = str(row.pid) if row.pid else ("external" if not row.managed else "-")
-        lines.append(f"{row.name:<11} {state:<9} {pid:<8} {row.address:<34} {row.detail}")
+        lines.append(f"{row.name:<15} {state:<9} {pid:<8} {row.address:<34} {row.detail}")
     return "\n".join(lines)
 
 

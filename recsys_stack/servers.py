@@ -1,5 +1,6 @@
-"""The local servers: Apache Kafka (KRaft, single node), a MongoDB-wire server and, when FerretDB
-keeps its documents there (RECSYS_FERRETDB_BACKEND=postgresql), PostgreSQL.
+"""The local servers: Apache Kafka (KRaft, single node), a MongoDB-wire server, PostgreSQL when
+FerretDB keeps its documents there (RECSYS_FERRETDB_BACKEND=postgresql) and, when
+RECSYS_SPARK_WORKERS asks for it, a Spark standalone master with its workers.
 
 Each server knows how to provision itself, start, tell whether it answers and describe itself.
 All bind to 127.0.0.1 and keep their data under RECSYS_DATA_DIR/stack, so it survives down/up.
@@ -8,17 +9,20 @@ All bind to 127.0.0.1 and keep their data under RECSYS_DATA_DIR/stack, so it sur
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import pwd
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 from recsys_core.settings import Settings
 from recsys_io.kafka import kafka_ping
 from recsys_io.mongo import mongo_ping
+from recsys_io.spark import spark_master_state
 from recsys_stack import provision
 from recsys_stack.processes import ManagedProcess
 
@@ -73,6 +77,10 @@ class Server:
 
     def answers(self) -> bool:
         raise NotImplementedError
+
+    def stop(self) -> bool:
+        """Stop the process `start` started; whether there was one."""
+        return self.process.stop()
 
 
 class KafkaServer(Server):
@@ -334,7 +342,148 @@ class MongoServer(Server):
         return mongo_ping(self.settings)
 
 
+def spark_home() -> Path:
+    """The installed pyspark: it carries Spark's jars and `bin/spark-class`, the same Spark the drivers run."""
+    spec = importlib.util.find_spec("pyspark")  # found, not imported: `stack status` starts no JVM
+    if spec is None or spec.origin is None:
+        raise provision.ProvisionError("pyspark is not installed in this environment: run `make install`.")
+    return Path(spec.origin).parent
+
+
+class SparkServer(Server):
+    """A Spark standalone daemon from the installed pyspark, bound to 127.0.0.1 like every server here."""
+
+    port_variable = "RECSYS_SPARK_MASTER_PORT"
+    main_class = ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.settings.spark_cluster_is_local
+
+    @property
+    def home(self) -> Path:
+        return self.settings.stack_dir / self.name
+
+    def provision(self) -> None:
+        provision.require_tool("java")
+        spark_home()
+
+    def properties(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def arguments(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> int:
+        self.home.mkdir(parents=True, exist_ok=True)
+        # Written on each start; its path on the command line also marks the process as this stack's.
+        config = self.home / "spark.properties"
+        config.write_text("".join(f"{key}={value}\n" for key, value in self.properties().items()))
+        home = spark_home()
+        env = {
+            "SPARK_HOME": str(home),
+            "SPARK_CONF_DIR": str(self.home),  # no spark-env.sh or defaults from elsewhere
+            # Spark binds its web UIs, and executors their block managers, to this address.
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOCAL_DIRS": str(self.home / "tmp"),
+            "SPARK_DAEMON_MEMORY": "256m",  # the master and workers only keep accounts; executors do the work
+        }
+        return self.process.start([str(home / "bin" / "spark-class"), self.main_class, "--host", "127.0.0.1",
+                                   "--properties-file", str(config), *self.arguments()], env=env, cwd=self.home)
+
+
+class SparkMasterServer(SparkServer):
+    main_class = "org.apache.spark.deploy.master.Master"
+
+    def __init__(self, settings: Settings):
+        super().__init__("spark-master", settings)
+
+    @property
+    def kind(self) -> str:
+        return f"Spark 4.2 standalone master, UI http://127.0.0.1:{self.settings.spark_webui_port}"
+
+    @property
+    def address(self) -> str:
+        return self.settings.local_spark_master
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.settings.spark_master_port, self.settings.spark_webui_port)
+
+    def properties(self) -> dict[str, str]:
+        # The master keeps its applications and workers on disk: after `stack down` and `up`, a driver
+        # that stayed up (a notebook, the test session) registers again and gets executors from the new
+        # workers, instead of waiting for ever on a master that no longer knows it.
+        return {"spark.master.rest.enabled": "false", "spark.deploy.recoveryMode": "FILESYSTEM",
+                "spark.deploy.recoveryDirectory": str(self.home / "recovery")}
+
+    def arguments(self) -> list[str]:
+        return ["--port", str(self.settings.spark_master_port), "--webui-port", str(self.settings.spark_webui_port)]
+
+    def answers(self) -> bool:
+        state = spark_master_state(self.settings)
+        return state is not None and state.get("status") == "ALIVE"
+
+
+class SparkWorkerServer(SparkServer):
+    main_class = "org.apache.spark.deploy.worker.Worker"
+
+    def __init__(self, settings: Settings, index: int):
+        super().__init__(f"spark-worker-{index}", settings)
+        self.index = index
+
+    @property
+    def kind(self) -> str:
+        s = self.settings
+        return f"Spark 4.2 worker, {s.spark_worker_cores} core(s), {s.spark_worker_memory}"
+
+    @property
+    def port(self) -> int:
+        return self.settings.spark_master_port + self.index
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.settings.spark_webui_port + self.index)
+
+    def properties(self) -> dict[str, str]:
+        # Each application leaves its jars and logs in the work directory: drop those of finished ones after a day.
+        return {"spark.worker.cleanup.enabled": "true", "spark.worker.cleanup.interval": "3600",
+                "spark.worker.cleanup.appDataTtl": "86400"}
+
+    def arguments(self) -> list[str]:
+        s = self.settings
+        return ["--port", str(self.port), "--webui-port", str(self.ports[1]),
+                "--cores", str(s.spark_worker_cores), "--memory", s.spark_worker_memory,
+                "--work-dir", str(self.home / "work"), s.local_spark_master]
+
+    def answers(self) -> bool:
+        """Registered with the master and alive there: only then can it take executors."""
+        state = spark_master_state(self.settings) or {}
+        return any(worker.get("host") == "127.0.0.1" and worker.get("port") == self.port
+                   and worker.get("state") == "ALIVE" for worker in state.get("workers", []))
+
+    def stop(self) -> bool:
+        stopped = super().stop()
+        # Wait (briefly) until the master has let this worker go: a master stopped right after would
+        # remember it, and after the next `up` hold every driver back until it gave up on it (60 s).
+        deadline = time.monotonic() + 10
+        while stopped and self.answers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return stopped
+
+
+def spark_cluster(settings: Settings) -> list[Server]:
+    if not settings.spark_cluster_is_local:
+        return []
+    return [SparkMasterServer(settings),
+            *(SparkWorkerServer(settings, index) for index in range(1, settings.spark_workers + 1))]
+
+
 def servers(settings: Settings) -> list[Server]:
     """The stack's servers in start order (`down` stops them in reverse): PostgreSQL before FerretDB."""
     mongo = MongoServer(settings)
-    return [KafkaServer(settings), *([PostgresServer(settings)] if mongo.on_postgres else []), mongo]
+    return [KafkaServer(settings), *([PostgresServer(settings)] if mongo.on_postgres else []), mongo, *spark_cluster(settings)]

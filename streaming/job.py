@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recsys_core.errors import RecsysError
-from recsys_io.spark import get_spark
 from recsys_core.settings import Settings
+from recsys_io.spark import get_spark
 from streaming.batch import BatchProcessor, tune_collector
 from streaming.retry import FIRST_DELAY, MAX_DELAY
 
@@ -90,7 +90,9 @@ class ShutdownSignals:
 
 def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = None) -> BatchProcessor:
     """Run the speed layer until SIGTERM (or, with `once`, until the topic is drained)."""
-    spark = spark or get_spark(settings, "recsys-stream")
+    # One executor stays with the job through quiet spells, so the first event after one is applied
+    # within seconds rather than after an executor has started (on the local cluster).
+    spark = spark or get_spark(settings, "recsys-stream", min_executors=1)
     processor = BatchProcessor(settings, spark)
     tune_collector()
     delay = FIRST_DELAY

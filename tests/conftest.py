@@ -28,10 +28,15 @@ TEST_ENV = {
     "RECSYS_API_PORT": str(18000 + 10 * SLOT),
     "RECSYS_DAGSTER_PORT": str(13000 + 10 * SLOT),
     "RECSYS_SPARK_DRIVER_MEMORY": "2g",
+    # The suite's Spark sessions run on a real standalone cluster, two workers of one core, so that
+    # every test proves the code runs on executors; RECSYS_TEST_SPARK_WORKERS=0 runs them in-process.
+    "RECSYS_SPARK_WORKERS": os.environ.get("RECSYS_TEST_SPARK_WORKERS", "2"),
+    "RECSYS_SPARK_MASTER_PORT": str(17077 + 10 * SLOT),
+    "RECSYS_SPARK_WEBUI_PORT": str(16080 + 10 * SLOT),
 }
 # Tests talk to their own local servers, never to servers named in the caller's environment.
 for _name in ("RECSYS_KAFKA_BOOTSTRAP", "RECSYS_MONGO_URI", "RECSYS_API_KEYS", "RECSYS_API_READ_KEYS", "RECSYS_MONGO_DB",
-              "RECSYS_TOPIC_PREFIX"):
+              "RECSYS_TOPIC_PREFIX", "RECSYS_SPARK_MASTER"):
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 

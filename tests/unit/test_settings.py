@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
-
 from recsys_core.errors import SettingsError
 from recsys_core.settings import Settings
+from tests.support import ROOT
 
 
 def test_defaults_point_at_the_local_stack():
@@ -21,7 +19,7 @@ def test_defaults_point_at_the_local_stack():
     assert settings.mongo_url == "mongodb://127.0.0.1:27017/"
     assert settings.kafka_is_local and settings.mongo_is_local
     assert settings.tools_dir == settings.data_dir / "stack" / "tools"
-    assert settings.spark_master == "local[2]"
+    assert settings.spark_master_url == "local[2]" and not settings.spark_cluster_is_local
 
 
 def test_external_addresses_turn_off_the_local_servers():
@@ -39,6 +37,10 @@ def test_external_addresses_turn_off_the_local_servers():
     ("RECSYS_API_PORT", "70000"),
     ("RECSYS_MIN_LIST_SIZE", "0"),
     ("RECSYS_SPARK_MASTER", "mesos://x"),
+    ("RECSYS_SPARK_WORKERS", "-1"),
+    ("RECSYS_SPARK_WORKER_CORES", "0"),
+    ("RECSYS_SPARK_WORKER_MEMORY", "1024"),
+    ("RECSYS_SPARK_MASTER_PORT", "0"),
     ("RECSYS_STREAM_TRIGGER_SECONDS", "-1"),
     ("RECSYS_EVENTS_START_DATE", "2026-13-01"),
 ])
@@ -47,6 +49,47 @@ def test_bad_value_fails_naming_the_variable(variable, value):
         Settings.from_env({variable: value})
     assert error.value.variable == variable
     assert variable in str(error.value)
+
+
+def test_sessions_use_the_local_cluster_when_the_stack_runs_one_and_a_named_master_wins():
+    cluster = Settings.from_env({"RECSYS_SPARK_WORKERS": "2", "RECSYS_SPARK_MASTER_PORT": "17077"})
+    assert cluster.spark_cluster_is_local and cluster.spark_master_url == "spark://127.0.0.1:17077"
+    named = Settings.from_env({"RECSYS_SPARK_WORKERS": "2", "RECSYS_SPARK_MASTER": "spark://spark.internal:7077"})
+    assert named.spark_master_url == "spark://spark.internal:7077"
+    assert Settings.from_env({"RECSYS_SPARK_WORKERS": "0"}).spark_master_url == "local[2]"
+
+
+def _conf(tmp_path, min_executors=0, **variables):
+    from recsys_io.spark import spark_conf
+
+    jars = tmp_path / "tools" / "spark-jars"
+    jars.mkdir(parents=True, exist_ok=True)
+    (jars / "delta-spark_4.2_2.13-4.4.0.jar").touch()
+    return spark_conf(Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_TOOLS_DIR": str(tmp_path / "tools"),
+                                         **variables}), min_executors=min_executors)
+
+
+def test_on_the_local_cluster_executors_fill_a_worker_read_the_jars_in_place_and_go_back_when_idle(tmp_path):
+    conf = _conf(tmp_path, RECSYS_SPARK_WORKERS="3", RECSYS_SPARK_WORKER_CORES="2", RECSYS_SPARK_WORKER_MEMORY="3g")
+    assert conf["spark.master"] == "spark://127.0.0.1:7077"
+    assert (conf["spark.executor.cores"], conf["spark.executor.memory"], conf["spark.cores.max"]) == ("2", "3g", "6")
+    assert conf["spark.dynamicAllocation.enabled"] == "true"
+    assert conf["spark.dynamicAllocation.minExecutors"] == "0"
+    assert _conf(tmp_path, 1, RECSYS_SPARK_WORKERS="3")["spark.dynamicAllocation.minExecutors"] == "1"  # the stream
+    jar = str(tmp_path / "tools" / "spark-jars" / "delta-spark_4.2_2.13-4.4.0.jar")
+    assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"] == jar
+    assert "spark.jars" not in conf
+    # Executors import the project from where this process imported it, whatever their worker's environment.
+    assert conf["spark.executorEnv.PYTHONPATH"] == str(ROOT)
+
+
+def test_in_process_and_on_a_named_cluster_the_jars_are_shipped_and_spark_sizes_executors(tmp_path):
+    for variables in ({}, {"RECSYS_SPARK_WORKERS": "2", "RECSYS_SPARK_MASTER": "spark://spark.internal:7077"}):
+        conf = _conf(tmp_path, **variables)
+        assert conf["spark.jars"].endswith("delta-spark_4.2_2.13-4.4.0.jar")
+        local_cluster_only = {"spark.executor.memory", "spark.executor.extraClassPath",
+                              "spark.dynamicAllocation.enabled"}
+        assert not local_cluster_only & set(conf)
 
 
 def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback():

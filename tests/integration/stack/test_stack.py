@@ -19,6 +19,7 @@ from pymongo import ReplaceOne, UpdateMany, UpdateOne
 from recsys_core.settings import Settings
 from recsys_io.kafka import make_consumer, make_producer
 from recsys_io.mongo import mongo_client, serving_db
+from recsys_io.spark import spark_master_state
 from recsys_stack import manager, provision
 from recsys_stack.servers import PostgresServer, servers
 
@@ -110,7 +111,43 @@ def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, settings,
     assert sorted(r.value for r in frame.collect()) == ['{"n":0}', '{"n":1}', '{"n":2}']
 
 
-def test_messages_and_documents_survive_stack_down_and_up(settings, unique):
+def test_tasks_run_on_the_local_clusters_executors_with_the_drivers_code(spark, stack):
+    if not stack.spark_cluster_is_local:
+        pytest.skip("the test stack runs no Spark cluster (RECSYS_TEST_SPARK_WORKERS=0)")
+    import recsys_core
+
+    def where(_):
+        """Runs in a Python worker: the java process above it (its executor), its recsys_core and cwd."""
+        import os
+        from pathlib import Path
+
+        import recsys_core
+
+        pid = os.getpid()
+        while pid > 1:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            if Path(argv[0]).name == "java":
+                break
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        yield pid, argv, recsys_core.__file__, os.getcwd()
+
+    context = spark.sparkContext
+    assert context.master == stack.local_spark_master
+    rows = context.parallelize(range(4), 4).mapPartitions(where).collect()
+    driver = context._jvm.ProcessHandle.current().pid()
+    assert driver != os.getpid()  # sanity: the driver's JVM, not this interpreter
+    for jvm, argv, code, cwd in rows:
+        assert jvm != driver
+        assert "org.apache.spark.executor.CoarseGrainedExecutorBackend" in argv
+        assert argv[argv.index("--app-id") + 1] == context.applicationId
+        assert code == recsys_core.__file__  # executors import the code the driver runs
+        assert Path(cwd).is_relative_to(stack.stack_dir) and "/work/app-" in cwd  # a worker's work dir
+    apps = {app["id"]: app for app in spark_master_state(stack)["activeapps"]}
+    assert apps[context.applicationId]["state"] == "RUNNING"
+
+
+def test_messages_and_documents_survive_stack_down_and_up(settings, spark, unique):
+    """And a Spark driver that stays up through it gets executors from the new workers."""
     _produce(settings, settings.topics.dlq, unique, [{"kept": True}])
     client = mongo_client(settings)
     serving_db(client, settings)["products"].insert_one({"_id": f"kept-{unique}"})
@@ -132,16 +169,25 @@ def test_messages_and_documents_survive_stack_down_and_up(settings, unique):
         assert _drain(consumer, unique) == [{"kept": True}]
     finally:
         consumer.close()
+    assert spark.range(100).repartition(3).count() == 100
 
 
 def test_stack_status_reports_each_component_with_pid_and_address(stack):
     result = subprocess.run(RECSYS + ["stack", "status"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert set(lines) == {"kafka", "mongo", "spark-jars"}
+    workers = [f"spark-worker-{i}" for i in range(1, stack.spark_workers + 1)]
+    cluster = ["spark-master", *workers] if stack.spark_cluster_is_local else []
+    assert set(lines) == {"kafka", "mongo", "spark-jars", *cluster}
     assert f"127.0.0.1:{stack.kafka_port}" in lines["kafka"] and " up " in lines["kafka"]
     assert f"127.0.0.1:{stack.mongo_port}" in lines["mongo"] and " up " in lines["mongo"]
-    assert str(manager.component(stack, "kafka").process.pid()) in lines["kafka"]
+    for name in ("kafka", *cluster):
+        assert f" {manager.component(stack, name).process.pid()} " in lines[name], lines[name]
+    if cluster:
+        assert f"spark://127.0.0.1:{stack.spark_master_port} " in lines["spark-master"]
+        assert f"http://127.0.0.1:{stack.spark_webui_port}" in lines["spark-master"]
+        for i, name in enumerate(workers, start=1):
+            assert " up " in lines[name] and f"127.0.0.1:{stack.spark_master_port + i} " in lines[name]
 
 
 def test_up_is_idempotent_and_finds_running_servers(stack):
