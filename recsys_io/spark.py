@@ -32,6 +32,12 @@ def spark_jars(settings: Settings) -> list[Path]:
     return jars
 
 
+# ALS calls BLAS and LAPACK once per rating on vectors of its rank: with a native OpenBLAS it was
+# no faster (docs/batch.md), and looking for one prints a dlopen failure on every fit where none
+# is installed. So every JVM uses netlib's Java implementation without trying a native one.
+JAVA_BLAS_ONLY = "-Ddev.ludovic.netlib.blas.allowNative=false -Ddev.ludovic.netlib.lapack.allowNative=false"
+
+
 # Executors on the local cluster go back to their worker after this long without tasks, so that
 # drivers which live long (the test session, a notebook, the Dagster daemon's runs) and the
 # streaming job can share a few workers; Spark's shuffle tracking keeps executors whose shuffle
@@ -112,7 +118,8 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
         "spark.sql.warehouse.dir": str(settings.data_dir / "spark" / "warehouse"),
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.checkpointLocation": str(settings.checkpoints_dir),
-        "spark.driver.extraJavaOptions": "-Xss16m -Dderby.system.home=" + str(settings.data_dir / "spark"),
+        "spark.driver.extraJavaOptions": f"-Xss16m -Dderby.system.home={settings.data_dir / 'spark'} {JAVA_BLAS_ONLY}",
+        "spark.executor.extraJavaOptions": JAVA_BLAS_ONLY,
         **extra,
     }
 
