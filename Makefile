@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 run: install
 	$(BIN)/recsys run $(RUN_ARGS)
 
-test: install browser postgres provision
+test: lint browser postgres provision
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The linter, the formatter's check and the type checker (settings in pyproject.toml): zero findings.

@@ -40,10 +40,21 @@ DB_NAME = "bench_api"
 
 
 def machine() -> dict:
-    memory_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal:")), 0)
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "memory_gib": round(memory_kib / 1024 ** 2, 1), "load_average_1m_at_start": os.getloadavg()[0]}
+    memory_kib = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024**2, 1),
+        "load_average_1m_at_start": os.getloadavg()[0],
+    }
 
 
 # --- seeding ---------------------------------------------------------------------------------------
@@ -58,14 +69,35 @@ def seed(settings, users: int) -> None:
     started = time.perf_counter()
     for start in range(0, users, 10_000):
         ids = range(start, min(start + 10_000, users))
-        db[RECOMMENDATIONS].insert_many([
-            {"_id": f"u{i}", "user_id": f"u{i}", "strategy": "als", "model_version": "bench", "computed_at": now,
-             "last_event_ts": now,
-             "items": [{"product_id": f"p{rng.randrange(5000)}", "score": 1 - k / 20} for k in range(20)]}
-            for i in ids], ordered=False)
-        db[HISTORY].insert_many([
-            {"_id": f"u{i}", "user_id": f"u{i}", "items": [], "deleted": {}, "updated_at": now,
-             "purchased": [f"p{rng.randrange(5000)}" for _ in range(3)]} for i in ids], ordered=False)
+        db[RECOMMENDATIONS].insert_many(
+            [
+                {
+                    "_id": f"u{i}",
+                    "user_id": f"u{i}",
+                    "strategy": "als",
+                    "model_version": "bench",
+                    "computed_at": now,
+                    "last_event_ts": now,
+                    "items": [{"product_id": f"p{rng.randrange(5000)}", "score": 1 - k / 20} for k in range(20)],
+                }
+                for i in ids
+            ],
+            ordered=False,
+        )
+        db[HISTORY].insert_many(
+            [
+                {
+                    "_id": f"u{i}",
+                    "user_id": f"u{i}",
+                    "items": [],
+                    "deleted": {},
+                    "updated_at": now,
+                    "purchased": [f"p{rng.randrange(5000)}" for _ in range(3)],
+                }
+                for i in ids
+            ],
+            ordered=False,
+        )
         print(f"  seeded {min(start + 10_000, users):,}/{users:,} users", file=sys.stderr, flush=True)
     print(f"  seeding took {time.perf_counter() - started:.1f}s", file=sys.stderr)
     client.close()
@@ -75,8 +107,8 @@ def seed(settings, users: int) -> None:
 def ceiling_app():
     from litestar import Litestar, get
 
-    from recsys_io.mongo import RECOMMENDATIONS, async_mongo_client
     from recsys_core.settings import Settings
+    from recsys_io.mongo import RECOMMENDATIONS, async_mongo_client
 
     client = async_mongo_client(Settings.from_env())
     collection = client[DB_NAME][RECOMMENDATIONS]
@@ -90,14 +122,27 @@ def ceiling_app():
 
 # --- servers ---------------------------------------------------------------------------------------
 def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning", "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            asyncio.run(_request_once("127.0.0.1", port, b"GET /v1/users/u0/recommendations HTTP/1.1\r\n"
-                                                         b"Host: bench\r\n\r\n"))
+            asyncio.run(
+                _request_once("127.0.0.1", port, b"GET /v1/users/u0/recommendations HTTP/1.1\r\nHost: bench\r\n\r\n")
+            )
             return process
         except OSError:
             time.sleep(0.3)
@@ -139,8 +184,10 @@ def get_request(user: str) -> bytes:
 
 
 def post_request(body: bytes) -> bytes:
-    return (b"POST /v1/events HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /v1/events HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 async def closed_loop(port: int, make_request, connections: int, seconds: float) -> dict:
@@ -199,11 +246,14 @@ def summary(runs: list[dict]) -> dict:
     """One figure over several runs of a scenario: requests/s over their total time, pooled percentiles."""
     ordered = sorted(latency for run in runs for latency in run["latencies"])
     elapsed = sum(run["elapsed"] for run in runs)
-    return {"requests": len(ordered), "failures": sum(run["failures"] for run in runs),
-            "requests_per_s": round(len(ordered) / elapsed, 1),
-            "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2) if ordered else None,
-            "p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2) if ordered else None,
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None}
+    return {
+        "requests": len(ordered),
+        "failures": sum(run["failures"] for run in runs),
+        "requests_per_s": round(len(ordered) / elapsed, 1),
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2) if ordered else None,
+        "p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 2) if ordered else None,
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
+    }
 
 
 def load(args: argparse.Namespace) -> None:
@@ -212,26 +262,58 @@ def load(args: argparse.Namespace) -> None:
     rng = random.Random()
     users = args.users
     if args.scenario == "get":
-        result = asyncio.run(closed_loop(args.port, lambda: get_request(f"u{rng.randrange(users)}"),
-                                         args.connections, args.seconds))
+        result = asyncio.run(
+            closed_loop(args.port, lambda: get_request(f"u{rng.randrange(users)}"), args.connections, args.seconds)
+        )
     elif args.scenario == "get-rate":
-        result = asyncio.run(open_loop(args.port, lambda: get_request(f"u{rng.randrange(users)}"),
-                                       args.rate, args.connections, args.seconds))
+        result = asyncio.run(
+            open_loop(
+                args.port, lambda: get_request(f"u{rng.randrange(users)}"), args.rate, args.connections, args.seconds
+            )
+        )
     else:
         # Bodies built up front so the load process spends its CPU on sending, not on JSON;
         # no event_id: the API generates one per event.
-        bodies = [post_request(json.dumps({"events": [
-            {"type": "product_view", "user_id": f"bench-{rng.randrange(users)}", "product_id": f"p{i}"}
-            for i in range(100)]}).encode()) for _ in range(64)]
+        bodies = [
+            post_request(
+                json.dumps(
+                    {
+                        "events": [
+                            {"type": "product_view", "user_id": f"bench-{rng.randrange(users)}", "product_id": f"p{i}"}
+                            for i in range(100)
+                        ]
+                    }
+                ).encode()
+            )
+            for _ in range(64)
+        ]
         result = asyncio.run(closed_loop(args.port, lambda: rng.choice(bodies), args.connections, args.seconds))
     print(json.dumps(result))
 
 
 def run_load(scenario: str, port: int, args: argparse.Namespace, connections: int, rate: float = 0) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--load", scenario, "--port", str(port),
-                             "--users", str(args.users), "--seconds", str(args.seconds),
-                             "--connections", str(connections), "--rate", str(rate)],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
+    output = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            scenario,
+            "--port",
+            str(port),
+            "--users",
+            str(args.users),
+            "--seconds",
+            str(args.seconds),
+            "--connections",
+            str(connections),
+            "--rate",
+            str(rate),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(output.stdout)
 
 
@@ -239,11 +321,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000, help="Recommendation documents to seed.")
     parser.add_argument("--seconds", type=float, default=5, help="Length of each load phase in a round.")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="Rounds alternating ceiling and API (each scenario runs rounds x seconds).")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Rounds alternating ceiling and API (each scenario runs rounds x seconds).",
+    )
     parser.add_argument("--connections", type=int, default=8, help="Concurrent keep-alive connections (GET).")
-    parser.add_argument("--post-connections", type=int, default=16,
-                        help="Concurrent connections for POST /v1/events (each waits for Kafka's acks).")
+    parser.add_argument(
+        "--post-connections",
+        type=int,
+        default=16,
+        help="Concurrent connections for POST /v1/events (each waits for Kafka's acks).",
+    )
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--load", choices=["get", "get-rate", "post"], dest="scenario", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
@@ -252,9 +342,9 @@ def main() -> None:
         load(args)
         return
 
+    from recsys_core.settings import Settings
     from recsys_io.kafka import ensure_topics
     from recsys_io.mongo import require_mongo
-    from recsys_core.settings import Settings
 
     settings = Settings.from_env()
     require_mongo(settings)
@@ -265,8 +355,14 @@ def main() -> None:
     env = {**os.environ, "RECSYS_MONGO_DB": DB_NAME, "PYTHONPATH": str(ROOT)}
     env.pop("RECSYS_API_KEYS", None)
     port = settings.api_port
-    results: dict = {"machine": info, "users": args.users, "seconds_per_phase": args.seconds, "rounds": args.rounds,
-                     "connections": args.connections, "post_connections": args.post_connections}
+    results: dict = {
+        "machine": info,
+        "users": args.users,
+        "seconds_per_phase": args.seconds,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "post_connections": args.post_connections,
+    }
     servers = {"ceiling": ("bench.api:ceiling_app", port + 1), "api": ("recsys_api.main:app_from_env", port)}
     processes = []
     try:
@@ -279,8 +375,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
             for name in order:
-                print(f"round {round_ + 1}/{args.rounds}: {name}, closed loop, {args.connections} connections, "
-                      f"{args.seconds:.0f}s ...", file=sys.stderr)
+                print(
+                    f"round {round_ + 1}/{args.rounds}: {name}, closed loop, {args.connections} connections, "
+                    f"{args.seconds:.0f}s ...",
+                    file=sys.stderr,
+                )
                 runs[name].append(run_load("get", servers[name][1], args, args.connections))
         for name in servers:
             results[name] = summary(runs[name])
@@ -295,7 +394,8 @@ def main() -> None:
         for name in servers:
             results[f"{name}_at_half_rate"] = summary(half_runs[name])
             results[f"{name}_at_half_rate"]["rounds_p99_ms"] = [
-                round(sorted(r["latencies"])[int(len(r["latencies"]) * 0.99)] * 1000, 2) for r in half_runs[name]]
+                round(sorted(r["latencies"])[int(len(r["latencies"]) * 0.99)] * 1000, 2) for r in half_runs[name]
+            ]
         print("api: POST /v1/events, batches of 100 ...", file=sys.stderr)
         results["post_events"] = summary([run_load("post", port, args, args.post_connections)])
         results["post_events"]["events_per_s"] = round(results["post_events"]["requests_per_s"] * 100, 1)
@@ -309,8 +409,10 @@ def main() -> None:
         client.close()
 
     results["ratio_to_ceiling"] = round(results["api"]["requests_per_s"] / results["ceiling"]["requests_per_s"], 3)
-    results["rounds_ratio_to_ceiling"] = [round(a / c, 3) for a, c in zip(results["api"]["rounds_requests_per_s"],
-                                                                        results["ceiling"]["rounds_requests_per_s"])]
+    results["rounds_ratio_to_ceiling"] = [
+        round(a / c, 3)
+        for a, c in zip(results["api"]["rounds_requests_per_s"], results["ceiling"]["rounds_requests_per_s"])
+    ]
     results["targets"] = {
         "ratio_at_least_0.8": results["ratio_to_ceiling"] >= 0.8,
         "p99_under_10ms_at_half_rate": results["api_at_half_rate"]["p99_ms"] < 10,

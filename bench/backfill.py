@@ -33,8 +33,12 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # Dagste
 
 def machine() -> dict[str, object]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "memory_gib": round(memory, 1),
-            "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+    }
 
 
 def timed_run(assets, resources, instance, **kwargs) -> float:
@@ -72,9 +76,17 @@ def main() -> None:
     if rows_ranged != rows_per_day:
         raise SystemExit(f"the two ways wrote different tables: {rows_per_day} and {rows_ranged} rows")
 
-    figures = {"benchmark": "backfill", "machine": machine(), "days": len(days), "first": days[0],
-               "last": days[-1], "rows": rows_ranged, "per_day_seconds": round(per_day, 1),
-               "range_seconds": round(ranged, 1), "speed_up": round(per_day / ranged, 2)}
+    figures = {
+        "benchmark": "backfill",
+        "machine": machine(),
+        "days": len(days),
+        "first": days[0],
+        "last": days[-1],
+        "rows": rows_ranged,
+        "per_day_seconds": round(per_day, 1),
+        "range_seconds": round(ranged, 1),
+        "speed_up": round(per_day / ranged, 2),
+    }
     print(f"speed-up: {figures['speed_up']}x on {figures['machine']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backfill.json").write_text(json.dumps(figures, indent=2))

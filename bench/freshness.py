@@ -46,11 +46,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from api import machine  # bench/ is on the path when a benchmark runs as a script: one description of the machine
+
 from recsys_core.documents import HISTORY_MAX_ITEMS
 from recsys_core.events import format_ts
 from recsys_stack.processes import ManagedProcess
-
-from api import machine  # bench/ is on the path when a benchmark runs as a script: one description of the machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,19 +69,49 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def seed(db) -> None:
-    from recsys_io.mongo import BESTSELLERS, PRODUCTS as PRODUCTS_COLLECTION, SIMILAR_ITEMS
+    from recsys_io.mongo import BESTSELLERS, SIMILAR_ITEMS
+    from recsys_io.mongo import PRODUCTS as PRODUCTS_COLLECTION
 
     now = datetime.now(UTC)
-    db[PRODUCTS_COLLECTION].insert_many([{"_id": p, "product_id": p, "category_id": f"c{i % 10}", "name": p,
-                                          "price": 1.0, "attributes": {}, "updated_at": now}
-                                         for i, p in enumerate(PRODUCTS)])
-    db[SIMILAR_ITEMS].insert_many([{"_id": p, "product_id": p, "source": "als", "model_version": "bench",
-                                    "computed_at": now, "neighbours": [
-                                        {"product_id": PRODUCTS[(i + k) % len(PRODUCTS)], "score": 1 / k}
-                                        for k in range(1, 11)]} for i, p in enumerate(PRODUCTS)])
-    db[BESTSELLERS].insert_many([{"_id": f"c{c}", "scope": f"c{c}", "window_days": 30, "computed_at": now,
-                                  "products": [{"product_id": p, "buyers": 100 - j}
-                                               for j, p in enumerate(PRODUCTS[c::10][:30])]} for c in range(10)])
+    db[PRODUCTS_COLLECTION].insert_many(
+        [
+            {
+                "_id": p,
+                "product_id": p,
+                "category_id": f"c{i % 10}",
+                "name": p,
+                "price": 1.0,
+                "attributes": {},
+                "updated_at": now,
+            }
+            for i, p in enumerate(PRODUCTS)
+        ]
+    )
+    db[SIMILAR_ITEMS].insert_many(
+        [
+            {
+                "_id": p,
+                "product_id": p,
+                "source": "als",
+                "model_version": "bench",
+                "computed_at": now,
+                "neighbours": [{"product_id": PRODUCTS[(i + k) % len(PRODUCTS)], "score": 1 / k} for k in range(1, 11)],
+            }
+            for i, p in enumerate(PRODUCTS)
+        ]
+    )
+    db[BESTSELLERS].insert_many(
+        [
+            {
+                "_id": f"c{c}",
+                "scope": f"c{c}",
+                "window_days": 30,
+                "computed_at": now,
+                "products": [{"product_id": p, "buyers": 100 - j} for j, p in enumerate(PRODUCTS[c::10][:30])],
+            }
+            for c in range(10)
+        ]
+    )
 
 
 def seed_model_apart(db_name: str, models_dir: Path, users: list[str]) -> None:
@@ -96,9 +126,9 @@ def seed_model_apart(db_name: str, models_dir: Path, users: list[str]) -> None:
 
 
 def _seed_model_child(db_name: str, models_dir: Path, users: list[str]) -> None:
+    from recsys_core.settings import Settings
     from recsys_io.mongo import mongo_client
     from recsys_io.spark import get_spark
-    from recsys_core.settings import Settings
 
     settings = Settings.from_env()
     print("writing a promoted model with Spark ...", flush=True)
@@ -131,9 +161,20 @@ def seed_model(spark, db, models_dir: Path, users: list[str], known_every: int =
     for name, ids in (("item_factors", PRODUCTS), ("user_factors", users[::known_every])):
         rows = [(i, [rng.gauss(0.0, 0.3) for _ in range(rank)]) for i in ids]
         spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(path / name))
-    register_model(db, {"_id": version, "version": version, "params": {"rank": rank}, "metrics": {},
-                        "checks_passed": True, "promoted": False, "promoted_at": None,
-                        "created_at": datetime.now(UTC), "path": str(path)})
+    register_model(
+        db,
+        {
+            "_id": version,
+            "version": version,
+            "params": {"rank": rank},
+            "metrics": {},
+            "checks_passed": True,
+            "promoted": False,
+            "promoted_at": None,
+            "created_at": datetime.now(UTC),
+            "path": str(path),
+        },
+    )
     promote_model(db, version)
     return str(path)
 
@@ -165,12 +206,19 @@ def seed_histories(db, users: list[str], views: int) -> None:
     print(f"seeding {len(users):,} histories of {views} views ...", flush=True)
     for start in range(0, len(users), 1000):
         documents = []
-        for user in users[start:start + 1000]:
-            events = [{"type": "product_view", "user_id": user, "product_id": product,
-                       "ts": format_ts(started + timedelta(seconds=i))}
-                      for i, product in enumerate(rng.sample(PRODUCTS, views))]
-            documents.append({"_id": user, "user_id": user, **history_after(None, events).to_fields(),
-                              "updated_at": started})
+        for user in users[start : start + 1000]:
+            events = [
+                {
+                    "type": "product_view",
+                    "user_id": user,
+                    "product_id": product,
+                    "ts": format_ts(started + timedelta(seconds=i)),
+                }
+                for i, product in enumerate(rng.sample(PRODUCTS, views))
+            ]
+            documents.append(
+                {"_id": user, "user_id": user, **history_after(None, events).to_fields(), "updated_at": started}
+            )
         db[HISTORY].insert_many(documents, ordered=False)
 
 
@@ -185,24 +233,28 @@ def judge(phase: dict, rate: int) -> None:
     """
     samples = phase["backlog_per_second"]
     timed_per_second = phase["freshness_seconds"]["count"] / max(1, len(samples))
-    samples = samples[len(samples) // 4:]
+    samples = samples[len(samples) // 4 :]
     half = len(samples) // 2
     first, second = statistics.fmean(samples[:half] or [0]), statistics.fmean(samples[half:] or [0])
     phase["backlog_growing"] = bool(samples) and second > 1.5 * max(1.0, first) and second - first > timed_per_second
-    phase["sustained"] = (not phase["backlog_growing"] and phase["drained_after_seconds"] is not None
-                          and phase["drained_after_seconds"] <= 10 and phase["achieved_rate"] >= 0.9 * rate)
+    phase["sustained"] = (
+        not phase["backlog_growing"]
+        and phase["drained_after_seconds"] is not None
+        and phase["drained_after_seconds"] <= 10
+        and phase["achieved_rate"] >= 0.9 * rate
+    )
 
 
 class Tracker:
     """Events of the probe shoppers posted and not yet reflected, by shopper; latencies of the reflected ones."""
 
     def __init__(self, probes: set[str] | None = None) -> None:
-        self.probes = probes                                         # None: every shopper
+        self.probes = probes  # None: every shopper
         self.lock = threading.Lock()
-        self.pending: dict[str, list[tuple[datetime, float]]] = {}   # user -> [(event ts, 202 time)]
+        self.pending: dict[str, list[tuple[datetime, float]]] = {}  # user -> [(event ts, 202 time)]
         self.latencies: list[float] = []
-        self.transport: dict[str, float] = {}                        # event_id -> readable in Kafka
-        self.accepted: dict[str, float] = {}                         # event_id -> 202 time
+        self.transport: dict[str, float] = {}  # event_id -> readable in Kafka
+        self.accepted: dict[str, float] = {}  # event_id -> 202 time
 
     def posted(self, events: list[dict], at: float) -> None:
         with self.lock:
@@ -225,14 +277,20 @@ class Tracker:
             with self.lock:
                 waiting_users = list(self.pending)
             if waiting_users:
-                docs = [doc for start in range(0, len(waiting_users), 200)
-                        for doc in db[RECOMMENDATIONS].find({"_id": {"$in": waiting_users[start:start + 200]}},
-                                                            {"last_event_ts": 1})]
+                docs = [
+                    doc
+                    for start in range(0, len(waiting_users), 200)
+                    for doc in db[RECOMMENDATIONS].find(
+                        {"_id": {"$in": waiting_users[start : start + 200]}}, {"last_event_ts": 1}
+                    )
+                ]
                 now = time.monotonic()
                 with self.lock:
                     for doc in docs:
                         waiting = self.pending.get(doc["_id"], [])
-                        done = [(ts, at) for ts, at in waiting if doc.get("last_event_ts") and doc["last_event_ts"] >= ts]
+                        done = [
+                            (ts, at) for ts, at in waiting if doc.get("last_event_ts") and doc["last_event_ts"] >= ts
+                        ]
                         self.latencies.extend(now - at for _, at in done)
                         left = [item for item in waiting if item not in done]
                         if left:
@@ -243,12 +301,19 @@ class Tracker:
 
     def consume(self, settings, stop: threading.Event, ready: threading.Event) -> None:
         from recsys_io.kafka import make_consumer
-        
+
         # The broker answers a fetch once it has 16 KB or 20 ms have passed: fetching back to back
         # would take CPU from the job it measures (docs/streaming.md). It adds at most 20 ms to the
         # transport figure.
-        consumer = make_consumer(settings, settings.topics.events, group_id=None, auto_offset_reset="latest",
-                                 consumer_timeout_ms=200, fetch_max_wait_ms=20, fetch_min_bytes=16_384)
+        consumer = make_consumer(
+            settings,
+            settings.topics.events,
+            group_id=None,
+            auto_offset_reset="latest",
+            consumer_timeout_ms=200,
+            fetch_max_wait_ms=20,
+            fetch_min_bytes=16_384,
+        )
         consumer.poll(timeout_ms=1000)
         ready.set()
         try:
@@ -280,9 +345,16 @@ def post_load(client: httpx.Client, tracker: Tracker, rate: int, seconds: float,
         if delay > 0:
             time.sleep(delay)
         now = datetime.now(UTC)
-        events = [{"event_id": str(uuid.uuid4()), "type": "product_view", "user_id": rng.choice(users),
-                   "product_id": rng.choice(PRODUCTS), "ts": now.strftime("%Y-%m-%dT%H:%M:%S.")
-                   + f"{now.microsecond // 1000:03d}Z"} for _ in range(per_batch)]
+        events = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": "product_view",
+                "user_id": rng.choice(users),
+                "product_id": rng.choice(PRODUCTS),
+                "ts": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            }
+            for _ in range(per_batch)
+        ]
         answer = client.post("/v1/events", json={"events": events})
         if answer.status_code == 202:
             tracker.posted(events, time.monotonic())
@@ -293,8 +365,13 @@ def post_load(client: httpx.Client, tracker: Tracker, rate: int, seconds: float,
             backlog_samples.append(tracker.backlog())
             next_sample += 1
     elapsed = time.monotonic() - started
-    return {"target_rate": rate, "posted": sent, "failed": failed, "achieved_rate": round(sent / elapsed, 1),
-            "backlog_per_second": backlog_samples}
+    return {
+        "target_rate": rate,
+        "posted": sent,
+        "failed": failed,
+        "achieved_rate": round(sent / elapsed, 1),
+        "backlog_per_second": backlog_samples,
+    }
 
 
 def drain(tracker: Tracker, timeout: float) -> float | None:
@@ -307,9 +384,11 @@ def drain(tracker: Tracker, timeout: float) -> float | None:
 
 
 def latency_summary(values: list[float]) -> dict:
-    return {"count": len(values), **{f"p{q}": round(percentile(values, q / 100), 3) if values else None
-                                     for q in (50, 95, 99)},
-            "mean": round(statistics.fmean(values), 3) if values else None}
+    return {
+        "count": len(values),
+        **{f"p{q}": round(percentile(values, q / 100), 3) if values else None for q in (50, 95, 99)},
+        "mean": round(statistics.fmean(values), 3) if values else None,
+    }
 
 
 def start(name: str, command: list[str], env: dict, run_dir: Path) -> ManagedProcess:
@@ -323,19 +402,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=500, help="Steady rate for the freshness figures (events/s).")
     parser.add_argument("--seconds", type=float, default=60, help="How long the steady rate runs (timed).")
-    parser.add_argument("--warmup", type=float, default=20,
-                        help="Seconds at the steady rate before timing starts (JIT, the job's caches).")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=20,
+        help="Seconds at the steady rate before timing starts (JIT, the job's caches).",
+    )
     parser.add_argument("--steps", default="1000,1500,2000", help="Rates tried for the sustained maximum.")
-    parser.add_argument("--step-seconds", type=float, default=60,
-                        help="How long each step runs (a slowly growing backlog needs a minute to show).")
+    parser.add_argument(
+        "--step-seconds",
+        type=float,
+        default=60,
+        help="How long each step runs (a slowly growing backlog needs a minute to show).",
+    )
     parser.add_argument("--users", type=int, default=2000, help="Shoppers the views are spread over.")
-    parser.add_argument("--history", type=int, default=HISTORY_MAX_ITEMS,
-                        help="Views every shopper's history holds before the run (default: full, as in a store "
-                             "that has run a while; 0: empty).")
-    parser.add_argument("--probes", type=int, default=100,
-                        help="Shoppers whose events are timed (the watcher reads only their documents, ten "
-                             "times a second while an event is pending, so the more probes and the more lag, "
-                             "the more it takes from the store: keep it near 100).")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=HISTORY_MAX_ITEMS,
+        help="Views every shopper's history holds before the run (default: full, as in a store "
+        "that has run a while; 0: empty).",
+    )
+    parser.add_argument(
+        "--probes",
+        type=int,
+        default=100,
+        help="Shoppers whose events are timed (the watcher reads only their documents, ten "
+        "times a second while an event is pending, so the more probes and the more lag, "
+        "the more it takes from the store: keep it near 100).",
+    )
     args = parser.parse_args()
 
     from recsys_core.errors import RecsysError
@@ -349,24 +444,38 @@ def main() -> None:
         require_mongo(settings)
         require_kafka(settings)
     except RecsysError as error:
-        raise SystemExit(f"{error}\nThe benchmark needs a running scratch stack: `recsys stack up` with a test "
-                         "slot's variables (see the top of this file).") from None
+        raise SystemExit(
+            f"{error}\nThe benchmark needs a running scratch stack: `recsys stack up` with a test "
+            "slot's variables (see the top of this file)."
+        ) from None
     run_dir = settings.data_dir / "bench" / f"freshness-{int(time.time())}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "RECSYS_MONGO_DB": DB_NAME, "RECSYS_DATA_DIR": str(run_dir),
-           "RECSYS_TOOLS_DIR": str(settings.tools_dir), "RECSYS_API_KEYS": "",
-           "RECSYS_STREAM_STARTING_OFFSETS": "latest"}
+    env = {
+        **os.environ,
+        "RECSYS_MONGO_DB": DB_NAME,
+        "RECSYS_DATA_DIR": str(run_dir),
+        "RECSYS_TOOLS_DIR": str(settings.tools_dir),
+        "RECSYS_API_KEYS": "",
+        "RECSYS_STREAM_STARTING_OFFSETS": "latest",
+    }
     client = mongo_client(settings)
     db, users = seed_store(client, DB_NAME, args.users, args.history)
     seed_model_apart(DB_NAME, run_dir / "models", users)
     tracker, stopping, consumer_ready = Tracker(), threading.Event(), threading.Event()
     api = start("api", [str(RECSYS), "api"], env, run_dir)
     job = start("stream", [str(RECSYS), "stream"], env, run_dir)
-    result: dict = {"name": "freshness", "machine": machine(), "trigger_seconds": settings.stream_trigger_seconds,
-                    "max_events_per_batch": settings.stream_max_events_per_batch, "users": args.users,
-                    "warmup_seconds": args.warmup, "poll_seconds": POLL_SECONDS,
-                    "probe_users": min(args.probes, args.users), "seeded_history_views": args.history,
-                    "document_store": MongoServer(settings).kind if settings.mongo_is_local else settings.mongo_url}
+    result: dict = {
+        "name": "freshness",
+        "machine": machine(),
+        "trigger_seconds": settings.stream_trigger_seconds,
+        "max_events_per_batch": settings.stream_max_events_per_batch,
+        "users": args.users,
+        "warmup_seconds": args.warmup,
+        "poll_seconds": POLL_SECONDS,
+        "probe_users": min(args.probes, args.users),
+        "seeded_history_views": args.history,
+        "document_store": MongoServer(settings).kind if settings.mongo_is_local else settings.mongo_url,
+    }
     try:
         http = httpx.Client(base_url=f"http://{settings.api_host}:{settings.api_port}", timeout=10)
         warm_user = f"warm-{uuid.uuid4().hex[:6]}"
@@ -400,7 +509,7 @@ def main() -> None:
                 tracker.probes = set()
             post_load(http, tracker, args.rate, args.warmup, users)
         with tracker.lock:
-            tracker.probes = set(users[:args.probes])
+            tracker.probes = set(users[: args.probes])
         print(f"steady {args.rate} events/s for {args.seconds:.0f} s ...", flush=True)
         tracker.latencies.clear()
         steady = post_load(http, tracker, args.rate, args.seconds, users)
@@ -410,7 +519,9 @@ def main() -> None:
         transport = [tracker.transport[e] - at for e, at in tracker.accepted.items() if e in tracker.transport]
         steady["baseline_kafka_readable_seconds"] = latency_summary(transport)
         if transport and tracker.latencies:
-            steady["p95_ratio_to_baseline"] = round(percentile(tracker.latencies, .95) / percentile(transport, .95), 1)
+            steady["p95_ratio_to_baseline"] = round(
+                percentile(tracker.latencies, 0.95) / percentile(transport, 0.95), 1
+            )
         result["steady"] = steady
         print(json.dumps(steady, indent=1), flush=True)
 

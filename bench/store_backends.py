@@ -39,12 +39,17 @@ def run(argv: list[str], env: dict[str, str]) -> None:
 def figures(api: dict, freshness: dict) -> dict:
     steady = freshness.get("steady", {})
     latency = steady.get("freshness_seconds", {})
-    return {"api_ratio": api["ratio_to_ceiling"], "api_requests_per_s": api["api"]["requests_per_s"],
-            "ceiling_requests_per_s": api["ceiling"]["requests_per_s"],
-            "api_p99_ms_at_half_rate": api["api_at_half_rate"]["p99_ms"],
-            "post_events_per_s": api["post_events"]["events_per_s"], "freshness_rate": steady.get("target_rate"),
-            "freshness_p50_s": latency.get("p50"), "freshness_p95_s": latency.get("p95"),
-            "sustained": steady.get("sustained")}
+    return {
+        "api_ratio": api["ratio_to_ceiling"],
+        "api_requests_per_s": api["api"]["requests_per_s"],
+        "ceiling_requests_per_s": api["ceiling"]["requests_per_s"],
+        "api_p99_ms_at_half_rate": api["api_at_half_rate"]["p99_ms"],
+        "post_events_per_s": api["post_events"]["events_per_s"],
+        "freshness_rate": steady.get("target_rate"),
+        "freshness_p50_s": latency.get("p50"),
+        "freshness_p95_s": latency.get("p95"),
+        "sustained": steady.get("sustained"),
+    }
 
 
 def main() -> None:
@@ -55,8 +60,13 @@ def main() -> None:
     args = parser.parse_args()
 
     recsys = [sys.executable, "-m", "recsys_cli.main"]
-    result: dict = {"name": "store_backends", "machine": machine(), "api_args": args.api_args,
-                    "freshness_args": args.freshness_args, "runs": []}
+    result: dict = {
+        "name": "store_backends",
+        "machine": machine(),
+        "api_args": args.api_args,
+        "freshness_args": args.freshness_args,
+        "runs": [],
+    }
     for round_ in range(args.rounds):
         for backend in BACKENDS:
             print(f"== round {round_ + 1}/{args.rounds}: FerretDB on {backend}", file=sys.stderr, flush=True)
@@ -65,16 +75,27 @@ def main() -> None:
             try:
                 run([sys.executable, str(BENCH / "api.py"), *shlex.split(args.api_args)], env)
                 api = json.loads((RESULTS / "api.json").read_text())
-                run([sys.executable, str(BENCH / "freshness.py"), "--steps", "", *shlex.split(args.freshness_args)],
-                    env)
+                run(
+                    [sys.executable, str(BENCH / "freshness.py"), "--steps", "", *shlex.split(args.freshness_args)], env
+                )
                 freshness = json.loads((RESULTS / "freshness.json").read_text())
             finally:
                 run([*recsys, "stack", "down"], env)
-            result["runs"].append({"backend": backend, "round": round_ + 1, **figures(api, freshness),
-                                   "api": api, "freshness": freshness})
+            result["runs"].append(
+                {"backend": backend, "round": round_ + 1, **figures(api, freshness), "api": api, "freshness": freshness}
+            )
             RESULTS.joinpath("store_backends.json").write_text(json.dumps(result, indent=1, default=str))
-    columns = ("backend", "round", "api_ratio", "api_requests_per_s", "ceiling_requests_per_s",
-               "api_p99_ms_at_half_rate", "freshness_p50_s", "freshness_p95_s", "sustained")
+    columns = (
+        "backend",
+        "round",
+        "api_ratio",
+        "api_requests_per_s",
+        "ceiling_requests_per_s",
+        "api_p99_ms_at_half_rate",
+        "freshness_p50_s",
+        "freshness_p95_s",
+        "sustained",
+    )
     print("\t".join(columns))
     for row in result["runs"]:
         print("\t".join(str(row[c]) for c in columns))

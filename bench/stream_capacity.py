@@ -38,11 +38,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recsys_core.documents import HISTORY_MAX_ITEMS
-from recsys_core.events import format_ts
-
 from api import machine  # bench/ is on the path when a benchmark runs as a script
 from freshness import PRODUCTS, seed_model, seed_store
+
+from recsys_core.documents import HISTORY_MAX_ITEMS
+from recsys_core.events import format_ts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DB_NAME = "bench_stream_capacity"
@@ -70,8 +70,13 @@ def batch_frame(spark, rng: random.Random, users: int, events: int, clock: list[
         offset[0] += 1
         user = f"fresh-{rng.randrange(users)}"
         shoppers.add(user)
-        event = {"event_id": str(uuid.uuid4()), "type": "product_view", "user_id": user,
-                 "product_id": rng.choice(PRODUCTS), "ts": format_ts(clock[0])}
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "type": "product_view",
+            "user_id": user,
+            "product_id": rng.choice(PRODUCTS),
+            "ts": format_ts(clock[0]),
+        }
         rows.append(("recsys.events", 0, offset[0], bytearray(json.dumps(event).encode())))
     frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary").cache()
     frame.count()
@@ -90,7 +95,7 @@ def store_floor(db, shoppers: set[str]) -> dict:
     started = time.perf_counter()
     for start in range(0, len(ids), GROUP):
         for name, docs in documents.items():
-            group = [ReplaceOne({"_id": i}, docs[i]) for i in ids[start:start + GROUP] if i in docs]
+            group = [ReplaceOne({"_id": i}, docs[i]) for i in ids[start : start + GROUP] if i in docs]
             if group:
                 db[name].bulk_write(group, ordered=False)
     return {"shoppers": len(ids), "us_per_shopper": round((time.perf_counter() - started) * 1e6 / len(ids), 1)}
@@ -100,8 +105,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20_000, help="Shoppers the views are spread over.")
     parser.add_argument("--events", type=int, default=5_000, help="Product views per batch.")
-    parser.add_argument("--history", type=int, default=HISTORY_MAX_ITEMS,
-                        help="Views every shopper's history holds before the run (0: empty).")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=HISTORY_MAX_ITEMS,
+        help="Views every shopper's history holds before the run (0: empty).",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="Untimed batches first (the job fills its caches).")
     parser.add_argument("--rounds", type=int, default=10, help="Timed batches.")
     args = parser.parse_args()
@@ -116,8 +125,10 @@ def main() -> None:
     try:
         require_mongo(settings)
     except RecsysError as error:
-        raise SystemExit(f"{error}\nThe benchmark needs a running scratch stack: `recsys stack up` with a test "
-                         "slot's variables (see the top of this file).") from None
+        raise SystemExit(
+            f"{error}\nThe benchmark needs a running scratch stack: `recsys stack up` with a test "
+            "slot's variables (see the top of this file)."
+        ) from None
     client = mongo_client(settings)
     db, users = seed_store(client, DB_NAME, args.users, args.history)
     print("starting Spark ...", flush=True)
@@ -132,9 +143,15 @@ def main() -> None:
     pid = store_pid(settings)
     rng, clock, offset = random.Random(1), [datetime.now(UTC) - timedelta(hours=1)], [0]
     rounds: list[dict] = []
-    result: dict = {"name": "stream_capacity", "machine": machine(), "users": args.users, "events": args.events,
-                    "seeded_history_views": args.history, "warmup_rounds": args.warmup,
-                    "document_store": MongoServer(settings).kind if settings.mongo_is_local else settings.mongo_url}
+    result: dict = {
+        "name": "stream_capacity",
+        "machine": machine(),
+        "users": args.users,
+        "events": args.events,
+        "seeded_history_views": args.history,
+        "warmup_rounds": args.warmup,
+        "document_store": MongoServer(settings).kind if settings.mongo_is_local else settings.mongo_url,
+    }
     try:
         for number in range(args.warmup + args.rounds):
             frame, shoppers = batch_frame(spark, rng, args.users, args.events, clock, offset)
@@ -144,22 +161,31 @@ def main() -> None:
             wall = time.perf_counter() - started
             job_cpu, store_cpu = time.process_time() - job_cpu, (process_cpu_seconds(pid) if pid else 0.0) - store_cpu
             frame.unpersist()
-            row = {"shoppers": len(shoppers), "us_per_shopper": round(wall * 1e6 / len(shoppers), 1),
-                   "store_cpu_us_per_shopper": round(store_cpu * 1e6 / len(shoppers), 1) if pid else None,
-                   "job_python_cpu_us_per_shopper": round(job_cpu * 1e6 / len(shoppers), 1)}
+            row = {
+                "shoppers": len(shoppers),
+                "us_per_shopper": round(wall * 1e6 / len(shoppers), 1),
+                "store_cpu_us_per_shopper": round(store_cpu * 1e6 / len(shoppers), 1) if pid else None,
+                "job_python_cpu_us_per_shopper": round(job_cpu * 1e6 / len(shoppers), 1),
+            }
             timed = number >= args.warmup
             if timed:
                 rounds.append(row)
             print(f"{'round' if timed else 'warm-up'} {number}: {row}", flush=True)
         result["rounds"] = rounds
-        result["job"] = {key: round(statistics.median(r[key] for r in rounds), 1)
-                         for key in rounds[0] if key != "shoppers" and rounds[0][key] is not None}
+        result["job"] = {
+            key: round(statistics.median(r[key] for r in rounds), 1)
+            for key in rounds[0]
+            if key != "shoppers" and rounds[0][key] is not None
+        }
         result["job"]["shoppers_per_second"] = round(1e6 / result["job"]["us_per_shopper"])
         floors = [store_floor(db, shoppers) for _ in range(3)]  # the median of three: one pass is ~1 s
-        result["baseline_store_replace"] = {"shoppers": len(shoppers), "us_per_shopper": statistics.median(
-            floor["us_per_shopper"] for floor in floors)}
-        result["ratio_to_baseline"] = round(result["job"]["us_per_shopper"]
-                                            / result["baseline_store_replace"]["us_per_shopper"], 2)
+        result["baseline_store_replace"] = {
+            "shoppers": len(shoppers),
+            "us_per_shopper": statistics.median(floor["us_per_shopper"] for floor in floors),
+        }
+        result["ratio_to_baseline"] = round(
+            result["job"]["us_per_shopper"] / result["baseline_store_replace"]["us_per_shopper"], 2
+        )
         print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=1), flush=True)
     finally:
         processor.close()

@@ -26,9 +26,9 @@ import numpy as np
 
 from recsys_assets.als_training import AlsParams, SearchSpace, evaluate_params, top_k_from_factors
 from recsys_core.datasets import parse_movielens
-from recsys_io.spark import get_spark
 from recsys_core.metrics import Interaction, evaluate, metrics_table, seen_items, split_interactions
 from recsys_core.settings import Settings
+from recsys_io.spark import get_spark
 
 RECBOLE = "recbole==1.2.1"
 ML100K = "recbole/dataset_example/ml-100k/ml-100k.inter"
@@ -38,8 +38,13 @@ TUNING_SEED = 43
 
 def machine() -> dict[str, object]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+    }
 
 
 def load_ml100k(settings: Settings) -> list[Interaction]:
@@ -47,8 +52,7 @@ def load_ml100k(settings: Settings) -> list[Interaction]:
     wheels = sorted(cache.glob("recbole-1.2.1-*.whl"))
     if not wheels:
         print(f"downloading {RECBOLE} (MovieLens 100k inside) into {cache} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", RECBOLE, "--no-deps", "-d", str(cache)],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", RECBOLE, "--no-deps", "-d", str(cache)], check=True)
         wheels = sorted(cache.glob("recbole-1.2.1-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
         return parse_movielens(wheel.read(ML100K).decode(), ML100K)
@@ -62,20 +66,27 @@ def implicit_als(train: list[Interaction], test: list[Interaction], params: AlsP
     users = sorted({r.user_id for r in train})
     items = sorted({r.item_id for r in train})
     row, col = {u: i for i, u in enumerate(users)}, {p: i for i, p in enumerate(items)}
-    matrix = sparse.csr_matrix(([r.weight for r in train], ([row[r.user_id] for r in train],
-                                                             [col[r.item_id] for r in train])),
-                               shape=(len(users), len(items)))
-    model = AlternatingLeastSquares(factors=params.rank, regularization=params.reg_param, alpha=params.alpha,
-                                    iterations=params.max_iter, random_state=params.seed,
-                                    num_threads=os.cpu_count() or 1)
+    matrix = sparse.csr_matrix(
+        ([r.weight for r in train], ([row[r.user_id] for r in train], [col[r.item_id] for r in train])),
+        shape=(len(users), len(items)),
+    )
+    model = AlternatingLeastSquares(
+        factors=params.rank,
+        regularization=params.reg_param,
+        alpha=params.alpha,
+        iterations=params.max_iter,
+        random_state=params.seed,
+        num_threads=os.cpu_count() or 1,
+    )
     started = time.perf_counter()
     model.fit(matrix, show_progress=False)
     seconds = time.perf_counter() - started
     truth: dict[str, set[str]] = {}
     for r in test:
         truth.setdefault(r.user_id, set()).add(r.item_id)
-    recs = top_k_from_factors(users, np.asarray(model.user_factors), items, np.asarray(model.item_factors),
-                              truth, seen_items(train), k)
+    recs = top_k_from_factors(
+        users, np.asarray(model.user_factors), items, np.asarray(model.item_factors), truth, seen_items(train), k
+    )
     return {"metrics": evaluate(recs, truth, k), "seconds": seconds}
 
 
@@ -87,15 +98,19 @@ def main() -> None:
     settings = Settings.from_env()
     print(json.dumps(machine()), flush=True)
     rows = load_ml100k(settings)
-    print(f"MovieLens 100k: {len(rows)} ratings, {len({r.user_id for r in rows})} users, "
-          f"{len({r.item_id for r in rows})} items", flush=True)
+    print(
+        f"MovieLens 100k: {len(rows)} ratings, {len({r.user_id for r in rows})} users, "
+        f"{len({r.item_id for r in rows})} items",
+        flush=True,
+    )
     train, test = split_interactions(rows)
     spark = get_spark(settings, "recsys-bench")
 
     # Tune on a validation split of the training set only.
     fit, valid = split_interactions(train, seed=TUNING_SEED)
-    space = SearchSpace(ranks=(32, 48), reg_params=(0.1, 0.3, 1.0), alphas=(1.0, 3.0),
-                        budget_seconds=args.budget_seconds)
+    space = SearchSpace(
+        ranks=(32, 48), reg_params=(0.1, 0.3, 1.0), alphas=(1.0, 3.0), budget_seconds=args.budget_seconds
+    )
     trials = []
     started = time.perf_counter()
     for params in space.grid(AlsParams(max_iter=15)):
@@ -103,25 +118,49 @@ def main() -> None:
             break
         result = evaluate_params(spark, fit, valid, params, args.k)
         trials.append({"params": params.as_dict(), "validation_ndcg": result["als"]["ndcg"]})
-        print(f"  rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
-              f"validation NDCG@{args.k} {result['als']['ndcg']:.4f}", flush=True)
+        print(
+            f"  rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
+            f"validation NDCG@{args.k} {result['als']['ndcg']:.4f}",
+            flush=True,
+        )
     best = AlsParams(**max(trials, key=lambda t: t["validation_ndcg"])["params"])
     print(f"tuned parameters: {best.as_dict()}", flush=True)
 
     spark_result = evaluate_params(spark, train, test, best, args.k)
     implicit_result = implicit_als(train, test, replace(best), args.k)
-    table = metrics_table({"Spark ALS (tuned)": spark_result["als"], "popularity": spark_result["popularity"],
-                           "implicit ALS (same params)": implicit_result["metrics"]}, args.k)
+    table = metrics_table(
+        {
+            "Spark ALS (tuned)": spark_result["als"],
+            "popularity": spark_result["popularity"],
+            "implicit ALS (same params)": implicit_result["metrics"],
+        },
+        args.k,
+    )
     ratio = spark_result["seconds"] / implicit_result["seconds"]
     print(table)
-    print(f"training seconds: Spark ALS {spark_result['seconds']:.2f}, implicit {implicit_result['seconds']:.2f} "
-          f"(Spark / implicit = {ratio:.1f}x)")
+    print(
+        f"training seconds: Spark ALS {spark_result['seconds']:.2f}, implicit {implicit_result['seconds']:.2f} "
+        f"(Spark / implicit = {ratio:.1f}x)"
+    )
     print(f"target NDCG@{args.k} >= 0.48: {'reached' if spark_result['als']['ndcg'] >= 0.48 else 'NOT reached'}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps({
-        "machine": machine(), "dataset": "ml-100k", "protocol": "per-user random 75/25, seed 42", "k": args.k,
-        "params": best.as_dict(), "trials": trials, "spark_als": spark_result, "implicit_als": implicit_result,
-        "spark_over_implicit_training_time": ratio, "table": table}, indent=2))
+    (RESULTS / "train.json").write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "dataset": "ml-100k",
+                "protocol": "per-user random 75/25, seed 42",
+                "k": args.k,
+                "params": best.as_dict(),
+                "trials": trials,
+                "spark_als": spark_result,
+                "implicit_als": implicit_result,
+                "spark_over_implicit_training_time": ratio,
+                "table": table,
+            },
+            indent=2,
+        )
+    )
     spark.stop()
 
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.types import Receive, Scope, Send
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
+from litestar.types import Receive, Scope, Send
 
 from recsys_api.auth import SECURITY_SCHEMES
 from recsys_api.bestsellers import BestsellersController
@@ -27,8 +27,8 @@ from recsys_api.publisher import Publisher
 from recsys_api.requests import ApiRequest
 from recsys_api.storefront import StorefrontController
 from recsys_api.users import UsersController
-from recsys_io.mongo import async_mongo_client, serving_db
 from recsys_core.settings import Settings
+from recsys_io.mongo import async_mongo_client, serving_db
 
 MAX_BODY = 1024 * 1024  # routes that take more say so (the catalog: 10 MiB)
 
@@ -38,9 +38,10 @@ OPENAPI = OpenAPIConfig(
     description=(
         "Collects shoppers' events and the catalog into Kafka and serves precomputed lists "
         "(history, bestsellers, recommendations, similar products) from MongoDB. Every error has "
-        "the shape {\"error\": {\"code\", \"message\", \"details\"}}. Write routes need X-API-Key "
+        'the shape {"error": {"code", "message", "details"}}. Write routes need X-API-Key '
         "when RECSYS_API_KEYS is set; routes that reveal one shopper's data need it when "
-        "RECSYS_API_READ_KEYS is set (a read key or a write key)."),
+        "RECSYS_API_READ_KEYS is set (a read key or a write key)."
+    ),
     path="/schema",
     render_plugins=[SwaggerRenderPlugin(path="/swagger"), ScalarRenderPlugin(path="/")],
     components=Components(security_schemes=SECURITY_SCHEMES),
@@ -75,8 +76,16 @@ def create_app(settings: Settings) -> Litestar:
             await mongo.close()
 
     app = Api(
-        route_handlers=[EventsController, UsersController, BestsellersController, ProductsController,
-                        CompatController, OpsController, MetricsController, StorefrontController],
+        route_handlers=[
+            EventsController,
+            UsersController,
+            BestsellersController,
+            ProductsController,
+            CompatController,
+            OpsController,
+            MetricsController,
+            StorefrontController,
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],
@@ -85,8 +94,7 @@ def create_app(settings: Settings) -> Litestar:
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY,
         # Client libraries (kafka-python's ping, pymongo) log every connection at INFO.
-        logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]},
-                                     log_exceptions="never"),
+        logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]}, log_exceptions="never"),
     )
     app.state.settings = settings
     return app

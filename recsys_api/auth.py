@@ -19,11 +19,19 @@ API_KEY_HEADER = "X-API-Key"
 SECURITY = [{"ApiKey": []}]
 READ_SECURITY = [{"ReadKey": []}]
 SECURITY_SCHEMES = {
-    "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header",
-                             description="One of RECSYS_API_KEYS (write routes, when it is set)"),
-    "ReadKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header",
-                              description="One of RECSYS_API_READ_KEYS or RECSYS_API_KEYS (routes that reveal "
-                                          "one shopper's data, when RECSYS_API_READ_KEYS is set)"),
+    "ApiKey": SecurityScheme(
+        type="apiKey",
+        name=API_KEY_HEADER,
+        security_scheme_in="header",
+        description="One of RECSYS_API_KEYS (write routes, when it is set)",
+    ),
+    "ReadKey": SecurityScheme(
+        type="apiKey",
+        name=API_KEY_HEADER,
+        security_scheme_in="header",
+        description="One of RECSYS_API_READ_KEYS or RECSYS_API_KEYS (routes that reveal "
+        "one shopper's data, when RECSYS_API_READ_KEYS is set)",
+    ),
 }
 
 

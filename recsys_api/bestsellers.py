@@ -17,8 +17,9 @@ from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.events import MAX_ID_LENGTH
 from recsys_core.settings import Settings
 
-Category = Annotated[str | None, Parameter(max_length=MAX_ID_LENGTH,
-                                           description="A category id; absent: the whole shop")]
+Category = Annotated[
+    str | None, Parameter(max_length=MAX_ID_LENGTH, description="A category id; absent: the whole shop")
+]
 
 
 class BestsellersController(Controller):
@@ -26,10 +27,15 @@ class BestsellersController(Controller):
     tags = ["bestsellers"]
 
     @get(responses=documented(400, 503), summary="Bestsellers of the shop or of one category")
-    async def bestsellers(self, db: AsyncDatabase, settings: Settings, category: Category = None,
-                          limit: Limit = 10) -> ScopeProducts:
+    async def bestsellers(
+        self, db: AsyncDatabase, settings: Settings, category: Category = None, limit: Limit = 10
+    ) -> ScopeProducts:
         """Ranked by distinct buyers over RECSYS_BESTSELLER_WINDOW_DAYS, ties by product id."""
         scope = category or GLOBAL_SCOPE
         products = ranking.serve(await serving.scope_bestsellers(db, scope), limit, settings.min_list_size)
-        return ScopeProducts(scope=scope, products=products, type=serving.NON_PERSONALIZED,
-                             strategy="category_bestsellers" if category else "bestsellers")
+        return ScopeProducts(
+            scope=scope,
+            products=products,
+            type=serving.NON_PERSONALIZED,
+            strategy="category_bestsellers" if category else "bestsellers",
+        )

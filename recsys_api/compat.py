@@ -21,10 +21,18 @@ from recsys_api.users import delete_from_history
 from recsys_core.events import MAX_ID_LENGTH, MAX_USER_ID_LENGTH
 from recsys_core.settings import Settings
 
-UserHeader = Annotated[str, Parameter(header="user-id", min_length=1, max_length=MAX_USER_ID_LENGTH,
-                                      description="The shopper's id")]
-ProductHeader = Annotated[str, Parameter(header="product-id", min_length=1, max_length=MAX_ID_LENGTH,
-                                         description="The product to delete from the history")]
+UserHeader = Annotated[
+    str, Parameter(header="user-id", min_length=1, max_length=MAX_USER_ID_LENGTH, description="The shopper's id")
+]
+ProductHeader = Annotated[
+    str,
+    Parameter(
+        header="product-id",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The product to delete from the history",
+    ),
+]
 
 
 def compat(user_id: str, result: serving.ProductList) -> CompatProducts:
@@ -35,21 +43,43 @@ class CompatController(Controller):
     path = "/api/v1"
     tags = ["compatibility"]
 
-    @get("/user_nav_history_latest_products", guards=[require_read_key], security=READ_SECURITY,
-         responses=documented(400, 401, 503), summary="Recently viewed products (user in the `user-id` header)")
-    async def history(self, user_id: UserHeader, db: AsyncDatabase, settings: Settings,
-                      limit: Limit = 10) -> CompatProducts:
+    @get(
+        "/user_nav_history_latest_products",
+        guards=[require_read_key],
+        security=READ_SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Recently viewed products (user in the `user-id` header)",
+    )
+    async def history(
+        self, user_id: UserHeader, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+    ) -> CompatProducts:
         return compat(user_id, await serving.recent_history(db, user_id, limit, settings.min_list_size))
 
-    @delete("/user_nav_history_latest_products", guards=[require_api_key], security=SECURITY,
-            responses=documented(400, 401, 503),
-            summary="Delete a product (`product-id` header) from a history (`user-id` header)")
-    async def delete_history(self, user_id: UserHeader, product_id: ProductHeader, db: AsyncDatabase,
-                             publisher: Publisher, settings: Settings) -> None:
+    @delete(
+        "/user_nav_history_latest_products",
+        guards=[require_api_key],
+        security=SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Delete a product (`product-id` header) from a history (`user-id` header)",
+    )
+    async def delete_history(
+        self,
+        user_id: UserHeader,
+        product_id: ProductHeader,
+        db: AsyncDatabase,
+        publisher: Publisher,
+        settings: Settings,
+    ) -> None:
         await delete_from_history(db, publisher, settings, user_id, product_id)
 
-    @get("/user_history_recommendations", guards=[require_read_key], security=READ_SECURITY,
-         responses=documented(400, 401, 503), summary="Bestsellers for the shopper in the `user-id` header")
-    async def recommendations(self, user_id: UserHeader, db: AsyncDatabase, settings: Settings,
-                              limit: Limit = 10) -> CompatProducts:
+    @get(
+        "/user_history_recommendations",
+        guards=[require_read_key],
+        security=READ_SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Bestsellers for the shopper in the `user-id` header",
+    )
+    async def recommendations(
+        self, user_id: UserHeader, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+    ) -> CompatProducts:
         return compat(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))

@@ -66,12 +66,17 @@ class Unavailable(ApiError):
     code = "unavailable"
 
 
-def error_response(status_code: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> Response[ErrorBody]:
+def error_response(
+    status_code: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
     if status_code == 503:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
-    return Response(ErrorBody(ErrorDetail(code, message, details)), status_code=status_code,
-                    headers=headers, media_type=MediaType.JSON)
+    return Response(
+        ErrorBody(ErrorDetail(code, message, details)),
+        status_code=status_code,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
 
 
 def _api_error(_: Request, error: ApiError) -> Response[ErrorBody]:
@@ -83,8 +88,11 @@ def _invalid_event(_: Request, error: InvalidEvent) -> Response[ErrorBody]:
 
 
 def _validation_error(_: Request, error: ValidationException) -> Response[ErrorBody]:
-    details = [{"field": item.get("key") or "", "reason": item.get("message") or ""}
-               for item in (error.extra if isinstance(error.extra, list) else []) if isinstance(item, dict)]
+    details = [
+        {"field": item.get("key") or "", "reason": item.get("message") or ""}
+        for item in (error.extra if isinstance(error.extra, list) else [])
+        if isinstance(item, dict)
+    ]
     message = error.detail if error.detail and not details else "invalid request parameters or body"
     return error_response(400, "bad_request", message, details or None)
 
@@ -122,7 +130,7 @@ def documented(*status_codes: int) -> dict[int, Any]:
     descriptions = {
         400: "Malformed JSON or an invalid parameter",
         401: "Missing or wrong X-API-Key (only when the route's keys are set: RECSYS_API_KEYS for writes, "
-             "RECSYS_API_READ_KEYS for one shopper's data)",
+        "RECSYS_API_READ_KEYS for one shopper's data)",
         404: "Unknown resource",
         413: "Request body too large",
         422: "Invalid input: details list each problem's index, field and reason; nothing was written",

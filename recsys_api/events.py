@@ -19,25 +19,36 @@ from recsys_core.settings import Settings
 MAX_EVENTS_BODY = 1024 * 1024
 
 EVENTS_BODY = Body(
-    title="One event, or a batch {\"events\": [...]}",
+    title='One event, or a batch {"events": [...]}',
     description=(
-        "Either one event object or `{\"events\": [event, ...]}` with 1 to 1,000 events. "
+        'Either one event object or `{"events": [event, ...]}` with 1 to 1,000 events. '
         "Event types: product_view {product_id, source?}, add_to_cart {product_id, quantity >= 1}, "
         "purchase {order_id, items: [{product_id, quantity >= 1, price >= 0?}]}, "
         "rating {product_id, score 0.5..5 in steps of 0.5}; all with type, user_id (1-128 chars), "
         "event_id (UUID, optional: generated; the same id twice is one event downstream), ts "
         "(ISO-8601 with zone, optional: now; at most 5 minutes ahead, not before RECSYS_EVENTS_START_DATE). "
         "The clickstream format "
-        "{event: \"ProductView\", messageid, userid, properties: {productid}, context: {source}, "
-        "timestamp?} is accepted and normalised to product_view."),
+        '{event: "ProductView", messageid, userid, properties: {productid}, context: {source}, '
+        "timestamp?} is accepted and normalised to product_view."
+    ),
     schema_extra=events_body_schema(),
     examples=[
         Example(summary="one view", value={"type": "product_view", "user_id": "u1", "product_id": "p1"}),
-        Example(summary="a batch", value={"events": [
-            {"type": "add_to_cart", "user_id": "u1", "product_id": "p1", "quantity": 2},
-            {"type": "purchase", "user_id": "u1", "order_id": "o1",
-             "items": [{"product_id": "p1", "quantity": 2, "price": 9.5}]},
-            {"type": "rating", "user_id": "u1", "product_id": "p1", "score": 4.5}]}),
+        Example(
+            summary="a batch",
+            value={
+                "events": [
+                    {"type": "add_to_cart", "user_id": "u1", "product_id": "p1", "quantity": 2},
+                    {
+                        "type": "purchase",
+                        "user_id": "u1",
+                        "order_id": "o1",
+                        "items": [{"product_id": "p1", "quantity": 2, "price": 9.5}],
+                    },
+                    {"type": "rating", "user_id": "u1", "product_id": "p1", "score": 4.5},
+                ]
+            },
+        ),
     ],
 )
 
@@ -47,11 +58,15 @@ def _batch(data: dict[str, Any]) -> list[Any]:
         return [data]
     events = data["events"]
     if not isinstance(events, list) or not events:
-        raise InvalidInput("`events` must be a list of 1 to 1,000 events",
-                           [{"field": "events", "reason": "expected a non-empty list of events"}])
+        raise InvalidInput(
+            "`events` must be a list of 1 to 1,000 events",
+            [{"field": "events", "reason": "expected a non-empty list of events"}],
+        )
     if len(events) > MAX_BATCH:
-        raise InvalidInput(f"at most {MAX_BATCH} events per request",
-                           [{"field": "events", "reason": f"{len(events)} events; at most {MAX_BATCH}"}])
+        raise InvalidInput(
+            f"at most {MAX_BATCH} events per request",
+            [{"field": "events", "reason": f"{len(events)} events; at most {MAX_BATCH}"}],
+        )
     return events
 
 
@@ -59,11 +74,17 @@ class EventsController(Controller):
     path = "/v1/events"
     tags = ["events"]
 
-    @post(status_code=202, guards=[require_api_key], security=SECURITY,
-          request_max_body_size=MAX_EVENTS_BODY, responses=documented(400, 401, 413, 422, 503),
-          summary="Collect shoppers' events (all-or-nothing)")
-    async def collect(self, data: Annotated[dict[str, Any], EVENTS_BODY], publisher: Publisher,
-                      settings: Settings) -> EventsAccepted:
+    @post(
+        status_code=202,
+        guards=[require_api_key],
+        security=SECURITY,
+        request_max_body_size=MAX_EVENTS_BODY,
+        responses=documented(400, 401, 413, 422, 503),
+        summary="Collect shoppers' events (all-or-nothing)",
+    )
+    async def collect(
+        self, data: Annotated[dict[str, Any], EVENTS_BODY], publisher: Publisher, settings: Settings
+    ) -> EventsAccepted:
         """Validate every event, write them to the events topic keyed by user_id, answer once all are acknowledged.
 
         If any event is invalid, nothing is written and the 422 lists each problem with the

@@ -6,11 +6,11 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import Counter
 
 # Module-level: one registration per process, however many apps a process builds.
-PRODUCE_FAILURES = Counter("recsys_api_produce_failures_total",
-                           "Writes Kafka did not acknowledge in time (answered 503)", ["topic"])
+PRODUCE_FAILURES = Counter(
+    "recsys_api_produce_failures_total", "Writes Kafka did not acknowledge in time (answered 503)", ["topic"]
+)
 
-PROMETHEUS = PrometheusConfig(app_name="recsys-api", prefix="recsys_api", group_path=True,
-                              exclude=["^/metrics$"])
+PROMETHEUS = PrometheusConfig(app_name="recsys-api", prefix="recsys_api", group_path=True, exclude=["^/metrics$"])
 
 
 class MetricsController(PrometheusController):

@@ -42,8 +42,10 @@ def decode_path_params(app: ASGIApp) -> ASGIApp:
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get(ESCAPED):
-            scope["path_params"] = {name: unquote(value) if isinstance(value, str) else value
-                                    for name, value in scope["path_params"].items()}
+            scope["path_params"] = {
+                name: unquote(value) if isinstance(value, str) else value
+                for name, value in scope["path_params"].items()
+            }
         await app(scope, receive, send)
 
     return middleware

@@ -23,9 +23,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from recsys_api.errors import Unavailable
 from recsys_api.metrics import PRODUCE_FAILURES
+from recsys_core.settings import Settings
 from recsys_io.kafka import kafka_ping
 from recsys_io.kafka_bulk import make_bulk_producer
-from recsys_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,15 @@ class Publisher:
         self._delivery: threading.Thread | None = None
 
     def _connect(self) -> Producer:
-        return make_bulk_producer(self.settings, **{
-            "client.id": "recsys-api",
-            "linger.ms": 2,  # a request waits for its acks: batch briefly, not for throughput
-            "message.timeout.ms": int(self.timeout * 1000),
-            "queue.buffering.max.messages": 200_000,
-        })
+        return make_bulk_producer(
+            self.settings,
+            **{
+                "client.id": "recsys-api",
+                "linger.ms": 2,  # a request waits for its acks: batch briefly, not for throughput
+                "message.timeout.ms": int(self.timeout * 1000),
+                "queue.buffering.max.messages": 200_000,
+            },
+        )
 
     def _deliver(self) -> None:
         while self._running.is_set():
@@ -86,8 +89,11 @@ class Publisher:
     def _failed(self, topic: str, count: int, reason: object) -> Unavailable:
         PRODUCE_FAILURES.labels(topic).inc()
         log.warning("Kafka did not acknowledge %d records on %s: %s", count, topic, reason)
-        return Unavailable("Kafka did not acknowledge the write in time; retry later with the same event "
-                           "ids (duplicates are dropped downstream)", {"reason": str(reason)})
+        return Unavailable(
+            "Kafka did not acknowledge the write in time; retry later with the same event "
+            "ids (duplicates are dropped downstream)",
+            {"reason": str(reason)},
+        )
 
     async def publish(self, topic: str, records: Sequence[Record]) -> None:
         """Return once the broker acknowledged every record; raise Unavailable (503) otherwise."""

@@ -10,8 +10,9 @@ from recsys_api.errors import ApiError
 from recsys_core.catalog import MAX_ATTRIBUTE_DEPTH
 
 TOO_DEEP = "the JSON body nests arrays or objects too deeply to be read"
-REASON = (f"nested too deeply to decode; a valid body nests a few levels (catalog attributes at most "
-          f"{MAX_ATTRIBUTE_DEPTH})")
+REASON = (
+    f"nested too deeply to decode; a valid body nests a few levels (catalog attributes at most {MAX_ATTRIBUTE_DEPTH})"
+)
 
 
 class ApiRequest(Request):

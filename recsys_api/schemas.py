@@ -99,8 +99,12 @@ class Readiness(msgspec.Struct):
 
 # --- request bodies, for the schema only: handlers validate with recsys_core's parsers ------------
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-Timestamp = Annotated[str, msgspec.Meta(description="ISO-8601 with a zone; default now; at most 5 minutes ahead "
-                                                    "and not before RECSYS_EVENTS_START_DATE")]
+Timestamp = Annotated[
+    str,
+    msgspec.Meta(
+        description="ISO-8601 with a zone; default now; at most 5 minutes ahead and not before RECSYS_EVENTS_START_DATE"
+    ),
+]
 EventId = Annotated[str, msgspec.Meta(description="UUID; generated when absent; the same id twice is one event")]
 Quantity = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -185,8 +189,12 @@ def inline_schema(annotation: Any) -> dict[str, Any]:
 def events_body_schema() -> dict[str, Any]:
     """One event of any kind, or {"events": [1 to MAX_BATCH of them]}."""
     one = [inline_schema(kind) for kind in (ProductView, AddToCart, Purchase, Rating, ClickstreamView)]
-    batch = {"title": "EventBatch", "type": "object", "required": ["events"], "properties": {
-        "events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"anyOf": one}}}}
+    batch = {
+        "title": "EventBatch",
+        "type": "object",
+        "required": ["events"],
+        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"anyOf": one}}},
+    }
     return {"anyOf": [*one, batch]}
 
 

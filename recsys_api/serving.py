@@ -32,8 +32,15 @@ class ProductList:
 
 async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
     # `items`: the views of a document in the earlier shape (recsys_core.history reads both).
-    fields = {"product_ids": 1, "viewed_at": 1, "viewed_seq": 1, "items": 1, "deleted": 1, "deleted_seq": 1,
-              "purchased": 1}
+    fields = {
+        "product_ids": 1,
+        "viewed_at": 1,
+        "viewed_seq": 1,
+        "items": 1,
+        "deleted": 1,
+        "deleted_seq": 1,
+        "purchased": 1,
+    }
     return await db[HISTORY].find_one({"_id": user_id}, fields) or {}
 
 
@@ -52,8 +59,9 @@ async def scope_bestsellers(db: AsyncDatabase, scope: str) -> list[str]:
     return [entry["product_id"] for entry in (doc or {}).get("products") or ()]
 
 
-async def bestsellers_for(db: AsyncDatabase, history: dict[str, Any], limit: int, min_size: int,
-                          exclude: list[str] | tuple[str, ...] = ()) -> ProductList:
+async def bestsellers_for(
+    db: AsyncDatabase, history: dict[str, Any], limit: int, min_size: int, exclude: list[str] | tuple[str, ...] = ()
+) -> ProductList:
     """Category bestsellers of the shopper's 3 most recently browsed categories, else the global ones.
 
     A shopper whose viewed products are all unknown to the catalog has no category to go by and
@@ -84,14 +92,16 @@ async def recommendations(db: AsyncDatabase, user_id: str, limit: int, min_size:
     speed layer rewrites it on every purchase; the batch layer drops what the history lists as
     bought), so the history is read only for the fallback.
     """
-    doc = await db[RECOMMENDATIONS].find_one({"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1,
-                                                                "computed_at": 1})
+    doc = await db[RECOMMENDATIONS].find_one(
+        {"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1, "computed_at": 1}
+    )
     if doc:
         ranked = [item["product_id"] for item in doc.get("items") or ()]
         products = ranking.serve(ranked, limit, min_size)
         if products:
-            return ProductList(products, PERSONALIZED, doc.get("strategy") or "als",
-                               doc.get("model_version"), doc.get("computed_at"))
+            return ProductList(
+                products, PERSONALIZED, doc.get("strategy") or "als", doc.get("model_version"), doc.get("computed_at")
+            )
     history = await history_doc(db, user_id)
     return await bestsellers_for(db, history, limit, min_size, exclude=list(history.get("purchased") or ()))
 

@@ -23,12 +23,19 @@ DELETE_ATTEMPTS = 5
 
 
 def user_products(user_id: str, result: serving.ProductList) -> UserProducts:
-    return UserProducts(user_id=user_id, products=result.products, type=result.type, strategy=result.strategy,
-                        model_version=result.model_version, computed_at=result.computed_at)
+    return UserProducts(
+        user_id=user_id,
+        products=result.products,
+        type=result.type,
+        strategy=result.strategy,
+        model_version=result.model_version,
+        computed_at=result.computed_at,
+    )
 
 
-async def delete_from_history(db: AsyncDatabase, publisher: Publisher, settings: Settings, user_id: str,
-                              product_id: str) -> None:
+async def delete_from_history(
+    db: AsyncDatabase, publisher: Publisher, settings: Settings, user_id: str, product_id: str
+) -> None:
     """Tell every layer first (the event), then take the product out of the served history at once.
 
     The history is changed by the same rule the streaming job applies (recsys_core.history), so
@@ -44,8 +51,12 @@ async def delete_from_history(db: AsyncDatabase, publisher: Publisher, settings:
     for _ in range(DELETE_ATTEMPTS):
         doc = await db[HISTORY].find_one({"_id": user_id})
         # The whole document, as the stream writes it (so one in an earlier shape is rewritten).
-        new = {"_id": user_id, "user_id": user_id, **history_after(doc, [event]).to_fields(),
-               "updated_at": next_write_token(doc.get("updated_at") if doc else None)}
+        new = {
+            "_id": user_id,
+            "user_id": user_id,
+            **history_after(doc, [event]).to_fields(),
+            "updated_at": next_write_token(doc.get("updated_at") if doc else None),
+        }
         if doc is None:
             try:
                 await db[HISTORY].insert_one(new)
@@ -62,35 +73,58 @@ class UsersController(Controller):
     path = "/v1/users/{user_id:str}"
     tags = ["shoppers"]
 
-    @get("/history", guards=[require_read_key], security=READ_SECURITY, responses=documented(400, 401, 503),
-         summary="Recently viewed products")
+    @get(
+        "/history",
+        guards=[require_read_key],
+        security=READ_SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Recently viewed products",
+    )
     async def history(self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10) -> UserProducts:
         """The last `limit` distinct products the shopper viewed, newest first ([] when fewer than
         RECSYS_MIN_LIST_SIZE)."""
         return user_products(user_id, await serving.recent_history(db, user_id, limit, settings.min_list_size))
 
-    @delete("/history/{product_id:str}", guards=[require_api_key], security=SECURITY,
-            responses=documented(400, 401, 503), summary="Delete a product from the browsing history")
-    async def delete_history(self, user_id: UserId, product_id: ProductId, db: AsyncDatabase,
-                             publisher: Publisher, settings: Settings) -> None:
+    @delete(
+        "/history/{product_id:str}",
+        guards=[require_api_key],
+        security=SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Delete a product from the browsing history",
+    )
+    async def delete_history(
+        self, user_id: UserId, product_id: ProductId, db: AsyncDatabase, publisher: Publisher, settings: Settings
+    ) -> None:
         """Remove every view of the product from the shopper's history at once, and record a
         `history_delete` event so no later batch or stream run brings it back. 204 also when there
         was nothing to delete."""
         await delete_from_history(db, publisher, settings, user_id, product_id)
 
-    @get("/bestsellers", guards=[require_read_key], security=READ_SECURITY, responses=documented(400, 401, 503),
-         summary="Bestsellers for this shopper")
-    async def bestsellers(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
-                          limit: Limit = 10) -> UserProducts:
+    @get(
+        "/bestsellers",
+        guards=[require_read_key],
+        security=READ_SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Bestsellers for this shopper",
+    )
+    async def bestsellers(
+        self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+    ) -> UserProducts:
         """With browsing history: the bestsellers of the 3 most recently browsed categories merged
         (distinct buyers desc, product id asc), `category_bestsellers`. Without: the global
         bestsellers, non-personalized."""
         return user_products(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))
 
-    @get("/recommendations", guards=[require_read_key], security=READ_SECURITY,
-         responses=documented(400, 401, 503), summary="Recommendations for this shopper")
-    async def recommendations(self, user_id: UserId, db: AsyncDatabase, settings: Settings,
-                              limit: Limit = 10) -> UserProducts:
+    @get(
+        "/recommendations",
+        guards=[require_read_key],
+        security=READ_SECURITY,
+        responses=documented(400, 401, 503),
+        summary="Recommendations for this shopper",
+    )
+    async def recommendations(
+        self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+    ) -> UserProducts:
         """The shopper's precomputed recommendations minus products they bought, with
         `model_version` and `computed_at`; otherwise the bestsellers strategy."""
         return user_products(user_id, await serving.recommendations(db, user_id, limit, settings.min_list_size))

@@ -15,8 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from recsys_core.metrics import (DEFAULT_K, Interaction, evaluate, popularity_ranking, recommend_popular,
-                                 seen_items, split_interactions)
+from recsys_core.metrics import (
+    DEFAULT_K,
+    Interaction,
+    evaluate,
+    popularity_ranking,
+    recommend_popular,
+    seen_items,
+    split_interactions,
+)
 
 INTERACTION_SCHEMA = "user_id string, item_id string, strength double"
 
@@ -36,9 +43,9 @@ class AlsParams:
 
 @dataclass
 class TrainedAls:
-    model: Any          # pyspark.ml.recommendation.ALSModel
-    users: Any          # DataFrame(id string, idx int)
-    items: Any          # DataFrame(id string, idx int)
+    model: Any  # pyspark.ml.recommendation.ALSModel
+    users: Any  # DataFrame(id string, idx int)
+    items: Any  # DataFrame(id string, idx int)
     seconds: float
 
     def factors(self, which: str):
@@ -63,8 +70,11 @@ def numbered(frame, column: str):
     from pyspark.sql import functions as F
 
     ids = frame.select(F.col(column).alias("id")).distinct().orderBy("id")
-    return (ids.rdd.zipWithIndex().toDF("row struct<id:string>, idx long")
-            .select("row.id", F.col("idx").cast("int").alias("idx")))
+    return (
+        ids.rdd.zipWithIndex()
+        .toDF("row struct<id:string>, idx long")
+        .select("row.id", F.col("idx").cast("int").alias("idx"))
+    )
 
 
 def fit_als(interactions, params: AlsParams) -> TrainedAls:
@@ -72,20 +82,42 @@ def fit_als(interactions, params: AlsParams) -> TrainedAls:
     from pyspark.ml.recommendation import ALS
 
     users, items = numbered(interactions, "user_id").cache(), numbered(interactions, "item_id").cache()
-    ratings = (interactions.join(users, interactions.user_id == users.id).select("idx", "item_id", "strength")
-               .withColumnRenamed("idx", "user").join(items, interactions.item_id == items.id)
-               .select("user", items.idx.alias("item"), "strength"))
-    als = ALS(rank=params.rank, regParam=params.reg_param, alpha=params.alpha, maxIter=params.max_iter,
-              implicitPrefs=True, userCol="user", itemCol="item", ratingCol="strength", nonnegative=False,
-              checkpointInterval=params.checkpoint_interval, seed=params.seed, coldStartStrategy="drop")
+    ratings = (
+        interactions.join(users, interactions.user_id == users.id)
+        .select("idx", "item_id", "strength")
+        .withColumnRenamed("idx", "user")
+        .join(items, interactions.item_id == items.id)
+        .select("user", items.idx.alias("item"), "strength")
+    )
+    als = ALS(
+        rank=params.rank,
+        regParam=params.reg_param,
+        alpha=params.alpha,
+        maxIter=params.max_iter,
+        implicitPrefs=True,
+        userCol="user",
+        itemCol="item",
+        ratingCol="strength",
+        nonnegative=False,
+        checkpointInterval=params.checkpoint_interval,
+        seed=params.seed,
+        coldStartStrategy="drop",
+    )
     started = time.perf_counter()
     model = als.fit(ratings)
     model.userFactors.count()  # fit is lazy about nothing, but make the timing honest
     return TrainedAls(model, users, items, time.perf_counter() - started)
 
 
-def top_k_from_factors(user_ids: Sequence[str], users: np.ndarray, item_ids: Sequence[str], items: np.ndarray,
-                       wanted: Iterable[str], seen: dict[str, set[str]], k: int = DEFAULT_K) -> dict[str, list[str]]:
+def top_k_from_factors(
+    user_ids: Sequence[str],
+    users: np.ndarray,
+    item_ids: Sequence[str],
+    items: np.ndarray,
+    wanted: Iterable[str],
+    seen: dict[str, set[str]],
+    k: int = DEFAULT_K,
+) -> dict[str, list[str]]:
     """Each wanted user's k best unseen items by dot product (users unknown to the model get none)."""
     row_of = {u: i for i, u in enumerate(user_ids)}
     col_of = {p: i for i, p in enumerate(item_ids)}
@@ -106,8 +138,9 @@ def frame_of(spark, rows: Sequence[Interaction]):
     return spark.createDataFrame([(r.user_id, r.item_id, float(r.weight)) for r in rows], INTERACTION_SCHEMA)
 
 
-def evaluate_params(spark, train: Sequence[Interaction], test: Sequence[Interaction], params: AlsParams,
-                    k: int = DEFAULT_K) -> dict[str, Any]:
+def evaluate_params(
+    spark, train: Sequence[Interaction], test: Sequence[Interaction], params: AlsParams, k: int = DEFAULT_K
+) -> dict[str, Any]:
     """ALS and the popularity baseline on one split: {"als": metrics, "popularity": metrics, "seconds"}."""
     truth: dict[str, set[str]] = {}
     for row in test:
@@ -129,12 +162,21 @@ class SearchSpace:
     budget_seconds: float = 600.0
 
     def grid(self, base: AlsParams) -> list[AlsParams]:
-        return [replace(base, rank=r, reg_param=g, alpha=a)
-                for r, g, a in itertools.product(self.ranks, self.reg_params, self.alphas)]
+        return [
+            replace(base, rank=r, reg_param=g, alpha=a)
+            for r, g, a in itertools.product(self.ranks, self.reg_params, self.alphas)
+        ]
 
 
-def search(spark, rows: Sequence[Interaction], space: SearchSpace, base: AlsParams, how: str = "random",
-           k: int = DEFAULT_K, progress=print) -> tuple[AlsParams, dict[str, Any], list[dict[str, Any]]]:
+def search(
+    spark,
+    rows: Sequence[Interaction],
+    space: SearchSpace,
+    base: AlsParams,
+    how: str = "random",
+    k: int = DEFAULT_K,
+    progress=print,
+) -> tuple[AlsParams, dict[str, Any], list[dict[str, Any]]]:
     """Try the grid on one split, best NDCG@k first; stops starting new trials once over budget."""
     train, test = split_interactions(rows, how)
     started = time.perf_counter()
@@ -145,7 +187,9 @@ def search(spark, rows: Sequence[Interaction], space: SearchSpace, base: AlsPara
             break
         result = evaluate_params(spark, train, test, params, k)
         trials.append({"params": params, **result})
-        progress(f"rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
-                 f"NDCG@{k} {result['als']['ndcg']:.4f} (popularity {result['popularity']['ndcg']:.4f})")
+        progress(
+            f"rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
+            f"NDCG@{k} {result['als']['ndcg']:.4f} (popularity {result['popularity']['ndcg']:.4f})"
+        )
     best = max(trials, key=lambda t: t["als"]["ndcg"])
     return best["params"], best, trials

@@ -9,39 +9,66 @@ config, so re-executing one computes what it did.
 
 from datetime import UTC, datetime
 
-from dagster import (AssetKey, AssetSelection, DefaultSensorStatus, RunFailureSensorContext, RunRequest,
-                     ScheduleEvaluationContext, SensorEvaluationContext, SkipReason, define_asset_job,
-                     run_failure_sensor, schedule, sensor)
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    run_failure_sensor,
+    schedule,
+    sensor,
+)
 
 from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, as_of_run_config
 from recsys_assets.resources import LakeResource
 
 INGEST = AssetSelection.assets("raw_events", "quarantined_events", "products", "orders")
 BESTSELLERS = AssetSelection.assets("bestsellers", "category_bestsellers", "bestseller_documents")
-MODEL = AssetSelection.assets("interactions", "als_model", "current_model", "item_similarities",
-                              "content_similarities", "user_recommendations")
+MODEL = AssetSelection.assets(
+    "interactions", "als_model", "current_model", "item_similarities", "content_similarities", "user_recommendations"
+)
 
 # Partitioned like raw_events: Dagster takes the partitions from the selected assets when it resolves the job.
-hourly_refresh = define_asset_job("hourly_refresh", selection=INGEST | BESTSELLERS,
-                                  description="Today's raw_events, the catalog, orders and the bestsellers.")
-model_refresh = define_asset_job("model_refresh", selection=MODEL,
-                                 description="Interactions, a new ALS version (checked, promoted if it passes), "
-                                             "similar items and recommendations.")
+hourly_refresh = define_asset_job(
+    "hourly_refresh",
+    selection=INGEST | BESTSELLERS,
+    description="Today's raw_events, the catalog, orders and the bestsellers.",
+)
+model_refresh = define_asset_job(
+    "model_refresh",
+    selection=MODEL,
+    description="Interactions, a new ALS version (checked, promoted if it passes), similar items and recommendations.",
+)
 
 
-@schedule(job=hourly_refresh, cron_schedule="5 * * * *", execution_timezone="UTC",
-          description="Every hour: today's raw_events partition and the bestsellers.")
+@schedule(
+    job=hourly_refresh,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    description="Every hour: today's raw_events partition and the bestsellers.",
+)
 def hourly_ingest_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     tick = context.scheduled_execution_time.astimezone(UTC)
-    return RunRequest(run_key=None, partition_key=tick.date().isoformat(),
-                      run_config=as_of_run_config([BESTSELLERS_OP], tick))
+    return RunRequest(
+        run_key=None, partition_key=tick.date().isoformat(), run_config=as_of_run_config([BESTSELLERS_OP], tick)
+    )
 
 
-@schedule(job=model_refresh, cron_schedule="30 3 * * *", execution_timezone="UTC",
-          description="Every day at 03:30 UTC: retrain, check and promote.")
+@schedule(
+    job=model_refresh,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    description="Every day at 03:30 UTC: retrain, check and promote.",
+)
 def daily_model_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    return RunRequest(run_key=None,
-                      run_config=as_of_run_config([INTERACTIONS_OP], context.scheduled_execution_time.astimezone(UTC)))
+    return RunRequest(
+        run_key=None, run_config=as_of_run_config([INTERACTIONS_OP], context.scheduled_execution_time.astimezone(UTC))
+    )
 
 
 def _latest_metadata(instance, key: str):
@@ -52,8 +79,9 @@ def _latest_metadata(instance, key: str):
     return record.storage_id, {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def retrain_decision(instance, cursor: str | None, threshold: int,
-                     now: datetime | None = None) -> tuple[RunRequest | SkipReason, str | None]:
+def retrain_decision(
+    instance, cursor: str | None, threshold: int, now: datetime | None = None
+) -> tuple[RunRequest | SkipReason, str | None]:
     """(what to do, new cursor): request a retrain, as of `now`, once raw_events grew by `threshold` rows."""
     storage_id, ingest = _latest_metadata(instance, "raw_events")
     if storage_id is None:
@@ -64,13 +92,20 @@ def retrain_decision(instance, cursor: str | None, threshold: int,
     new_events = int(ingest.get("lake_total_rows", 0)) - int(model.get("raw_events_total", 0))
     if new_events < threshold:
         return SkipReason(f"{new_events} new events since the current model; retrain at {threshold}"), cursor
-    return RunRequest(run_key=f"retrain-{storage_id}", tags={"recsys/new_events": str(new_events)},
-                      run_config=as_of_run_config([INTERACTIONS_OP], now or datetime.now(UTC))), str(storage_id)
+    return RunRequest(
+        run_key=f"retrain-{storage_id}",
+        tags={"recsys/new_events": str(new_events)},
+        run_config=as_of_run_config([INTERACTIONS_OP], now or datetime.now(UTC)),
+    ), str(storage_id)
 
 
-@sensor(job=model_refresh, minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
-        description="Requests a retrain when raw_events gained RECSYS_RETRAIN_MIN_NEW_EVENTS events since "
-                    "the current model was trained.")
+@sensor(
+    job=model_refresh,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Requests a retrain when raw_events gained RECSYS_RETRAIN_MIN_NEW_EVENTS events since "
+    "the current model was trained.",
+)
 def retrain_sensor(context: SensorEvaluationContext, lake: LakeResource):
     decision, cursor = retrain_decision(context.instance, context.cursor, lake.retrain_min_new_events)
     if cursor != context.cursor:
@@ -82,12 +117,17 @@ def failure_summary(context: RunFailureSensorContext) -> str:
     """One line: the run, its job, the assets it targeted and each failing step's message."""
     run = context.dagster_run
     assets = ", ".join(k.to_user_string() for k in (run.asset_selection or ())) or "all assets"
-    reasons = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
-               for e in context.get_step_failure_events() if e.event_specific_data.error]
+    reasons = [
+        f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
+        for e in context.get_step_failure_events()
+        if e.event_specific_data.error
+    ]
     return f"run {run.run_id} ({run.job_name}) failed [{assets}]: {'; '.join(reasons) or context.failure_event.message}"
 
 
-@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
-                    description="Logs every failed run with the assets it targeted and the reason.")
+@run_failure_sensor(
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Logs every failed run with the assets it targeted and the reason.",
+)
 def run_failure_logger(context: RunFailureSensorContext) -> None:
     context.log.error(failure_summary(context))

@@ -6,7 +6,6 @@ partition or a range of them (a backfill, `recsys materialize --partition DAY`),
 (last) day, so a backfilled day sees the bestsellers it would have seen then.
 """
 
-
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 from dagster_pyspark import PySparkResource
 
@@ -35,11 +34,13 @@ def bestseller_frames(orders, categories, as_of, window_days: int, limit: int = 
     from pyspark.sql import functions as F
 
     start = window_start(as_of, window_days)
-    lines = (orders.where((F.col("ts") >= F.lit(start)) & (F.col("ts") <= F.lit(as_of)))
-             .join(categories, "product_id", "left"))
+    lines = orders.where((F.col("ts") >= F.lit(start)) & (F.col("ts") <= F.lit(as_of))).join(
+        categories, "product_id", "left"
+    )
     overall = ranked(lines, [], limit).select("rank", "product_id", "buyers")
     per_category = ranked(lines.where("category_id is not null"), ["category_id"], limit).select(
-        "category_id", "rank", "product_id", "buyers")
+        "category_id", "rank", "product_id", "buyers"
+    )
     return overall, per_category
 
 
@@ -49,23 +50,32 @@ def _top_table(rows) -> str:
 
 @multi_asset(
     specs=[
-        AssetSpec("bestsellers", group_name="bestsellers", deps=[AssetKey("orders"), AssetKey("products")],
-                  description="Products ranked by distinct buyers over RECSYS_BESTSELLER_WINDOW_DAYS days ending "
-                              "at the run's time (buyers desc, product_id asc), top 100. Delta."),
-        AssetSpec("category_bestsellers", group_name="bestsellers",
-                  deps=[AssetKey("orders"), AssetKey("products")],
-                  description="The same ranking within each category of the catalog. Delta."),
+        AssetSpec(
+            "bestsellers",
+            group_name="bestsellers",
+            deps=[AssetKey("orders"), AssetKey("products")],
+            description="Products ranked by distinct buyers over RECSYS_BESTSELLER_WINDOW_DAYS days ending "
+            "at the run's time (buyers desc, product_id asc), top 100. Delta.",
+        ),
+        AssetSpec(
+            "category_bestsellers",
+            group_name="bestsellers",
+            deps=[AssetKey("orders"), AssetKey("products")],
+            description="The same ranking within each category of the catalog. Delta.",
+        ),
     ],
 )
-def bestseller_tables(context: AssetExecutionContext, config: AsOfConfig, spark: PySparkResource,
-                      lake: LakeResource):
+def bestseller_tables(context: AssetExecutionContext, config: AsOfConfig, spark: PySparkResource, lake: LakeResource):
     from pyspark.sql import functions as F
 
     session = spark.spark_session
     as_of = run_as_of(context, config)
     orders = session.read.format("delta").load(lake.table("orders"))
-    categories = (session.read.format("delta").load(lake.table("products")).select("product_id", "category_id")
-                  if lake.exists("products") else session.createDataFrame([], "product_id string, category_id string"))
+    categories = (
+        session.read.format("delta").load(lake.table("products")).select("product_id", "category_id")
+        if lake.exists("products")
+        else session.createDataFrame([], "product_id string, category_id string")
+    )
     overall, per_category = bestseller_frames(orders, categories, as_of, lake.bestseller_window_days)
     stamp = [F.lit(as_of).alias("window_end"), F.lit(lake.bestseller_window_days).alias("window_days")]
     n_overall = overwrite(overall.select("*", *stamp), lake.table("bestsellers"))
@@ -73,8 +83,15 @@ def bestseller_tables(context: AssetExecutionContext, config: AsOfConfig, spark:
     top = session.read.format("delta").load(lake.table("bestsellers")).orderBy("rank").limit(10).collect()
     start = window_start(as_of, lake.bestseller_window_days)
     context.log.info(f"window {start.isoformat()} .. {as_of.isoformat()}: {n_overall} bestsellers")
-    yield MaterializeResult(asset_key="bestsellers", metadata={
-        "dagster/row_count": n_overall, "window_end": as_of.isoformat(), "top_10": MetadataValue.md(_top_table(top))})
-    yield MaterializeResult(asset_key="category_bestsellers", metadata={
-        "dagster/row_count": n_category,
-        "categories": per_category.select("category_id").distinct().count()})
+    yield MaterializeResult(
+        asset_key="bestsellers",
+        metadata={
+            "dagster/row_count": n_overall,
+            "window_end": as_of.isoformat(),
+            "top_10": MetadataValue.md(_top_table(top)),
+        },
+    )
+    yield MaterializeResult(
+        asset_key="category_bestsellers",
+        metadata={"dagster/row_count": n_category, "categories": per_category.select("category_id").distinct().count()},
+    )

@@ -28,12 +28,18 @@ def quiet_spark_conf(conf: dict[str, str]) -> dict[str, str]:
 
 def _headline(metadata: dict) -> str:
     """'1,234 rows' or the first few plain numbers and short texts of an asset's metadata."""
-    values = {k: getattr(v, "value", v) for k, v in metadata.items()
-              if not isinstance(v, MarkdownMetadataValue | JsonMetadataValue)}
+    values = {
+        k: getattr(v, "value", v)
+        for k, v in metadata.items()
+        if not isinstance(v, MarkdownMetadataValue | JsonMetadataValue)
+    }
     if "dagster/row_count" in values:
         return f"{values['dagster/row_count']:,} rows"
-    plain = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
-             if isinstance(v, Number | str) and not isinstance(v, bool) and len(str(v)) <= 40 and k != "path"]
+    plain = [
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in values.items()
+        if isinstance(v, Number | str) and not isinstance(v, bool) and len(str(v)) <= 40 and k != "path"
+    ]
     return ", ".join(plain[:HEADLINE_LIMIT])
 
 
@@ -76,8 +82,10 @@ class ConciseHandler(logging.Handler):
             self.checked.add(step)
             figures = _headline({k: v for k, v in data.metadata.items() if k != "version"})
             verdict = "passed" if data.passed else f"FAILED ({data.severity.value.lower()})"
-            self._write(f"    check {data.check_name} on {data.asset_key.to_user_string()}: {verdict}"
-                        + (f"  {figures}" if figures else ""))
+            self._write(
+                f"    check {data.check_name} on {data.asset_key.to_user_string()}: {verdict}"
+                + (f"  {figures}" if figures else "")
+            )
         elif kind == DagsterEventType.STEP_FAILURE:
             error = data.error.to_string() if data.error else event.message
             self._write(f"    FAIL {step}\n{error}")

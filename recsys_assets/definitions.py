@@ -18,9 +18,19 @@ all_checks = [model.als_beats_popularity]
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
     """Every asset of the graph, raw_events partitioned by day from the settings' start date."""
     partitions = ingest.daily_partitions(settings.events_start_date)
-    return [ingest.raw_events_asset(partitions), catalog.products, catalog.orders, bestsellers.bestseller_tables,
-            model.interactions, model.als_model, model.current_model, serving.bestseller_documents,
-            serving.item_similarities, serving.content_similarities, serving.user_recommendations]
+    return [
+        ingest.raw_events_asset(partitions),
+        catalog.products,
+        catalog.orders,
+        bestsellers.bestseller_tables,
+        model.interactions,
+        model.als_model,
+        model.current_model,
+        serving.bestseller_documents,
+        serving.item_similarities,
+        serving.content_similarities,
+        serving.user_recommendations,
+    ]
 
 
 def build_definitions(settings: Settings) -> Definitions:

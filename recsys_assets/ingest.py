@@ -13,13 +13,22 @@ validated once for the whole range instead of once per day, since every day's re
 everything produced since that day anyway. A single day is a range of one.
 """
 
-
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetsDefinition,
-                     AssetSpec, BackfillPolicy, DailyPartitionsDefinition, MaterializeResult, MetadataValue,
-                     multi_asset)
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
@@ -32,21 +41,32 @@ PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
+
 def read_days(spark, kafka: KafkaResource, first: str, last: str, lake_first_day: date):
     """Validated records (valid or not) of the UTC days first..last, from one read of Kafka."""
     from pyspark.sql import functions as F
 
     start = datetime.fromisoformat(first).replace(tzinfo=UTC)
     lower_ms = int((start - MAX_FUTURE).timestamp() * 1000)
-    source = (spark.read.format("kafka").options(**kafka.source_options(kafka.events_topic))
-              .option("startingTimestamp", str(lower_ms))
-              .option("startingOffsetsByTimestampStrategy", "latest").load()
-              .select("topic", "partition", "offset", F.col("value").cast("string").alias("value"),
-                      F.unix_millis("timestamp").alias("kafka_ts_ms")))
+    source = (
+        spark.read.format("kafka")
+        .options(**kafka.source_options(kafka.events_topic))
+        .option("startingTimestamp", str(lower_ms))
+        .option("startingOffsetsByTimestampStrategy", "latest")
+        .load()
+        .select(
+            "topic",
+            "partition",
+            "offset",
+            F.col("value").cast("string").alias("value"),
+            F.unix_millis("timestamp").alias("kafka_ts_ms"),
+        )
+    )
     validate = partial(validate_records, first_day=lake_first_day)
     records = spark.createDataFrame(source.rdd.mapPartitions(validate), RECORD_SCHEMA)
-    return (records.withColumn("day", F.to_date(F.timestamp_millis("day_ms")))
-            .where(F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date"))))
+    return records.withColumn("day", F.to_date(F.timestamp_millis("day_ms"))).where(
+        F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date"))
+    )
 
 
 def split_records(records):
@@ -55,20 +75,41 @@ def split_records(records):
     from pyspark.sql import functions as F
 
     first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
-    events = (records.where("valid").withColumn("_n", F.row_number().over(first)).where("_n = 1")
-              .select("event_id", "type", "user_id", F.timestamp_millis("ts_ms").alias("ts"), "product_id",
-                      "source", "quantity", "score", "order_id", "items", "kafka_partition", "kafka_offset",
-                      "day"))
+    events = (
+        records.where("valid")
+        .withColumn("_n", F.row_number().over(first))
+        .where("_n = 1")
+        .select(
+            "event_id",
+            "type",
+            "user_id",
+            F.timestamp_millis("ts_ms").alias("ts"),
+            "product_id",
+            "source",
+            "quantity",
+            "score",
+            "order_id",
+            "items",
+            "kafka_partition",
+            "kafka_offset",
+            "day",
+        )
+    )
     quarantined = records.where("not valid").select(
-        "kafka_partition", "kafka_offset", F.timestamp_millis("kafka_ts_ms").alias("kafka_ts"), "value",
-        "reason", "day")
+        "kafka_partition", "kafka_offset", F.timestamp_millis("kafka_ts_ms").alias("kafka_ts"), "value", "reason", "day"
+    )
     return events, quarantined
 
 
 def replace_days(frame, path: str, first: str, last: str) -> None:
     """Make the days first..last of the table hold exactly `frame` (a day without rows ends up empty)."""
-    (frame.write.format("delta").mode("overwrite").option("replaceWhere", f"day >= '{first}' AND day <= '{last}'")
-     .partitionBy("day").save(path))
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"day >= '{first}' AND day <= '{last}'")
+        .partitionBy("day")
+        .save(path)
+    )
 
 
 def days_between(first: str, last: str) -> list[str]:
@@ -89,14 +130,27 @@ def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
     """raw_events and quarantined_events over `partitions`, written by one step (`raw_events`)."""
     return multi_asset(
         specs=[
-            AssetSpec("raw_events", group_name="ingest", partitions_def=partitions,
-                      description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
-                                  "event_id, history_delete tombstones included. Delta, partitioned by day."),
-            AssetSpec("quarantined_events", group_name="ingest", partitions_def=partitions,
-                      description="Records of recsys.events that failed validation, with the reason, by day."),
+            AssetSpec(
+                "raw_events",
+                group_name="ingest",
+                partitions_def=partitions,
+                description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
+                "event_id, history_delete tombstones included. Delta, partitioned by day.",
+            ),
+            AssetSpec(
+                "quarantined_events",
+                group_name="ingest",
+                partitions_def=partitions,
+                description="Records of recsys.events that failed validation, with the reason, by day.",
+            ),
         ],
-        check_specs=[AssetCheckSpec("no_quarantined_events", asset="raw_events",
-                                    description="Warns when the day had records that failed validation.")],
+        check_specs=[
+            AssetCheckSpec(
+                "no_quarantined_events",
+                asset="raw_events",
+                description="Warns when the day had records that failed validation.",
+            )
+        ],
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
     )(raw_events)
@@ -129,17 +183,27 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: Ka
     # In a ranged run Dagster records this one result for every day of the range, so the counts
     # name the range and the table breaks them down by day.
     per_day = [(d, by_day.get(d, 0), quarantined_by_day.get(d, 0)) for d in days]
-    yield MaterializeResult(asset_key="raw_events", metadata={
-        "dagster/row_count": n_events, "lake_total_rows": total, "days": span,
-        "by_type": MetadataValue.md(markdown_table(["type", "count"], by_type)),
-        "by_day": MetadataValue.md(markdown_table(["day", "events", "quarantined"], per_day)),
-    })
-    yield MaterializeResult(asset_key="quarantined_events", metadata={"dagster/row_count": n_quarantined,
-                                                                      "days": span})
-    yield AssetCheckResult(asset_key="raw_events", check_name="no_quarantined_events", passed=n_quarantined == 0,
-                           severity=AssetCheckSeverity.WARN,
-                           metadata={"quarantined": n_quarantined,
-                                     "reasons": MetadataValue.md(markdown_table(["reason", "count"], reasons))})
+    yield MaterializeResult(
+        asset_key="raw_events",
+        metadata={
+            "dagster/row_count": n_events,
+            "lake_total_rows": total,
+            "days": span,
+            "by_type": MetadataValue.md(markdown_table(["type", "count"], by_type)),
+            "by_day": MetadataValue.md(markdown_table(["day", "events", "quarantined"], per_day)),
+        },
+    )
+    yield MaterializeResult(asset_key="quarantined_events", metadata={"dagster/row_count": n_quarantined, "days": span})
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name="no_quarantined_events",
+        passed=n_quarantined == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined": n_quarantined,
+            "reasons": MetadataValue.md(markdown_table(["reason", "count"], reasons)),
+        },
+    )
 
 
 def load_events(spark, lake: LakeResource):

@@ -11,8 +11,21 @@ import json
 from datetime import UTC, datetime
 from functools import partial
 
-from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AssetKey, Config,
-                     Failure, MaterializeResult, MetadataValue, OpExecutionContext, asset, asset_check, job, op)
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    OpExecutionContext,
+    asset,
+    asset_check,
+    job,
+    op,
+)
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.als_training import AlsParams, SearchSpace, fit_als, search
@@ -24,8 +37,16 @@ from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
 from recsys_core.markdown import markdown_table
 from recsys_core.metrics import Interaction, metrics_table
-from recsys_io.registry import (PromotionRefused, find_model, list_models, promote_model, record_checks,
-                                register_model, rollback_model, versions_table)
+from recsys_io.registry import (
+    PromotionRefused,
+    find_model,
+    list_models,
+    promote_model,
+    record_checks,
+    register_model,
+    rollback_model,
+    versions_table,
+)
 
 MIN_USERS = 3
 
@@ -38,26 +59,43 @@ class InteractionConfig(AsOfConfig):
     """Halve an event's weight every this many days of its age at as_of; 0 disables the decay."""
 
 
-@asset(group_name="model", deps=[AssetKey("raw_events")],
-       description="User x product implicit feedback as of the run's time (recsys_core.interactions): summed "
-                   "event weights (view 1, add_to_cart 3, purchase 5, rating its score; configurable), "
-                   "optionally decayed; a history_delete removes the pair's earlier events. Delta: user_id, "
-                   "product_id, strength, last_ts, events.")
-def interactions(context: AssetExecutionContext, config: InteractionConfig, spark: PySparkResource,
-                 lake: LakeResource) -> MaterializeResult:
+@asset(
+    group_name="model",
+    deps=[AssetKey("raw_events")],
+    description="User x product implicit feedback as of the run's time (recsys_core.interactions): summed "
+    "event weights (view 1, add_to_cart 3, purchase 5, rating its score; configurable), "
+    "optionally decayed; a history_delete removes the pair's earlier events. Delta: user_id, "
+    "product_id, strength, last_ts, events.",
+)
+def interactions(
+    context: AssetExecutionContext, config: InteractionConfig, spark: PySparkResource, lake: LakeResource
+) -> MaterializeResult:
     from pyspark.sql import functions as F
 
     session = spark.spark_session
     as_of = run_as_of(context, config)
-    weights = {"product_view": config.view_weight, "add_to_cart": config.add_to_cart_weight,
-               "purchase": config.purchase_weight}
+    weights = {
+        "product_view": config.view_weight,
+        "add_to_cart": config.add_to_cart_weight,
+        "purchase": config.purchase_weight,
+    }
     # Each shopper's events together in one partition: the rule is applied to a shopper at a time.
-    events = (load_events(session, lake)
-              .select("user_id", "type", F.unix_micros("ts").alias("ts_us"), "product_id", "score",
-                      F.col("items.product_id").alias("item_ids"))
-              .repartition("user_id").sortWithinPartitions("user_id"))
-    strengths = events.rdd.mapPartitions(partial(shopper_strengths, as_of=as_of, weights=weights,
-                                                 half_life_days=config.half_life_days))
+    events = (
+        load_events(session, lake)
+        .select(
+            "user_id",
+            "type",
+            F.unix_micros("ts").alias("ts_us"),
+            "product_id",
+            "score",
+            F.col("items.product_id").alias("item_ids"),
+        )
+        .repartition("user_id")
+        .sortWithinPartitions("user_id")
+    )
+    strengths = events.rdd.mapPartitions(
+        partial(shopper_strengths, as_of=as_of, weights=weights, half_life_days=config.half_life_days)
+    )
     rows = overwrite(session.createDataFrame(strengths, STRENGTH_SCHEMA), lake.table("interactions"))
     context.log.info(f"{rows} user-product pairs as of {as_of.isoformat()}")
     return MaterializeResult(metadata={"dagster/row_count": rows, "as_of": as_of.isoformat()})
@@ -80,33 +118,59 @@ class ModelConfig(Config):
 
 
 def _interaction_rows(frame) -> list[Interaction]:
-    return [Interaction(r.user_id, r.product_id, float(r.strength), r.last_ts.timestamp())
-            for r in frame.select("user_id", "product_id", "strength", "last_ts").collect()]
+    return [
+        Interaction(r.user_id, r.product_id, float(r.strength), r.last_ts.timestamp())
+        for r in frame.select("user_id", "product_id", "strength", "last_ts").collect()
+    ]
 
 
 def _trials_table(trials, k: int) -> str:
-    return markdown_table(["rank", "regParam", "alpha", f"NDCG@{k}", "seconds"],
-                          [[t["params"].rank, t["params"].reg_param, t["params"].alpha, f"{t['als']['ndcg']:.4f}",
-                            f"{t['seconds']:.1f}"] for t in trials])
+    return markdown_table(
+        ["rank", "regParam", "alpha", f"NDCG@{k}", "seconds"],
+        [
+            [
+                t["params"].rank,
+                t["params"].reg_param,
+                t["params"].alpha,
+                f"{t['als']['ndcg']:.4f}",
+                f"{t['seconds']:.1f}",
+            ]
+            for t in trials
+        ],
+    )
 
 
-@asset(group_name="model", deps=[AssetKey("interactions")],
-       description="A new version of the Spark MLlib ALS model (implicitPrefs) with the parameters the grid "
-                   "search picked, under RECSYS_DATA_DIR/models/als/<version> with user and item factors "
-                   "exported as Parquet, registered (unpromoted) in the models collection.")
-def als_model(context: AssetExecutionContext, config: ModelConfig, spark: PySparkResource, lake: LakeResource,
-              mongo: MongoResource) -> MaterializeResult:
+@asset(
+    group_name="model",
+    deps=[AssetKey("interactions")],
+    description="A new version of the Spark MLlib ALS model (implicitPrefs) with the parameters the grid "
+    "search picked, under RECSYS_DATA_DIR/models/als/<version> with user and item factors "
+    "exported as Parquet, registered (unpromoted) in the models collection.",
+)
+def als_model(
+    context: AssetExecutionContext,
+    config: ModelConfig,
+    spark: PySparkResource,
+    lake: LakeResource,
+    mongo: MongoResource,
+) -> MaterializeResult:
     session = spark.spark_session
     session.sparkContext.setCheckpointDir(str(lake.checkpoint_dir))
     frame = session.read.format("delta").load(lake.table("interactions"))
     rows = _interaction_rows(frame)
     users = {r.user_id for r in rows}
     if len(users) < MIN_USERS:
-        raise Failure(f"only {len(users)} users have interactions; ALS needs at least {MIN_USERS}. "
-                      "Materialise raw_events for the days with events first.")
+        raise Failure(
+            f"only {len(users)} users have interactions; ALS needs at least {MIN_USERS}. "
+            "Materialise raw_events for the days with events first."
+        )
     base = AlsParams(config.rank, config.reg_param, config.alpha, config.max_iter, config.checkpoint_interval)
-    space = SearchSpace(tuple(config.search_ranks) or (base.rank,), tuple(config.search_reg_params) or
-                        (base.reg_param,), tuple(config.search_alphas) or (base.alpha,), config.search_budget_seconds)
+    space = SearchSpace(
+        tuple(config.search_ranks) or (base.rank,),
+        tuple(config.search_reg_params) or (base.reg_param,),
+        tuple(config.search_alphas) or (base.alpha,),
+        config.search_budget_seconds,
+    )
     params, best, trials = search(session, rows, space, base, config.split, config.k, progress=context.log.info)
 
     trained = fit_als(frame.select("user_id", frame.product_id.alias("item_id"), "strength"), params)
@@ -119,20 +183,47 @@ def als_model(context: AssetExecutionContext, config: ModelConfig, spark: PySpar
     trained.items.write.parquet(str(path / "item_index"))
     raw_total = load_events(session, lake).count()
 
-    metrics = {"als": best["als"], "popularity": best["popularity"], "k": config.k, "split": config.split,
-               "training_seconds": trained.seconds, "users": len(users),
-               "items": len({r.item_id for r in rows}), "interactions": len(rows), "raw_events": raw_total}
+    metrics = {
+        "als": best["als"],
+        "popularity": best["popularity"],
+        "k": config.k,
+        "split": config.split,
+        "training_seconds": trained.seconds,
+        "users": len(users),
+        "items": len({r.item_id for r in rows}),
+        "interactions": len(rows),
+        "raw_events": raw_total,
+    }
     with mongo.db() as db:
-        register_model(db, {"_id": version, "version": version, "params": params.as_dict(), "metrics": metrics,
-                            "checks_passed": None, "promoted": False, "promoted_at": None,
-                            "created_at": datetime.now(UTC), "path": str(path)})
+        register_model(
+            db,
+            {
+                "_id": version,
+                "version": version,
+                "params": params.as_dict(),
+                "metrics": metrics,
+                "checks_passed": None,
+                "promoted": False,
+                "promoted_at": None,
+                "created_at": datetime.now(UTC),
+                "path": str(path),
+            },
+        )
     table = metrics_table({"ALS": best["als"], "popularity": best["popularity"]}, config.k)
-    return MaterializeResult(metadata={
-        "version": version, "path": str(path), "params": MetadataValue.json(params.as_dict()),
-        "training_seconds": round(trained.seconds, 2), "users": len(users), "items": metrics["items"],
-        "interactions": len(rows), "raw_events_total": raw_total, "metrics": MetadataValue.md(table),
-        "search": MetadataValue.md(_trials_table(trials, config.k)),
-    })
+    return MaterializeResult(
+        metadata={
+            "version": version,
+            "path": str(path),
+            "params": MetadataValue.json(params.as_dict()),
+            "training_seconds": round(trained.seconds, 2),
+            "users": len(users),
+            "items": metrics["items"],
+            "interactions": len(rows),
+            "raw_events_total": raw_total,
+            "metrics": MetadataValue.md(table),
+            "search": MetadataValue.md(_trials_table(trials, config.k)),
+        }
+    )
 
 
 def latest_version(instance) -> str:
@@ -142,9 +233,11 @@ def latest_version(instance) -> str:
     return str(event.asset_materialization.metadata["version"].value)
 
 
-@asset_check(asset="als_model", blocking=True,
-             description="ALS must beat the popularity baseline on NDCG@k on the evaluation split; "
-                         "blocks promotion otherwise.")
+@asset_check(
+    asset="als_model",
+    blocking=True,
+    description="ALS must beat the popularity baseline on NDCG@k on the evaluation split; blocks promotion otherwise.",
+)
 def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
     version = latest_version(context.instance)
     with mongo.db() as db:
@@ -154,15 +247,27 @@ def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResour
         passed = als > popularity
         record_checks(db, version, passed)
     k = metrics.get("k", 10)
-    return AssetCheckResult(passed=passed, metadata={
-        "version": version, f"ndcg@{k}_als": als, f"ndcg@{k}_popularity": popularity,
-        "metrics": MetadataValue.md(metrics_table({"ALS": metrics["als"], "popularity": metrics["popularity"]}, k)
-                                    if metrics else "no metrics recorded")})
+    return AssetCheckResult(
+        passed=passed,
+        metadata={
+            "version": version,
+            f"ndcg@{k}_als": als,
+            f"ndcg@{k}_popularity": popularity,
+            "metrics": MetadataValue.md(
+                metrics_table({"ALS": metrics["als"], "popularity": metrics["popularity"]}, k)
+                if metrics
+                else "no metrics recorded"
+            ),
+        },
+    )
 
 
-@asset(group_name="model", deps=[AssetKey("als_model")],
-       description="The current model: the newest ALS version, promoted in the models collection once its "
-                   "checks passed. The streaming job and the serving assets use this version.")
+@asset(
+    group_name="model",
+    deps=[AssetKey("als_model")],
+    description="The current model: the newest ALS version, promoted in the models collection once its "
+    "checks passed. The streaming job and the serving assets use this version.",
+)
 def current_model(context: AssetExecutionContext, mongo: MongoResource) -> MaterializeResult:
     version = latest_version(context.instance)
     with mongo.db() as db:
@@ -172,9 +277,14 @@ def current_model(context: AssetExecutionContext, mongo: MongoResource) -> Mater
             raise Failure(str(error)) from None
         table = versions_table(list_models(db)[:20])
     context.log.info(f"model {version} is now current")
-    return MaterializeResult(metadata={"version": version, "path": promoted["path"],
-                                       "versions": MetadataValue.md(table),
-                                       "params": MetadataValue.json(json.loads(json.dumps(promoted["params"])))})
+    return MaterializeResult(
+        metadata={
+            "version": version,
+            "path": promoted["path"],
+            "versions": MetadataValue.md(table),
+            "params": MetadataValue.json(json.loads(json.dumps(promoted["params"]))),
+        }
+    )
 
 
 class RollbackConfig(Config):

@@ -17,11 +17,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from recsys_core.events import InvalidEvent, parse_event, parse_ts, placement_problem
 from recsys_core.interactions import interaction_strengths
 
-EVENT_COLUMNS = ("event_id string, type string, user_id string, ts_ms long, product_id string, source string, "
-                 "quantity int, score double, order_id string, "
-                 "items array<struct<product_id:string,quantity:int,price:double>>")
-RECORD_SCHEMA = ("valid boolean, day_ms long, kafka_partition int, kafka_offset long, kafka_ts_ms long, "
-                 "value string, reason string, " + EVENT_COLUMNS)
+EVENT_COLUMNS = (
+    "event_id string, type string, user_id string, ts_ms long, product_id string, source string, "
+    "quantity int, score double, order_id string, "
+    "items array<struct<product_id:string,quantity:int,price:double>>"
+)
+RECORD_SCHEMA = (
+    "valid boolean, day_ms long, kafka_partition int, kafka_offset long, kafka_ts_ms long, "
+    "value string, reason string, " + EVENT_COLUMNS
+)
 # The rows shopper_strengths writes: the `interactions` table.
 STRENGTH_SCHEMA = "user_id string, product_id string, strength double, last_ts timestamp, events long"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,13 +64,27 @@ def validate_records(rows: Iterable, first_day: date) -> Iterator[tuple]:
             continue
         ts_ms = int(parse_ts(event["ts"]).timestamp() * 1000)
         items = [(i["product_id"], i["quantity"], i["price"]) for i in event.get("items", [])] or None
-        yield (True, ts_ms, *base, None, event["event_id"], event["type"], event["user_id"], ts_ms,
-               event.get("product_id"), event.get("source"), event.get("quantity"), event.get("score"),
-               event.get("order_id"), items)
+        yield (
+            True,
+            ts_ms,
+            *base,
+            None,
+            event["event_id"],
+            event["type"],
+            event["user_id"],
+            ts_ms,
+            event.get("product_id"),
+            event.get("source"),
+            event.get("quantity"),
+            event.get("score"),
+            event.get("order_id"),
+            items,
+        )
 
 
-def shopper_strengths(rows: Iterable, as_of: datetime, weights: Mapping[str, float],
-                      half_life_days: float | None) -> Iterator[tuple]:
+def shopper_strengths(
+    rows: Iterable, as_of: datetime, weights: Mapping[str, float], half_life_days: float | None
+) -> Iterator[tuple]:
     """raw_events rows sorted by user_id -> `interactions` rows; runs on the executors.
 
     A row has user_id, type, ts_us (microseconds: a Spark timestamp would reach Python as a naive
@@ -74,8 +92,16 @@ def shopper_strengths(rows: Iterable, as_of: datetime, weights: Mapping[str, flo
     is applied to one shopper's events at a time: they are all a pair's strength depends on.
     """
     for _, group in itertools.groupby(rows, key=operator.attrgetter("user_id")):
-        events = [{"type": row.type, "user_id": row.user_id, "ts": EPOCH + timedelta(microseconds=row.ts_us),
-                   "product_id": row.product_id, "score": row.score,
-                   "items": [{"product_id": product_id} for product_id in row.item_ids or ()]} for row in group]
+        events = [
+            {
+                "type": row.type,
+                "user_id": row.user_id,
+                "ts": EPOCH + timedelta(microseconds=row.ts_us),
+                "product_id": row.product_id,
+                "score": row.score,
+                "items": [{"product_id": product_id} for product_id in row.item_ids or ()],
+            }
+            for row in group
+        ]
         for (user_id, product_id), pair in interaction_strengths(events, as_of, weights, half_life_days).items():
             yield user_id, product_id, pair.strength, pair.last_ts, pair.events

@@ -57,8 +57,11 @@ class FromSettings(ConfigurableResource):
 class LakeResource(FromSettings):
     """Where the batch layer keeps its Delta tables and model versions (RECSYS_DATA_DIR)."""
 
-    settings_fields = {"data_dir": "data_dir", "bestseller_window_days": "bestseller_window_days",
-                       "retrain_min_new_events": "retrain_min_new_events"}
+    settings_fields = {
+        "data_dir": "data_dir",
+        "bestseller_window_days": "bestseller_window_days",
+        "retrain_min_new_events": "retrain_min_new_events",
+    }
     data_dir: str | None = None
     bestseller_window_days: int | None = None
     retrain_min_new_events: int | None = None
@@ -94,9 +97,13 @@ class KafkaResource(FromSettings):
         return Topics(self.topic_prefix).catalog
 
     def source_options(self, topic: str) -> dict[str, str]:
-        return {"kafka.bootstrap.servers": self.bootstrap_servers, "subscribe": topic,
-                "failOnDataLoss": "false", "kafka.request.timeout.ms": "10000",
-                "kafka.default.api.timeout.ms": "20000"}
+        return {
+            "kafka.bootstrap.servers": self.bootstrap_servers,
+            "subscribe": topic,
+            "failOnDataLoss": "false",
+            "kafka.request.timeout.ms": "10000",
+            "kafka.default.api.timeout.ms": "20000",
+        }
 
 
 class MongoResource(FromSettings):
@@ -140,8 +147,12 @@ class SparkResource(FromSettings, PySparkResource):
         return self  # the instance whose session setup_for_execution started
 
 
-RESOURCES: dict[str, type[FromSettings]] = {"spark": SparkResource, "kafka": KafkaResource, "mongo": MongoResource,
-                                            "lake": LakeResource}
+RESOURCES: dict[str, type[FromSettings]] = {
+    "spark": SparkResource,
+    "kafka": KafkaResource,
+    "mongo": MongoResource,
+    "lake": LakeResource,
+}
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:

@@ -22,9 +22,12 @@ from recsys_io.registry import current_model
 WRITE_CHUNK = 500
 
 
-@asset(group_name="serving", deps=[AssetKey("bestsellers"), AssetKey("category_bestsellers")],
-       description="Publishes the bestseller tables to the bestsellers collection: one document per scope "
-                   "(global and each category); scopes without sales in the window are removed.")
+@asset(
+    group_name="serving",
+    deps=[AssetKey("bestsellers"), AssetKey("category_bestsellers")],
+    description="Publishes the bestseller tables to the bestsellers collection: one document per scope "
+    "(global and each category); scopes without sales in the window are removed.",
+)
 def bestseller_documents(spark: PySparkResource, lake: LakeResource, mongo: MongoResource) -> MaterializeResult:
     session = spark.spark_session
     scopes: dict[str, list] = {GLOBAL_SCOPE: []}
@@ -48,6 +51,7 @@ def _current(mongo: MongoResource) -> dict:
         model = current_model(db)
     if model is None:
         from dagster import Failure
+
         raise Failure("no model is current yet: materialise als_model and current_model first")
     return model
 
@@ -64,13 +68,18 @@ def cosine_neighbours(queries, candidates, k: int):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    q = with_norms(queries).select(F.col("id").alias("product_id"), F.col("features").alias("qf"),
-                                   F.col("norm").alias("qn"))
-    c = with_norms(candidates).select(F.col("id").alias("neighbour_id"), F.col("features").alias("cf"),
-                                      F.col("norm").alias("cn"))
+    q = with_norms(queries).select(
+        F.col("id").alias("product_id"), F.col("features").alias("qf"), F.col("norm").alias("qn")
+    )
+    c = with_norms(candidates).select(
+        F.col("id").alias("neighbour_id"), F.col("features").alias("cf"), F.col("norm").alias("cn")
+    )
     dot = F.aggregate(F.zip_with("qf", "cf", lambda a, b: a * b), F.lit(0.0), lambda a, b: a + b)
-    pairs = (q.crossJoin(c).where("product_id != neighbour_id")
-             .select("product_id", "neighbour_id", (dot / (F.col("qn") * F.col("cn"))).alias("score")))
+    pairs = (
+        q.crossJoin(c)
+        .where("product_id != neighbour_id")
+        .select("product_id", "neighbour_id", (dot / (F.col("qn") * F.col("cn"))).alias("score"))
+    )
     order = Window.partitionBy("product_id").orderBy(F.desc("score"), F.asc("neighbour_id"))
     return pairs.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
 
@@ -80,14 +89,23 @@ def publish_neighbours(table, mongo: MongoResource, source: str, model_version: 
     now = datetime.now(UTC)
     by_product: dict[str, list] = {}
     for row in table.orderBy("product_id", "rank").toLocalIterator():
-        by_product.setdefault(row.product_id, []).append({"product_id": row.neighbour_id,
-                                                          "score": float(row.score)})
-    documents = [{"_id": p, "product_id": p, "neighbours": n, "source": source, "model_version": model_version,
-                  "computed_at": now} for p, n in by_product.items()]
+        by_product.setdefault(row.product_id, []).append({"product_id": row.neighbour_id, "score": float(row.score)})
+    documents = [
+        {
+            "_id": p,
+            "product_id": p,
+            "neighbours": n,
+            "source": source,
+            "model_version": model_version,
+            "computed_at": now,
+        }
+        for p, n in by_product.items()
+    ]
     with mongo.db() as db:
         for start in range(0, len(documents), WRITE_CHUNK):
-            db.similar_items.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
-                                         for d in documents[start:start + WRITE_CHUNK]])
+            db.similar_items.bulk_write(
+                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents[start : start + WRITE_CHUNK]]
+            )
     return len(documents)
 
 
@@ -95,49 +113,70 @@ class SimilarityConfig(Config):
     neighbours: int = 20
 
 
-@asset(group_name="serving", deps=[AssetKey("current_model")],
-       description="Top-K neighbours of every product by cosine similarity of the current model's item "
-                   "factors; Delta table and similar_items documents (source 'als').")
-def item_similarities(config: SimilarityConfig, spark: PySparkResource, lake: LakeResource,
-                      mongo: MongoResource) -> MaterializeResult:
+@asset(
+    group_name="serving",
+    deps=[AssetKey("current_model")],
+    description="Top-K neighbours of every product by cosine similarity of the current model's item "
+    "factors; Delta table and similar_items documents (source 'als').",
+)
+def item_similarities(
+    config: SimilarityConfig, spark: PySparkResource, lake: LakeResource, mongo: MongoResource
+) -> MaterializeResult:
     model = _current(mongo)
     factors = spark.spark_session.read.parquet(f"{model['path']}/item_factors")
     rows = overwrite(cosine_neighbours(factors, factors, config.neighbours), lake.table("item_similarities"))
     table = spark.spark_session.read.format("delta").load(lake.table("item_similarities"))
     documents = publish_neighbours(table, mongo, "als", model["_id"])
-    return MaterializeResult(metadata={"dagster/row_count": rows, "documents": documents,
-                                       "model_version": model["_id"]})
+    return MaterializeResult(
+        metadata={"dagster/row_count": rows, "documents": documents, "model_version": model["_id"]}
+    )
 
 
-@asset(group_name="serving", deps=[AssetKey("products"), AssetKey("interactions"), AssetKey("item_similarities")],
-       description="Cold start: products nobody interacted with yet get neighbours by TF-IDF cosine over "
-                   "name and description (Spark ML); merged into similar_items with source 'content'.")
-def content_similarities(config: SimilarityConfig, spark: PySparkResource, lake: LakeResource,
-                         mongo: MongoResource) -> MaterializeResult:
+@asset(
+    group_name="serving",
+    deps=[AssetKey("products"), AssetKey("interactions"), AssetKey("item_similarities")],
+    description="Cold start: products nobody interacted with yet get neighbours by TF-IDF cosine over "
+    "name and description (Spark ML); merged into similar_items with source 'content'.",
+)
+def content_similarities(
+    config: SimilarityConfig, spark: PySparkResource, lake: LakeResource, mongo: MongoResource
+) -> MaterializeResult:
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import IDF, HashingTF, Normalizer, RegexTokenizer, StopWordsRemover
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
     session = spark.spark_session
-    catalog = session.read.format("delta").load(lake.table("products")).select(
-        F.col("product_id").alias("id"), F.concat_ws(" ", F.coalesce("name", F.lit("")),
-                                                     F.coalesce("description", F.lit(""))).alias("text"))
-    pipeline = Pipeline(stages=[RegexTokenizer(inputCol="text", outputCol="words", pattern="\\W+"),
-                                StopWordsRemover(inputCol="words", outputCol="terms"),
-                                HashingTF(inputCol="terms", outputCol="tf", numFeatures=1 << 10),
-                                IDF(inputCol="tf", outputCol="tfidf"),
-                                Normalizer(inputCol="tfidf", outputCol="unit")])
-    vectors = (pipeline.fit(catalog).transform(catalog)
-               .select("id", vector_to_array("unit", "float32").alias("features")))
+    catalog = (
+        session.read.format("delta")
+        .load(lake.table("products"))
+        .select(
+            F.col("product_id").alias("id"),
+            F.concat_ws(" ", F.coalesce("name", F.lit("")), F.coalesce("description", F.lit(""))).alias("text"),
+        )
+    )
+    pipeline = Pipeline(
+        stages=[
+            RegexTokenizer(inputCol="text", outputCol="words", pattern="\\W+"),
+            StopWordsRemover(inputCol="words", outputCol="terms"),
+            HashingTF(inputCol="terms", outputCol="tf", numFeatures=1 << 10),
+            IDF(inputCol="tf", outputCol="tfidf"),
+            Normalizer(inputCol="tfidf", outputCol="unit"),
+        ]
+    )
+    vectors = (
+        pipeline.fit(catalog).transform(catalog).select("id", vector_to_array("unit", "float32").alias("features"))
+    )
     known = session.read.format("delta").load(lake.table("interactions")).select(F.col("product_id").alias("id"))
     cold = vectors.join(known.distinct(), "id", "left_anti")
-    rows = overwrite(cosine_neighbours(cold, vectors, config.neighbours).where("score > 0"),
-                     lake.table("content_similarities"))
+    rows = overwrite(
+        cosine_neighbours(cold, vectors, config.neighbours).where("score > 0"), lake.table("content_similarities")
+    )
     table = session.read.format("delta").load(lake.table("content_similarities"))
     documents = publish_neighbours(table, mongo, "content", None)
-    return MaterializeResult(metadata={"dagster/row_count": rows, "cold_products": cold.count(),
-                                       "documents": documents})
+    return MaterializeResult(
+        metadata={"dagster/row_count": rows, "cold_products": cold.count(), "documents": documents}
+    )
 
 
 class RecommendationConfig(Config):
@@ -153,8 +192,9 @@ def write_recommendations(db, documents: list[dict], started: datetime) -> tuple
     key without the counts pymongo needs, and the guard is what matters here.
     """
     ids = [d["_id"] for d in documents]
-    fresher = {d["_id"] for d in db.recommendations.find({"_id": {"$in": ids}, "computed_at": {"$gte": started}},
-                                                         {"_id": 1})}
+    fresher = {
+        d["_id"] for d in db.recommendations.find({"_id": {"$in": ids}, "computed_at": {"$gte": started}}, {"_id": 1})
+    }
     bought = {d["_id"]: set(d.get("purchased") or ()) for d in db.history.find({"_id": {"$in": ids}}, {"purchased": 1})}
     written = 0
     for document in documents:
@@ -164,8 +204,9 @@ def write_recommendations(db, documents: list[dict], started: datetime) -> tuple
         if bought.get(document["_id"]):
             fields["items"] = [i for i in fields["items"] if i["product_id"] not in bought[document["_id"]]]
         try:
-            db.recommendations.update_one({"_id": document["_id"], "computed_at": {"$lt": started}},
-                                          {"$set": fields}, upsert=True)
+            db.recommendations.update_one(
+                {"_id": document["_id"], "computed_at": {"$lt": started}}, {"$set": fields}, upsert=True
+            )
             written += 1
         except DuplicateKeyError:
             # The streaming layer wrote this user between our read and our write: keep its document.
@@ -173,12 +214,20 @@ def write_recommendations(db, documents: list[dict], started: datetime) -> tuple
     return written, len(fresher)
 
 
-@asset(group_name="serving", deps=[AssetKey("current_model"), AssetKey("orders")],
-       description="Top-N products for every user from the current model, minus products they bought, "
-                   "in the recommendations collection (strategy 'als'); never overwrites a document the "
-                   "streaming layer refreshed after this run started.")
-def user_recommendations(context: AssetExecutionContext, config: RecommendationConfig, spark: PySparkResource,
-                         lake: LakeResource, mongo: MongoResource) -> MaterializeResult:
+@asset(
+    group_name="serving",
+    deps=[AssetKey("current_model"), AssetKey("orders")],
+    description="Top-N products for every user from the current model, minus products they bought, "
+    "in the recommendations collection (strategy 'als'); never overwrites a document the "
+    "streaming layer refreshed after this run started.",
+)
+def user_recommendations(
+    context: AssetExecutionContext,
+    config: RecommendationConfig,
+    spark: PySparkResource,
+    lake: LakeResource,
+    mongo: MongoResource,
+) -> MaterializeResult:
     from pyspark.ml.recommendation import ALSModel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -191,14 +240,20 @@ def user_recommendations(context: AssetExecutionContext, config: RecommendationC
     items = session.read.parquet(f"{model['path']}/item_index")
     bought = session.read.format("delta").load(lake.table("orders")).select("user_id", "product_id").distinct()
     # Ask for extra candidates so that removing purchases still leaves top_n for most users.
-    candidates = (als.recommendForAllUsers(config.top_n * 2)
-                  .select("user", F.posexplode("recommendations").alias("pos", "rec"))
-                  .join(users, F.col("user") == users.idx).select(F.col("id").alias("user_id"), "rec")
-                  .join(items, F.col("rec.item") == items.idx)
-                  .select("user_id", F.col("id").alias("product_id"), F.col("rec.rating").alias("score")))
+    candidates = (
+        als.recommendForAllUsers(config.top_n * 2)
+        .select("user", F.posexplode("recommendations").alias("pos", "rec"))
+        .join(users, F.col("user") == users.idx)
+        .select(F.col("id").alias("user_id"), "rec")
+        .join(items, F.col("rec.item") == items.idx)
+        .select("user_id", F.col("id").alias("product_id"), F.col("rec.rating").alias("score"))
+    )
     order = Window.partitionBy("user_id").orderBy(F.desc("score"), F.asc("product_id"))
-    top = (candidates.join(bought, ["user_id", "product_id"], "left_anti")
-           .withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= config.top_n))
+    top = (
+        candidates.join(bought, ["user_id", "product_id"], "left_anti")
+        .withColumn("rank", F.row_number().over(order))
+        .where(F.col("rank") <= config.top_n)
+    )
     rows = overwrite(top, lake.table("user_recommendations"))
     computed_at = datetime.now(UTC)
     written = kept = 0
@@ -206,12 +261,28 @@ def user_recommendations(context: AssetExecutionContext, config: RecommendationC
     table = session.read.format("delta").load(lake.table("user_recommendations")).orderBy("user_id", "rank")
     for row in table.toLocalIterator():
         by_user.setdefault(row.user_id, []).append({"product_id": row.product_id, "score": float(row.score)})
-    documents = [{"_id": u, "user_id": u, "items": items_, "strategy": "als", "model_version": model["_id"],
-                  "computed_at": computed_at, "last_event_ts": None} for u, items_ in by_user.items()]
+    documents = [
+        {
+            "_id": u,
+            "user_id": u,
+            "items": items_,
+            "strategy": "als",
+            "model_version": model["_id"],
+            "computed_at": computed_at,
+            "last_event_ts": None,
+        }
+        for u, items_ in by_user.items()
+    ]
     with mongo.db() as db:
         for start in range(0, len(documents), WRITE_CHUNK):
-            w, k = write_recommendations(db, documents[start:start + WRITE_CHUNK], started)
+            w, k = write_recommendations(db, documents[start : start + WRITE_CHUNK], started)
             written, kept = written + w, kept + k
     context.log.info(f"{written} recommendation documents written, {kept} fresher ones kept")
-    return MaterializeResult(metadata={"dagster/row_count": rows, "documents_written": written,
-                                       "fresher_documents_kept": kept, "model_version": model["_id"]})
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "documents_written": written,
+            "fresher_documents_kept": kept,
+            "model_version": model["_id"],
+        }
+    )

@@ -14,10 +14,12 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def api(
         host: str = typer.Option(None, "--host", help="Address to listen on (default: RECSYS_API_HOST, 127.0.0.1)."),
-        port: int = typer.Option(None, "--port", min=1, max=65535,
-                                 help="Port to listen on (default: RECSYS_API_PORT, 8000)."),
-        workers: int = typer.Option(1, "--workers", min=1,
-                                    help="Worker processes; each opens its own Mongo client and Kafka producer."),
+        port: int = typer.Option(
+            None, "--port", min=1, max=65535, help="Port to listen on (default: RECSYS_API_PORT, 8000)."
+        ),
+        workers: int = typer.Option(
+            1, "--workers", min=1, help="Worker processes; each opens its own Mongo client and Kafka producer."
+        ),
     ) -> None:
         """Serve the API: POST /v1/events, PUT /v1/products, shopper lists under /v1/users/.
 
@@ -34,5 +36,12 @@ def register(app: typer.Typer) -> None:
 
             uvicorn.run(create_app(s), host=host, port=port, log_level="warning", access_log=False)
         else:
-            uvicorn.run("recsys_api.main:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning", access_log=False)
+            uvicorn.run(
+                "recsys_api.main:app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+            )

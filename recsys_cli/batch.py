@@ -14,8 +14,9 @@ from recsys_cli.common import fail, friendly_errors, settings
 PARTITIONED = ("raw_events", "quarantined_events")
 EPHEMERAL_JOB = "__ephemeral_asset_job__"  # the name dagster.materialize gives its runs
 
-model_app = typer.Typer(help="Model versions in the serving store: list them, promote one, roll back.",
-                        no_args_is_help=True)
+model_app = typer.Typer(
+    help="Model versions in the serving store: list them, promote one, roll back.", no_args_is_help=True
+)
 
 
 def _days(partition: str | None, start: str | None, end: str | None) -> list[str]:
@@ -41,8 +42,11 @@ def _selected(selection: list[str], keys: list[str], groups: dict[str, list[str]
         names = groups.get(item.removeprefix("group:")) if item.startswith("group:") else [item]
         unknown = [n for n in names or [item] if n not in keys]
         if names is None or unknown:
-            fail(f"unknown asset or group {item!r}; assets: {', '.join(keys)}; groups: "
-                 f"{', '.join('group:' + g for g in groups)}", code=2)
+            fail(
+                f"unknown asset or group {item!r}; assets: {', '.join(keys)}; groups: "
+                f"{', '.join('group:' + g for g in groups)}",
+                code=2,
+            )
         chosen += [n for n in names if n not in chosen]
     return chosen
 
@@ -61,8 +65,7 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
-def _run(label: str, selection: list[str], days: list[str] | None, run_config: dict, instance,
-         verbose: bool) -> None:
+def _run(label: str, selection: list[str], days: list[str] | None, run_config: dict, instance, verbose: bool) -> None:
     """One in-process run of `selection`; `days` (first..last) make it one run over that range."""
     from dagster import Definitions, define_asset_job
 
@@ -80,26 +83,34 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
 
         SparkSession.builder.config(map=quiet_spark_conf(resources["spark"].spark_config)).getOrCreate()
     # What dagster.materialize does, with a readable console logger unless --verbose.
-    defs = Definitions(jobs=[define_asset_job(EPHEMERAL_JOB, selection=selection)],
-                       assets=[*build_assets(s), *all_checks], resources=resources,
-                       loggers=None if verbose else {"console": concise_console})
+    defs = Definitions(
+        jobs=[define_asset_job(EPHEMERAL_JOB, selection=selection)],
+        assets=[*build_assets(s), *all_checks],
+        resources=resources,
+        loggers=None if verbose else {"console": concise_console},
+    )
     if not verbose:
         run_config = {**run_config, "loggers": {"console": {}}}  # a job logger runs only when configured
     # One day is an ordinary partition run; more are one run over the range, as a UI backfill launches it.
     partition = days[0] if days and len(days) == 1 else None
     tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]} if days and not partition else None
     result = defs.resolve_job_def(EPHEMERAL_JOB).execute_in_process(
-        run_config=run_config, instance=instance, partition_key=partition, tags=tags, raise_on_error=False)
+        run_config=run_config, instance=instance, partition_key=partition, tags=tags, raise_on_error=False
+    )
     if not result.success:
-        failures = [f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
-                    for e in result.get_step_failure_events() if e.event_specific_data.error]
+        failures = [
+            f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
+            for e in result.get_step_failure_events()
+            if e.event_specific_data.error
+        ]
         fail(f"{label} failed: " + ("; ".join(failures) or "a blocking check failed or a step was skipped"))
 
 
 @friendly_errors
 def materialize_command(
-    selection: list[str] = typer.Argument(None, help="Assets (e.g. raw_events als_model) or groups (group:model). "
-                                                     "Default: the whole graph."),
+    selection: list[str] = typer.Argument(
+        None, help="Assets (e.g. raw_events als_model) or groups (group:model). Default: the whole graph."
+    ),
     partition: str = typer.Option(None, "--partition", help="Materialise raw_events for this day (YYYY-MM-DD)."),
     start: str = typer.Option(None, "--from", help="First day of a backfill range (YYYY-MM-DD)."),
     end: str = typer.Option(None, "--to", help="Last day of a backfill range (YYYY-MM-DD)."),
@@ -146,11 +157,16 @@ def materialize_command(
 @friendly_errors
 def evaluate_command(
     interactions: Path = typer.Option(..., "--interactions", help="User-item file to evaluate on."),
-    fmt: str = typer.Option("csv", "--format", help="csv (header user_id,item_id[,weight|rating][,timestamp]) or "
-                                                    "movielens (tab-separated user item rating timestamp)."),
+    fmt: str = typer.Option(
+        "csv",
+        "--format",
+        help="csv (header user_id,item_id[,weight|rating][,timestamp]) or "
+        "movielens (tab-separated user item rating timestamp).",
+    ),
     k: int = typer.Option(10, "--k", min=1, help="Cut-off of the ranking metrics."),
-    split: str = typer.Option("random", "--split", help="random: per-user 75/25 with a fixed seed; time: newest "
-                                                        "25% of each user held out."),
+    split: str = typer.Option(
+        "random", "--split", help="random: per-user 75/25 with a fixed seed; time: newest 25% of each user held out."
+    ),
     params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=32,reg_param=0.3,alpha=1,max_iter=15."),
     out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
 ) -> None:
@@ -160,8 +176,8 @@ def evaluate_command(
 
     from recsys_assets.als_training import AlsParams, evaluate_params
     from recsys_core.datasets import read_interactions
-    from recsys_io.spark import get_spark
     from recsys_core.metrics import metrics_table, split_interactions
+    from recsys_io.spark import get_spark
 
     if split not in ("random", "time"):
         fail("--split is random or time", code=2)
@@ -177,15 +193,21 @@ def evaluate_command(
             fail(f"{name}={value!r} is not a number", code=2)
     als_params = AlsParams(**chosen)
     rows = read_interactions(interactions, fmt)
-    typer.echo(f"{len(rows)} interactions, {len({r.user_id for r in rows})} users, "
-               f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}", err=True)
+    typer.echo(
+        f"{len(rows)} interactions, {len({r.user_id for r in rows})} users, "
+        f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}",
+        err=True,
+    )
     train, test = split_interactions(rows, split)
     result = evaluate_params(get_spark(settings(), "recsys-evaluate"), train, test, als_params, k)
     typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
     typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
     if out:
-        out.write_text(json.dumps({"file": str(interactions), "split": split, "k": k, "params": als_params.as_dict(),
-                                   **result}, indent=2))
+        out.write_text(
+            json.dumps(
+                {"file": str(interactions), "split": split, "k": k, "params": als_params.as_dict(), **result}, indent=2
+            )
+        )
 
 
 def _with_db(action):
@@ -204,7 +226,8 @@ def _with_db(action):
 @friendly_errors
 def list_models() -> None:
     """Every model version, newest first, with NDCG, check result and which one is current."""
-    from recsys_io.registry import list_models as models, versions_table
+    from recsys_io.registry import list_models as models
+    from recsys_io.registry import versions_table
 
     typer.echo(versions_table(_with_db(models)))
 
@@ -221,8 +244,11 @@ def promote(version: str = typer.Argument(..., help="Version to make current (se
 
 @model_app.command()
 @friendly_errors
-def rollback(to: str = typer.Option(None, "--to", help="Version to return to (default: the previous one that "
-                                                       "passed its checks).")) -> None:
+def rollback(
+    to: str = typer.Option(
+        None, "--to", help="Version to return to (default: the previous one that passed its checks)."
+    ),
+) -> None:
     """Return to an older model version; the newer one is kept and can be promoted again."""
     from recsys_io.registry import rollback_model
 

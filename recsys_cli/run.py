@@ -29,8 +29,7 @@ import typer
 from recsys_cli.common import friendly_errors, settings
 from recsys_cli.supervisor import Child, Supervisor
 from recsys_core.settings import Settings
-from recsys_simulator import StoreConfig, build_store
-from recsys_simulator import feed
+from recsys_simulator import StoreConfig, build_store, feed
 from recsys_stack import manager
 from recsys_stack.processes import ManagedProcess
 
@@ -65,8 +64,13 @@ def _kept_key(configured: tuple[str, ...], path: Path) -> str:
 def seed_store(s: Settings, config: StoreConfig, days: int) -> None:
     """Load the simulated catalog and history once per data dir (and per store shape)."""
     marker = s.data_dir / "run" / "seeded.json"
-    wanted = {"seed": config.seed, "users": config.users, "products": config.products,
-              "categories": config.categories, "days": days}
+    wanted = {
+        "seed": config.seed,
+        "users": config.users,
+        "products": config.products,
+        "categories": config.categories,
+        "days": days,
+    }
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         say(f"Simulated store already loaded ({config.products} products, {config.users} shoppers, {days} days)")
         return
@@ -91,22 +95,30 @@ def materialize_once(s: Settings, days: int, force: bool, config: Path | None) -
     """Backfill the simulated days and build the model and serving documents, once per data dir."""
     marker = s.data_dir / "run" / "materialized"
     if marker.exists() and not force:
-        say("The asset graph was materialised before: skipping the initial materialisation "
-            "(schedules and sensors keep it current; `recsys materialize` runs it by hand)")
+        say(
+            "The asset graph was materialised before: skipping the initial materialisation "
+            "(schedules and sensors keep it current; `recsys materialize` runs it by hand)"
+        )
         return
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)
     say(f"Materialising the asset graph for {first} .. {today} (Spark; a few minutes on 2 cores)")
     extra = ["--config", str(config)] if config else []
-    result = subprocess.run(RECSYS + ["materialize", "--from", first.isoformat(), "--to", today.isoformat(), *extra],
-                            stdin=subprocess.DEVNULL, env={**os.environ, "DAGSTER_HOME": str(dagster_home(s))})
+    result = subprocess.run(
+        RECSYS + ["materialize", "--from", first.isoformat(), "--to", today.isoformat(), *extra],
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home(s))},
+    )
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(datetime.now(UTC).isoformat())
     if result.returncode != 0:
-        typer.secho(f"warning: the initial materialisation did not finish cleanly (exit {result.returncode}); "
-                    "its runs and checks are in the Dagster UI. The platform starts anyway: without a "
-                    "promoted model, lists fall back to bestsellers and similar products.",
-                    fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"warning: the initial materialisation did not finish cleanly (exit {result.returncode}); "
+            "its runs and checks are in the Dagster UI. The platform starts anyway: without a "
+            "promoted model, lists fall back to bestsellers and similar products.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 def dagster_home(s: Settings) -> Path:
@@ -117,8 +129,11 @@ def dagster_home(s: Settings) -> Path:
 
 
 def platform_children(s: Settings, key: str, read: str, config: StoreConfig, live_rate: float) -> list[Child]:
-    env = {"DAGSTER_HOME": str(dagster_home(s)), "RECSYS_API_KEYS": ",".join(s.api_keys or (key,)),
-           "RECSYS_API_READ_KEYS": ",".join(s.api_read_keys or (read,))}
+    env = {
+        "DAGSTER_HOME": str(dagster_home(s)),
+        "RECSYS_API_KEYS": ",".join(s.api_keys or (key,)),
+        "RECSYS_API_READ_KEYS": ",".join(s.api_read_keys or (read,)),
+    }
     bin_dir = Path(sys.executable).parent
 
     def child(name: str, argv: list[str], ready_url: str | None = None) -> Child:
@@ -126,16 +141,44 @@ def platform_children(s: Settings, key: str, read: str, config: StoreConfig, liv
         return Child(ManagedProcess(name, s.data_dir, whole_group=True), argv, env, ready_url)
 
     children = [
-        child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(s.dagster_port),
-                                    "-m", "recsys_assets.definitions"], f"http://127.0.0.1:{s.dagster_port}/server_info"),
+        child(
+            "dagster-webserver",
+            [
+                str(bin_dir / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(s.dagster_port),
+                "-m",
+                "recsys_assets.definitions",
+            ],
+            f"http://127.0.0.1:{s.dagster_port}/server_info",
+        ),
         child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-m", "recsys_assets.definitions"]),
         child("streaming", RECSYS + ["stream"]),
         child("api", RECSYS + ["api"], f"http://{s.api_host}:{s.api_port}/health"),
     ]
     if live_rate > 0:
-        children.append(child("live-traffic", RECSYS + [
-            "simulate", "live", "--rate", str(live_rate), "--seed", str(config.seed), "--users", str(config.users),
-            "--products", str(config.products), "--categories", str(config.categories)]))
+        children.append(
+            child(
+                "live-traffic",
+                RECSYS
+                + [
+                    "simulate",
+                    "live",
+                    "--rate",
+                    str(live_rate),
+                    "--seed",
+                    str(config.seed),
+                    "--users",
+                    str(config.users),
+                    "--products",
+                    str(config.products),
+                    "--categories",
+                    str(config.categories),
+                ],
+            )
+        )
     return children
 
 
@@ -150,10 +193,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed of the simulated store.")] = 42,
         live_rate: Annotated[float, typer.Option(help="Live simulated events per second (0: none).")] = 20.0,
         rematerialize: Annotated[bool, typer.Option(help="Materialise the graph even if a model exists.")] = False,
-        materialize_config: Annotated[Path | None, typer.Option(
-            help="Dagster run config (JSON) for the initial materialisation, e.g. a smaller ALS search.")] = None,
-        exit_after: Annotated[float | None, typer.Option(
-            help="Stop by itself after this many seconds (default: run until Ctrl-C).")] = None,
+        materialize_config: Annotated[
+            Path | None,
+            typer.Option(help="Dagster run config (JSON) for the initial materialisation, e.g. a smaller ALS search."),
+        ] = None,
+        exit_after: Annotated[
+            float | None, typer.Option(help="Stop by itself after this many seconds (default: run until Ctrl-C).")
+        ] = None,
     ) -> None:
         """Run the whole platform on a simulated store until Ctrl-C (what `make run` does).
 
@@ -177,18 +223,22 @@ def register(app: typer.Typer) -> None:
             previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
             supervisor.start_all()
             api = f"http://{s.api_host}:{s.api_port}"
-            typer.echo("\n".join([
-                "",
-                f"recsys is running (up in {time.monotonic() - started:.0f}s). Ctrl-C stops everything it started.",
-                f"  Storefront   {api}/demo#key={key}&read={read}",
-                f"  API docs     {api}/schema",
-                f"  Dagster UI   http://127.0.0.1:{s.dagster_port}",
-                f"  API key      {key}   (X-API-Key header on POST/PUT/DELETE)",
-                f"  Read key     {read}   (X-API-Key header on a shopper's history and lists)",
-                f"  Kafka        {s.kafka_servers}     MongoDB {s.mongo_url}{s.mongo_db}",
-                f"  Logs         {s.data_dir / 'logs'}/*.log",
-                "",
-            ]))
+            typer.echo(
+                "\n".join(
+                    [
+                        "",
+                        f"recsys is running (up in {time.monotonic() - started:.0f}s). Ctrl-C stops everything it started.",
+                        f"  Storefront   {api}/demo#key={key}&read={read}",
+                        f"  API docs     {api}/schema",
+                        f"  Dagster UI   http://127.0.0.1:{s.dagster_port}",
+                        f"  API key      {key}   (X-API-Key header on POST/PUT/DELETE)",
+                        f"  Read key     {read}   (X-API-Key header on a shopper's history and lists)",
+                        f"  Kafka        {s.kafka_servers}     MongoDB {s.mongo_url}{s.mongo_db}",
+                        f"  Logs         {s.data_dir / 'logs'}/*.log",
+                        "",
+                    ]
+                )
+            )
             deadline = time.monotonic() + exit_after if exit_after else None
             supervisor.watch(lambda: stop.is_set() or (deadline is not None and time.monotonic() > deadline))
         except RuntimeError as error:

@@ -15,8 +15,7 @@ import typer
 
 from recsys_cli.common import fail, friendly_errors, settings
 from recsys_core.events import InvalidEvent, parse_ts
-from recsys_simulator import EventTally, Store, StoreConfig, build_store
-from recsys_simulator import feed
+from recsys_simulator import EventTally, Store, StoreConfig, build_store, feed
 from recsys_simulator.replay import ReplayLine
 from recsys_simulator.via_api import load_catalog_via_api
 
@@ -37,15 +36,18 @@ simulate_app = typer.Typer(
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the simulated store: same seed, same store and events.")]
 Users = Annotated[int, typer.Option("--users", min=1, help="How many shoppers.")]
 Products = Annotated[int, typer.Option("--products", min=1, help="How many products (at least one per category).")]
-Categories = Annotated[int, typer.Option("--categories", min=1,
-                                         help="How many categories (16 named ones, then invented ones).")]
-UserPrefix = Annotated[str, typer.Option("--user-prefix",
-                                         help="Prepended to every user id (e.g. 'sim-'), to tell populations apart.")]
+Categories = Annotated[
+    int, typer.Option("--categories", min=1, help="How many categories (16 named ones, then invented ones).")
+]
+UserPrefix = Annotated[
+    str, typer.Option("--user-prefix", help="Prepended to every user id (e.g. 'sim-'), to tell populations apart.")
+]
 
 
 def _store(seed: int, users: int, products: int, categories: int, user_prefix: str = "") -> Store:
-    return build_store(StoreConfig(seed=seed, products=products, categories=categories, users=users,
-                                   user_prefix=user_prefix))
+    return build_store(
+        StoreConfig(seed=seed, products=products, categories=categories, users=users, user_prefix=user_prefix)
+    )
 
 
 class _Status:
@@ -93,12 +95,22 @@ def _live_line(tally: EventTally) -> str:
 @simulate_app.command()
 @friendly_errors
 def catalog(
-    seed: Seed = 42, products: Products = 500, categories: Categories = 12,
-    via_api: Annotated[str | None, typer.Option(
-        "--via-api", metavar="URL", help="Send the products through the API's PUT /v1/products at this base URL "
-                                         "(e.g. http://127.0.0.1:8000) instead of straight to Kafka and MongoDB.")] = None,
-    api_key: Annotated[str | None, typer.Option(
-        "--api-key", help="X-API-Key for --via-api (default: the first of RECSYS_API_KEYS, if any).")] = None,
+    seed: Seed = 42,
+    products: Products = 500,
+    categories: Categories = 12,
+    via_api: Annotated[
+        str | None,
+        typer.Option(
+            "--via-api",
+            metavar="URL",
+            help="Send the products through the API's PUT /v1/products at this base URL "
+            "(e.g. http://127.0.0.1:8000) instead of straight to Kafka and MongoDB.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="X-API-Key for --via-api (default: the first of RECSYS_API_KEYS, if any)."),
+    ] = None,
 ) -> None:
     """Publish the simulated catalog on the catalog topic (key product_id) and upsert the products collection.
 
@@ -113,22 +125,38 @@ def catalog(
     else:
         count = feed.load_catalog(settings(), store)
         where = f"{settings().topics.catalog} and the products collection"
-    typer.echo(f"loaded {count:,} products in {len(store.categories)} categories "
-               f"in {time.monotonic() - started:.1f}s ({where})")
+    typer.echo(
+        f"loaded {count:,} products in {len(store.categories)} categories "
+        f"in {time.monotonic() - started:.1f}s ({where})"
+    )
 
 
 @simulate_app.command()
 @friendly_errors
 def history(
     days: Annotated[int, typer.Option("--days", min=1, help="How many days of past traffic, ending now.")] = 60,
-    until: Annotated[str | None, typer.Option(
-        "--until", help="End of the history instead of now (ISO-8601 with zone, e.g. 2026-11-01T00:00:00Z); "
-                        "with the same seed it reproduces exactly the same events.")] = None,
-    seed: Seed = 42, users: Users = 2000, products: Products = 500, categories: Categories = 12,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="End of the history instead of now (ISO-8601 with zone, e.g. 2026-11-01T00:00:00Z); "
+            "with the same seed it reproduces exactly the same events.",
+        ),
+    ] = None,
+    seed: Seed = 42,
+    users: Users = 2000,
+    products: Products = 500,
+    categories: Categories = 12,
     user_prefix: UserPrefix = "",
-    workers: Annotated[int, typer.Option(
-        "--workers", min=1, help="Processes generating and sending in parallel, at most one per partition of "
-                                 "recsys.events; worth it with cores to spare. The events are the same for any count.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes generating and sending in parallel, at most one per partition of "
+            "recsys.events; worth it with cores to spare. The events are the same for any count.",
+        ),
+    ] = 1,
 ) -> None:
     """Backfill past events (past timestamps, in time order) straight to the events topic, keyed by user_id.
 
@@ -157,9 +185,14 @@ def history(
 @friendly_errors
 def live(
     rate: Annotated[float, typer.Option("--rate", min=0.01, help="Events per second.")] = 20.0,
-    duration: Annotated[float | None, typer.Option(
-        "--duration", min=0.1, help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
-    seed: Seed = 42, users: Users = 2000, products: Products = 500, categories: Categories = 12,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0.1, help="Stop after this many seconds (default: run until Ctrl-C)."),
+    ] = None,
+    seed: Seed = 42,
+    users: Users = 2000,
+    products: Products = 500,
+    categories: Categories = 12,
     user_prefix: UserPrefix = "",
 ) -> None:
     """Send live traffic (timestamp = now) at --rate events/s until Ctrl-C or --duration.
@@ -169,15 +202,22 @@ def live(
     store = _store(seed, users, products, categories, user_prefix)
     with _stop_on_signals() as stop:
         typer.echo(f"sending live events at {rate:g}/s to {settings().topics.events}; Ctrl-C stops", err=True)
-        tally = feed.run_live(settings(), store, rate, stop, duration=duration,
-                              report=lambda t: typer.echo(_live_line(t), err=True))
+        tally = feed.run_live(
+            settings(), store, rate, stop, duration=duration, report=lambda t: typer.echo(_live_line(t), err=True)
+        )
     typer.echo(tally.summary())
 
 
 def replay(
     file: Annotated[Path, typer.Argument(help="Clickstream file: one JSON event per line.")],
-    rate: Annotated[float, typer.Option("--rate", min=0.01, help="Events per second (at most 1,000: each line is "
-                                        "stamped at least a millisecond after the one before).")] = 1.0,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=0.01,
+            help="Events per second (at most 1,000: each line is stamped at least a millisecond after the one before).",
+        ),
+    ] = 1.0,
 ) -> None:
     """Replay a clickstream file to the events topic, one event per second (or --rate), stamped now.
 
@@ -193,8 +233,9 @@ def replay(
 
     with _stop_on_signals() as stop:
         typer.echo(f"replaying {file} at {rate:g} events/s to {settings().topics.events}; Ctrl-C stops", err=True)
-        tally = feed.replay_file(settings(), file, rate, stop, on_invalid=invalid,
-                                 report=lambda t: typer.echo(_live_line(t), err=True))
+        tally = feed.replay_file(
+            settings(), file, rate, stop, on_invalid=invalid, report=lambda t: typer.echo(_live_line(t), err=True)
+        )
     typer.echo(tally.summary())
 
 

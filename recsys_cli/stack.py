@@ -62,8 +62,9 @@ def status() -> None:
 @app.command()
 @friendly_errors
 def logs(
-    name: str = typer.Argument(..., help="kafka, mongo, postgres (with RECSYS_FERRETDB_BACKEND=postgresql), "
-                                         "spark-master or spark-worker-N"),
+    name: str = typer.Argument(
+        ..., help="kafka, mongo, postgres (with RECSYS_FERRETDB_BACKEND=postgresql), spark-master or spark-worker-N"
+    ),
     lines: int = typer.Option(50, "--lines", "-n", help="How many lines to show."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
 ) -> None:

@@ -22,9 +22,12 @@ def register(app: typer.Typer) -> None:
     @app.command(help=HELP)
     @friendly_errors
     def stream(
-        once: bool = typer.Option(False, "--once",
-                                  help="Process the events already in Kafka, then exit (tests, backfills)."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log the Kafka client's and the Spark bridge's own messages."),
+        once: bool = typer.Option(
+            False, "--once", help="Process the events already in Kafka, then exit (tests, backfills)."
+        ),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="Also log the Kafka client's and the Spark bridge's own messages."
+        ),
     ) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.INFO if verbose else logging.ERROR)
@@ -37,5 +40,7 @@ def register(app: typer.Typer) -> None:
         require_mongo(s)
         ensure_topics(s)
         processor = run(s, once=once)
-        typer.echo(f"stream stopped: {processor.batches} batches, {processor.events} events applied, "
-                   f"{processor.dead_letters} records to the DLQ")
+        typer.echo(
+            f"stream stopped: {processor.batches} batches, {processor.events} events applied, "
+            f"{processor.dead_letters} records to the DLQ"
+        )

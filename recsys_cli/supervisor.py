@@ -69,8 +69,10 @@ class Supervisor:
             time.sleep(0.5)
         if waiting:
             names = ", ".join(c.name for c in waiting)
-            raise RuntimeError(f"{names} did not answer within {ready_timeout:.0f}s:\n"
-                               + "\n".join(c.process.log_tail() for c in waiting))
+            raise RuntimeError(
+                f"{names} did not answer within {ready_timeout:.0f}s:\n"
+                + "\n".join(c.process.log_tail() for c in waiting)
+            )
 
     def watch(self, until: Callable[[], bool]) -> None:
         """Restart crashed children (a few times) until `until()` says stop."""
@@ -79,11 +81,14 @@ class Supervisor:
                 if not child.running() and not self._stopping:
                     code = child.process.returncode
                     if child.restarts >= MAX_RESTARTS:
-                        raise RuntimeError(f"{child.name} keeps exiting (last code {code}):\n"
-                                           f"{child.process.log_tail()}")
+                        raise RuntimeError(
+                            f"{child.name} keeps exiting (last code {code}):\n{child.process.log_tail()}"
+                        )
                     child.restarts += 1
-                    self.say(f"  {child.name} exited with code {code}; restarting "
-                             f"({child.restarts}/{MAX_RESTARTS}), log {child.process.log_file}")
+                    self.say(
+                        f"  {child.name} exited with code {code}; restarting "
+                        f"({child.restarts}/{MAX_RESTARTS}), log {child.process.log_file}"
+                    )
                     child.start()
             time.sleep(1.0)
 

@@ -40,8 +40,9 @@ def in_window(ts: datetime, as_of: datetime, window_days: int) -> bool:
     return window_start(as_of, window_days) <= ts <= as_of
 
 
-def rank_bestsellers(lines: Iterable[OrderLine], as_of: datetime, window_days: int,
-                     limit: int = KEEP_PER_SCOPE) -> list[dict[str, object]]:
+def rank_bestsellers(
+    lines: Iterable[OrderLine], as_of: datetime, window_days: int, limit: int = KEEP_PER_SCOPE
+) -> list[dict[str, object]]:
     """[{product_id, buyers}] for one scope, ranked."""
     buyers: dict[str, set[str]] = defaultdict(set)
     for line in lines:
@@ -51,20 +52,25 @@ def rank_bestsellers(lines: Iterable[OrderLine], as_of: datetime, window_days: i
     return ranked[:limit]
 
 
-def category_bestsellers(lines: Iterable[OrderLine], as_of: datetime, window_days: int,
-                         limit: int = KEEP_PER_SCOPE) -> dict[str, list[dict[str, object]]]:
+def category_bestsellers(
+    lines: Iterable[OrderLine], as_of: datetime, window_days: int, limit: int = KEEP_PER_SCOPE
+) -> dict[str, list[dict[str, object]]]:
     """category_id -> ranked list, for the categories with sales in the window; lines of products
     without a category count only globally."""
     by_category: dict[str, list[OrderLine]] = defaultdict(list)
     for line in lines:
         if line.category_id is not None and in_window(line.ts, as_of, window_days):
             by_category[line.category_id].append(line)
-    return {category: rank_bestsellers(group, as_of, window_days, limit)
-            for category, group in sorted(by_category.items())}
+    return {
+        category: rank_bestsellers(group, as_of, window_days, limit) for category, group in sorted(by_category.items())
+    }
 
 
-def as_documents(ranked: Mapping[str, list[dict[str, object]]], window_days: int,
-                 computed_at: datetime) -> list[dict[str, object]]:
+def as_documents(
+    ranked: Mapping[str, list[dict[str, object]]], window_days: int, computed_at: datetime
+) -> list[dict[str, object]]:
     """Serving documents of the `bestsellers` collection, one per scope."""
-    return [{"_id": scope, "scope": scope, "window_days": window_days, "computed_at": computed_at,
-             "products": products} for scope, products in ranked.items()]
+    return [
+        {"_id": scope, "scope": scope, "window_days": window_days, "computed_at": computed_at, "products": products}
+        for scope, products in ranked.items()
+    ]

@@ -56,7 +56,7 @@ def _attribute_problem(value: Any, depth: int = 0) -> str | None:
                 return "a list may not directly hold another list"
             if problem := _attribute_problem(item, depth + 1):
                 return problem
-    elif isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         return "whole numbers must fit in 64 bits"
     elif isinstance(value, float) and not math.isfinite(value):
         return "numbers must be finite"

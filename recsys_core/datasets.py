@@ -29,8 +29,9 @@ def _merge(rows: Iterable[tuple[str, str, float, float]]) -> list[Interaction]:
     merged: dict[tuple[str, str], Interaction] = {}
     for user, item, weight, ts in rows:
         old = merged.get((user, item))
-        merged[(user, item)] = Interaction(user, item, weight + (old.weight if old else 0.0),
-                                           max(ts, old.ts) if old else ts)
+        merged[(user, item)] = Interaction(
+            user, item, weight + (old.weight if old else 0.0), max(ts, old.ts) if old else ts
+        )
     return list(merged.values())
 
 
@@ -54,8 +55,14 @@ def parse_csv(text: str, source: str = "input") -> list[Interaction]:
         where = f"{source} line {line}"
         if not row["user_id"] or not row["item_id"]:
             raise BadInteractionFile(f"{where}: user_id and item_id must not be empty")
-        rows.append((row["user_id"], row["item_id"], _number(row.get(weight_column) if weight_column else None, 1.0,
-                                                               where), _number(row.get("timestamp"), 0.0, where)))
+        rows.append(
+            (
+                row["user_id"],
+                row["item_id"],
+                _number(row.get(weight_column) if weight_column else None, 1.0, where),
+                _number(row.get("timestamp"), 0.0, where),
+            )
+        )
     return _merge(rows)
 
 
@@ -73,8 +80,14 @@ def parse_movielens(text: str, source: str = "input") -> list[Interaction]:
         where = f"{source} line {number}"
         if not values.get("user_id") or not values.get("item_id"):
             raise BadInteractionFile(f"{where}: expected user, item, rating and timestamp separated by tabs")
-        rows.append((values["user_id"], values["item_id"], _number(values.get("rating"), 1.0, where),
-                     _number(values.get("timestamp"), 0.0, where)))
+        rows.append(
+            (
+                values["user_id"],
+                values["item_id"],
+                _number(values.get("rating"), 1.0, where),
+                _number(values.get("timestamp"), 0.0, where),
+            )
+        )
     return _merge(rows)
 
 

@@ -81,8 +81,10 @@ def placement_problem(ts: datetime, now: datetime, first_day: date) -> str | Non
     reads a day from Kafka starting MAX_FUTURE before it, so a later event would be missed too.
     """
     if ts < datetime.combine(first_day, time(), UTC):
-        return (f"before RECSYS_EVENTS_START_DATE ({first_day.isoformat()}), the first day the lake keeps "
-                "events for; such an event cannot be stored")
+        return (
+            f"before RECSYS_EVENTS_START_DATE ({first_day.isoformat()}), the first day the lake keeps "
+            "events for; such an event cannot be stored"
+        )
     if ts - now > MAX_FUTURE:
         return "is more than 5 minutes in the future"
     return None
@@ -161,8 +163,9 @@ def _stable_id(message_id: Any) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"clickstream:{message_id}"))
 
 
-def _timestamp(checker: _Checker, raw_ts: Any, field: str, now: datetime, first_day: date,
-               allow_epoch: bool = False) -> str:
+def _timestamp(
+    checker: _Checker, raw_ts: Any, field: str, now: datetime, first_day: date, allow_epoch: bool = False
+) -> str:
     ts = now
     if raw_ts is not None:
         try:
@@ -196,8 +199,9 @@ def _from_clickstream(raw: dict[str, Any], now: datetime, first_day: date) -> di
     return event
 
 
-def parse_event(raw: Any, now: datetime | None = None, *, first_day: date,
-                allow_internal: bool = False) -> dict[str, Any]:
+def parse_event(
+    raw: Any, now: datetime | None = None, *, first_day: date, allow_internal: bool = False
+) -> dict[str, Any]:
     """Validate one event and return its canonical dict; raise InvalidEvent with every problem.
 
     `first_day` is the lake's first day (`Settings.events_first_day`); `allow_internal` admits
@@ -247,18 +251,21 @@ def parse_event(raw: Any, now: datetime | None = None, *, first_day: date,
             if not isinstance(item, dict):
                 checker.fail(f"items[{i}]", "expected an object")
                 continue
-            event["items"].append({
-                "product_id": checker.identifier(f"items[{i}].product_id", item.get("product_id")),
-                "quantity": checker.quantity(f"items[{i}].quantity", item.get("quantity")),
-                "price": checker.price(f"items[{i}].price", item.get("price")),
-            })
+            event["items"].append(
+                {
+                    "product_id": checker.identifier(f"items[{i}].product_id", item.get("product_id")),
+                    "quantity": checker.quantity(f"items[{i}].quantity", item.get("quantity")),
+                    "price": checker.price(f"items[{i}].price", item.get("price")),
+                }
+            )
     if checker.errors:
         raise InvalidEvent(checker.errors)
     return event
 
 
-def parse_batch(raws: list[Any], now: datetime | None = None, *, first_day: date
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def parse_batch(
+    raws: list[Any], now: datetime | None = None, *, first_day: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """All-or-nothing helper: (events, errors) where errors carry each bad event's index."""
     now = now or datetime.now(UTC)
     events: list[dict[str, Any]] = []
@@ -271,7 +278,17 @@ def parse_batch(raws: list[Any], now: datetime | None = None, *, first_day: date
     return events, errors
 
 
-def history_delete_event(user_id: str, product_id: str, now: datetime | None = None, *,
-                         first_day: date) -> dict[str, Any]:
-    return parse_event({"type": "history_delete", "user_id": user_id, "product_id": product_id,
-                        "ts": format_ts(now or datetime.now(UTC))}, now, first_day=first_day, allow_internal=True)
+def history_delete_event(
+    user_id: str, product_id: str, now: datetime | None = None, *, first_day: date
+) -> dict[str, Any]:
+    return parse_event(
+        {
+            "type": "history_delete",
+            "user_id": user_id,
+            "product_id": product_id,
+            "ts": format_ts(now or datetime.now(UTC)),
+        },
+        now,
+        first_day=first_day,
+        allow_internal=True,
+    )

@@ -79,8 +79,7 @@ class BrowsingHistory:
             views={product_id: as_datetime(ts) for product_id, ts in zip(product_ids, stamps, strict=True)},
             deleted={unescape_key(pid): as_datetime(ts) for pid, ts in (document.get("deleted") or {}).items()},
             purchased=set(document.get("purchased") or []),
-            viewed_seq=(dict.fromkeys(product_ids, UNSEQUENCED_VIEW) if seqs is None
-                        else dict(zip(product_ids, seqs))),
+            viewed_seq=(dict.fromkeys(product_ids, UNSEQUENCED_VIEW) if seqs is None else dict(zip(product_ids, seqs))),
             deleted_seq={unescape_key(pid): seq for pid, seq in (document.get("deleted_seq") or {}).items()},
         )
 

@@ -31,7 +31,7 @@ SECONDS_PER_DAY = 86400
 class PairStrength:
     strength: float
     last_ts: datetime  # the newest event that counted
-    events: int        # how many events counted
+    events: int  # how many events counted
 
 
 def event_weight(event_type: str, score: float | None, weights: Mapping[str, float]) -> float:
@@ -53,9 +53,12 @@ def _products(event: Mapping[str, Any]) -> list[str]:
     return [event["product_id"]]
 
 
-def interaction_strengths(events: Iterable[Mapping[str, Any]], as_of: datetime,
-                          weights: Mapping[str, float] = DEFAULT_WEIGHTS,
-                          half_life_days: float | None = None) -> dict[tuple[str, str], PairStrength]:
+def interaction_strengths(
+    events: Iterable[Mapping[str, Any]],
+    as_of: datetime,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    half_life_days: float | None = None,
+) -> dict[tuple[str, str], PairStrength]:
     """(user_id, product_id) -> its strength as of `as_of`, for the pairs with a positive strength.
 
     `events` are canonical events (recsys_core.events), `ts` as text or as an aware datetime. The
@@ -80,6 +83,8 @@ def interaction_strengths(events: Iterable[Mapping[str, Any]], as_of: datetime,
         key = (user_id, product_id)
         if key not in deleted or ts > deleted[key]:
             by_pair[key].append((ts, weight))
-    strengths = {key: PairStrength(math.fsum(w for _, w in kept), max(ts for ts, _ in kept), len(kept))
-                 for key, kept in by_pair.items()}
+    strengths = {
+        key: PairStrength(math.fsum(w for _, w in kept), max(ts for ts, _ in kept), len(kept))
+        for key, kept in by_pair.items()
+    }
     return {key: pair for key, pair in strengths.items() if pair.strength > 0}

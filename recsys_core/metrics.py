@@ -61,20 +61,28 @@ def average_precision_at_k(recommended: Sequence[str], relevant: set[str], k: in
     return total / min(k, len(relevant)) if relevant else 0.0
 
 
-def evaluate(recommendations: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]],
-             k: int = DEFAULT_K) -> dict[str, float]:
+def evaluate(
+    recommendations: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = DEFAULT_K
+) -> dict[str, float]:
     """Mean of each metric over the users with held-out items (a user with no list scores 0)."""
     users = [user for user, items in truth.items() if items]
     if not users:
         return {name: 0.0 for name in METRIC_NAMES}
     functions: dict[str, Callable[[Sequence[str], set[str], int], float]] = {
-        "precision": precision_at_k, "recall": recall_at_k, "ndcg": ndcg_at_k, "map": average_precision_at_k}
-    return {name: sum(fn(recommendations.get(u, ()), truth[u], k) for u in users) / len(users)
-            for name, fn in functions.items()}
+        "precision": precision_at_k,
+        "recall": recall_at_k,
+        "ndcg": ndcg_at_k,
+        "map": average_precision_at_k,
+    }
+    return {
+        name: sum(fn(recommendations.get(u, ()), truth[u], k) for u in users) / len(users)
+        for name, fn in functions.items()
+    }
 
 
-def split_interactions(rows: Iterable[Interaction], how: str = "random", ratio: float = TRAIN_RATIO,
-                       seed: int = SPLIT_SEED) -> tuple[list[Interaction], list[Interaction]]:
+def split_interactions(
+    rows: Iterable[Interaction], how: str = "random", ratio: float = TRAIN_RATIO, seed: int = SPLIT_SEED
+) -> tuple[list[Interaction], list[Interaction]]:
     """Per-user split: `random` shuffles each user's items with a seeded generator, `time` keeps
     the oldest `ratio` for training. A user with a single interaction stays in training only."""
     if how not in ("random", "time"):
@@ -108,8 +116,9 @@ def popularity_ranking(train: Iterable[Interaction]) -> list[str]:
     return [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def recommend_popular(ranking: Sequence[str], seen: Mapping[str, set[str]], users: Iterable[str],
-                      k: int = DEFAULT_K) -> dict[str, list[str]]:
+def recommend_popular(
+    ranking: Sequence[str], seen: Mapping[str, set[str]], users: Iterable[str], k: int = DEFAULT_K
+) -> dict[str, list[str]]:
     """The popularity baseline: the most popular items each user has not seen in training."""
     result = {}
     for user in users:
@@ -126,6 +135,7 @@ def recommend_popular(ranking: Sequence[str], seen: Mapping[str, set[str]], user
 
 def metrics_table(rows: Mapping[str, Mapping[str, Any]], k: int = DEFAULT_K) -> str:
     """A Markdown table: one row per model, one column per metric."""
-    return markdown_table(["model", *(f"{m}@{k}" for m in METRIC_NAMES)],
-                          [[model, *(f"{float(values[m]):.4f}" for m in METRIC_NAMES)]
-                           for model, values in rows.items()])
+    return markdown_table(
+        ["model", *(f"{m}@{k}" for m in METRIC_NAMES)],
+        [[model, *(f"{float(values[m]):.4f}" for m in METRIC_NAMES)] for model, values in rows.items()],
+    )

@@ -10,8 +10,9 @@ from recsys_core.history import BrowsingHistory
 PERSONAL_CATEGORY_COUNT = 3
 
 
-def browsed_categories(history_product_ids: Iterable[str], category_of: Mapping[str, str | None],
-                       count: int = PERSONAL_CATEGORY_COUNT) -> list[str]:
+def browsed_categories(
+    history_product_ids: Iterable[str], category_of: Mapping[str, str | None], count: int = PERSONAL_CATEGORY_COUNT
+) -> list[str]:
     """The first `count` distinct categories of the history's products, most recent view first."""
     categories: list[str] = []
     for product_id in history_product_ids:
@@ -28,8 +29,9 @@ def rank_key(entry: Mapping[str, Any]) -> tuple[int, str]:
     return (-int(entry["buyers"]), str(entry["product_id"]))
 
 
-def merge_bestsellers(lists: Sequence[Sequence[Mapping[str, Any]]], limit: int,
-                      exclude: Iterable[str] = ()) -> list[str]:
+def merge_bestsellers(
+    lists: Sequence[Sequence[Mapping[str, Any]]], limit: int, exclude: Iterable[str] = ()
+) -> list[str]:
     """Merge several ranked bestseller lists ({product_id, buyers}) into one ranked list of ids.
 
     A product in several lists keeps its highest buyer count (a product has one category, so

@@ -51,12 +51,12 @@ class ItemFactors:
 class Shopper:
     """What the scorer knows about one shopper."""
 
-    recent_views: Sequence[str]                    # product ids, newest first, distinct
+    recent_views: Sequence[str]  # product ids, newest first, distinct
     purchased: frozenset[str] = frozenset()
-    user_vector: np.ndarray | None = None          # ALS vector, None if the model never saw them
+    user_vector: np.ndarray | None = None  # ALS vector, None if the model never saw them
 
 
-RECENCY = tuple(RECENCY_DECAY ** rank for rank in range(RECENT_VIEWS))  # weight of the n-th most recent view
+RECENCY = tuple(RECENCY_DECAY**rank for rank in range(RECENT_VIEWS))  # weight of the n-th most recent view
 
 
 def session_vector(recent_views: Sequence[str], items: ItemFactors) -> np.ndarray | None:
@@ -84,8 +84,13 @@ class Scorer:
     shopper (tests/test_stream_realtime.py holds that plain definition).
     """
 
-    def __init__(self, items: ItemFactors | None, neighbours: Mapping[str, Sequence[Mapping[str, Any]]],
-                 category_of: Mapping[str, str | None], bestsellers: Mapping[str, Sequence[Mapping[str, Any]]]):
+    def __init__(
+        self,
+        items: ItemFactors | None,
+        neighbours: Mapping[str, Sequence[Mapping[str, Any]]],
+        category_of: Mapping[str, str | None],
+        bestsellers: Mapping[str, Sequence[Mapping[str, Any]]],
+    ):
         self.items = items if items is not None and items.ids else None
         self.category_of = category_of
         self.bestsellers = bestsellers
@@ -107,8 +112,11 @@ class Scorer:
                 else:
                     rows.append(row)
                     similarities.append(similarity)
-            self._neighbours[product_id] = (np.asarray(rows, dtype=np.intp),
-                                            np.asarray(similarities, dtype=np.float64), others)
+            self._neighbours[product_id] = (
+                np.asarray(rows, dtype=np.intp),
+                np.asarray(similarities, dtype=np.float64),
+                others,
+            )
 
     def recommend(self, shopper: Shopper, limit: int = LIST_SIZE) -> list[dict[str, Any]]:
         """Ranked [{product_id, score}] for the shopper, best first, at most `limit`."""
@@ -119,11 +127,18 @@ class Scorer:
         result: list[dict[str, Any]] = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
         if len(result) < limit:
             floor = min((entry["score"] for entry in result), default=1.0)
-            fill = _bestseller_fill(shopper, self.category_of, self.bestsellers, limit - len(result),
-                                    excluded | {str(entry["product_id"]) for entry in result})
+            fill = _bestseller_fill(
+                shopper,
+                self.category_of,
+                self.bestsellers,
+                limit - len(result),
+                excluded | {str(entry["product_id"]) for entry in result},
+            )
             # Half the lowest blended score and falling: a fill never outranks a scored product.
-            result.extend({"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
-                          for rank, pid in enumerate(fill))
+            result.extend(
+                {"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
+                for rank, pid in enumerate(fill)
+            )
         return result
 
     def _blend(self, shopper: Shopper, recent: Sequence[str]) -> tuple[np.ndarray | None, dict[str, float]]:
@@ -156,8 +171,9 @@ class Scorer:
         """The top ALS_CANDIDATES products' scores scaled so the best is 1, 0 for the rest (None: no scores)."""
         if self.items is None:
             return None
-        vector = shopper.user_vector if shopper.user_vector is not None else session_vector(shopper.recent_views,
-                                                                                             self.items)
+        vector = (
+            shopper.user_vector if shopper.user_vector is not None else session_vector(shopper.recent_views, self.items)
+        )
         if vector is None:
             return None
         raw = self.items.matrix @ np.asarray(vector, dtype=self.items.matrix.dtype)
@@ -171,8 +187,9 @@ class Scorer:
         scaled[best] = raw[best].astype(np.float64) / peak
         return scaled
 
-    def _best(self, blended: np.ndarray | None, other: dict[str, float], excluded: set[str],
-              limit: int) -> list[tuple[str, float]]:
+    def _best(
+        self, blended: np.ndarray | None, other: dict[str, float], excluded: set[str], limit: int
+    ) -> list[tuple[str, float]]:
         """The `limit` best (product, score) with a score above 0 and not excluded: score desc, product id asc."""
         candidates = [(pid, score) for pid, score in other.items() if score > 0 and pid not in excluded]
         if blended is not None and self.items is not None:
@@ -208,9 +225,13 @@ def realtime_recommendations(
     return Scorer(items, neighbours, category_of, bestsellers).recommend(shopper, limit)
 
 
-def _bestseller_fill(shopper: Shopper, category_of: Mapping[str, str | None],
-                     bestsellers: Mapping[str, Sequence[Mapping[str, Any]]], count: int,
-                     excluded: set[str]) -> list[str]:
+def _bestseller_fill(
+    shopper: Shopper,
+    category_of: Mapping[str, str | None],
+    bestsellers: Mapping[str, Sequence[Mapping[str, Any]]],
+    count: int,
+    excluded: set[str],
+) -> list[str]:
     """Bestsellers of the categories just browsed (in browsing order), then global ones."""
     chosen: list[str] = []
     scopes = [*browsed_categories(shopper.recent_views, category_of), GLOBAL_SCOPE]

@@ -167,82 +167,152 @@ def _var(env: str, parse: Callable[[str, str], object], default: str | None, doc
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = _var("RECSYS_DATA_DIR", lambda n, r: Path(r).expanduser().resolve(), ".recsys",
-                          "Where lake/, models/, checkpoints/ and stack/ live.")
-    tools_dir: Path = _var("RECSYS_TOOLS_DIR", lambda n, r: Path(r).expanduser().resolve(), None,
-                           "Provisioned jars and binaries (default: DATA_DIR/stack/tools); "
-                           "several data dirs may share one.")
+    data_dir: Path = _var(
+        "RECSYS_DATA_DIR",
+        lambda n, r: Path(r).expanduser().resolve(),
+        ".recsys",
+        "Where lake/, models/, checkpoints/ and stack/ live.",
+    )
+    tools_dir: Path = _var(
+        "RECSYS_TOOLS_DIR",
+        lambda n, r: Path(r).expanduser().resolve(),
+        None,
+        "Provisioned jars and binaries (default: DATA_DIR/stack/tools); several data dirs may share one.",
+    )
     kafka_port: int = _var("RECSYS_KAFKA_PORT", _port, "9092", "Port of the local Kafka broker.")
-    kafka_controller_port: int = _var("RECSYS_KAFKA_CONTROLLER_PORT", _port, "9093",
-                                      "Port of the local Kafka KRaft controller.")
-    kafka_bootstrap: str = _var("RECSYS_KAFKA_BOOTSTRAP", _bootstrap, None,
-                                "Kafka bootstrap servers; set it to use an external cluster "
-                                "(default: the local broker).")
+    kafka_controller_port: int = _var(
+        "RECSYS_KAFKA_CONTROLLER_PORT", _port, "9093", "Port of the local Kafka KRaft controller."
+    )
+    kafka_bootstrap: str = _var(
+        "RECSYS_KAFKA_BOOTSTRAP",
+        _bootstrap,
+        None,
+        "Kafka bootstrap servers; set it to use an external cluster (default: the local broker).",
+    )
     kafka_heap: str = _var("RECSYS_KAFKA_HEAP", _text, "512m", "JVM heap of the local broker.")
-    topic_prefix: str = _var("RECSYS_TOPIC_PREFIX", _topic_prefix, "recsys.",
-                             "Prefix of the Kafka topics: <prefix>events, <prefix>catalog, <prefix>events.dlq.")
-    events_partitions: int = _var("RECSYS_EVENTS_PARTITIONS", _positive_int, "3",
-                                  "Partitions of the events topic when the platform creates it.")
-    mongo_port: int = _var("RECSYS_MONGO_PORT", _port, "27017",
-                           "Port of the local MongoDB-compatible server.")
-    ferretdb_backend: str = _var("RECSYS_FERRETDB_BACKEND", _choice("sqlite", "postgresql"), "sqlite",
-                                 "Where the local FerretDB keeps documents: sqlite (files under DATA_DIR/stack) "
-                                 "or postgresql (a local PostgreSQL server the stack runs too).")
-    postgres_port: int = _var("RECSYS_POSTGRES_PORT", _port, "5432",
-                              "Port of the local PostgreSQL server (only with RECSYS_FERRETDB_BACKEND=postgresql).")
-    mongo_uri: str = _var("RECSYS_MONGO_URI", _mongo_uri, None,
-                          "MongoDB URI; set it to use an external server (default: the local one).")
+    topic_prefix: str = _var(
+        "RECSYS_TOPIC_PREFIX",
+        _topic_prefix,
+        "recsys.",
+        "Prefix of the Kafka topics: <prefix>events, <prefix>catalog, <prefix>events.dlq.",
+    )
+    events_partitions: int = _var(
+        "RECSYS_EVENTS_PARTITIONS", _positive_int, "3", "Partitions of the events topic when the platform creates it."
+    )
+    mongo_port: int = _var("RECSYS_MONGO_PORT", _port, "27017", "Port of the local MongoDB-compatible server.")
+    ferretdb_backend: str = _var(
+        "RECSYS_FERRETDB_BACKEND",
+        _choice("sqlite", "postgresql"),
+        "sqlite",
+        "Where the local FerretDB keeps documents: sqlite (files under DATA_DIR/stack) "
+        "or postgresql (a local PostgreSQL server the stack runs too).",
+    )
+    postgres_port: int = _var(
+        "RECSYS_POSTGRES_PORT",
+        _port,
+        "5432",
+        "Port of the local PostgreSQL server (only with RECSYS_FERRETDB_BACKEND=postgresql).",
+    )
+    mongo_uri: str = _var(
+        "RECSYS_MONGO_URI", _mongo_uri, None, "MongoDB URI; set it to use an external server (default: the local one)."
+    )
     mongo_db: str = _var("RECSYS_MONGO_DB", _text, "recsys", "Database of the serving store.")
-    spark_master: str | None = _var("RECSYS_SPARK_MASTER", _spark_master, None,
-                                    "Spark master; local[N] runs in-process (default: the local cluster "
-                                    "when RECSYS_SPARK_WORKERS is 1 or more, else local[2]).")
-    spark_workers: int = _var("RECSYS_SPARK_WORKERS", _count, "0",
-                              "Workers of the local Spark standalone cluster `stack up` starts; 0: no cluster.")
-    spark_worker_cores: int = _var("RECSYS_SPARK_WORKER_CORES", _positive_int, "1",
-                                   "Cores each local Spark worker offers (one executor of this size per worker).")
-    spark_worker_memory: str = _var("RECSYS_SPARK_WORKER_MEMORY", _memory, "1g",
-                                    "Memory each local Spark worker offers (the heap of its executor).")
-    spark_master_port: int = _var("RECSYS_SPARK_MASTER_PORT", _port, "7077",
-                                  "Port of the local Spark master; worker i listens on this port + i.")
-    spark_webui_port: int = _var("RECSYS_SPARK_WEBUI_PORT", _port, "8080",
-                                 "Port of the local Spark master's web UI and JSON status; worker i's UI is on "
-                                 "this port + i.")
-    spark_driver_memory: str = _var("RECSYS_SPARK_DRIVER_MEMORY", _text, "3g",
-                                    "Spark driver memory (local mode: all of Spark).")
-    spark_shuffle_partitions: int = _var("RECSYS_SPARK_SHUFFLE_PARTITIONS", _positive_int, "4",
-                                         "spark.sql.shuffle.partitions (small for 2 cores).")
+    spark_master: str | None = _var(
+        "RECSYS_SPARK_MASTER",
+        _spark_master,
+        None,
+        "Spark master; local[N] runs in-process (default: the local cluster "
+        "when RECSYS_SPARK_WORKERS is 1 or more, else local[2]).",
+    )
+    spark_workers: int = _var(
+        "RECSYS_SPARK_WORKERS",
+        _count,
+        "0",
+        "Workers of the local Spark standalone cluster `stack up` starts; 0: no cluster.",
+    )
+    spark_worker_cores: int = _var(
+        "RECSYS_SPARK_WORKER_CORES",
+        _positive_int,
+        "1",
+        "Cores each local Spark worker offers (one executor of this size per worker).",
+    )
+    spark_worker_memory: str = _var(
+        "RECSYS_SPARK_WORKER_MEMORY", _memory, "1g", "Memory each local Spark worker offers (the heap of its executor)."
+    )
+    spark_master_port: int = _var(
+        "RECSYS_SPARK_MASTER_PORT", _port, "7077", "Port of the local Spark master; worker i listens on this port + i."
+    )
+    spark_webui_port: int = _var(
+        "RECSYS_SPARK_WEBUI_PORT",
+        _port,
+        "8080",
+        "Port of the local Spark master's web UI and JSON status; worker i's UI is on this port + i.",
+    )
+    spark_driver_memory: str = _var(
+        "RECSYS_SPARK_DRIVER_MEMORY", _text, "3g", "Spark driver memory (local mode: all of Spark)."
+    )
+    spark_shuffle_partitions: int = _var(
+        "RECSYS_SPARK_SHUFFLE_PARTITIONS", _positive_int, "4", "spark.sql.shuffle.partitions (small for 2 cores)."
+    )
     api_host: str = _var("RECSYS_API_HOST", _text, "127.0.0.1", "Address the API listens on.")
     api_port: int = _var("RECSYS_API_PORT", _port, "8000", "Port of the API.")
-    api_keys: tuple[str, ...] = _var("RECSYS_API_KEYS", _key_list, "",
-                                     "Comma-separated keys required (X-API-Key) on write routes; "
-                                     "empty: writes are open.")
-    api_read_keys: tuple[str, ...] = _var("RECSYS_API_READ_KEYS", _key_list, "",
-                                          "Comma-separated keys required (X-API-Key) on routes that reveal one "
-                                          "shopper's data; a write key is one too; empty: those reads are open.")
-    api_produce_timeout_seconds: float = _var("RECSYS_API_PRODUCE_TIMEOUT_SECONDS", _positive_float, "5",
-                                              "How long the API waits for Kafka to acknowledge a write "
-                                              "before answering 503.")
+    api_keys: tuple[str, ...] = _var(
+        "RECSYS_API_KEYS",
+        _key_list,
+        "",
+        "Comma-separated keys required (X-API-Key) on write routes; empty: writes are open.",
+    )
+    api_read_keys: tuple[str, ...] = _var(
+        "RECSYS_API_READ_KEYS",
+        _key_list,
+        "",
+        "Comma-separated keys required (X-API-Key) on routes that reveal one "
+        "shopper's data; a write key is one too; empty: those reads are open.",
+    )
+    api_produce_timeout_seconds: float = _var(
+        "RECSYS_API_PRODUCE_TIMEOUT_SECONDS",
+        _positive_float,
+        "5",
+        "How long the API waits for Kafka to acknowledge a write before answering 503.",
+    )
     dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
-    min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5",
-                              "Lists shorter than this are served empty.")
-    events_start_date: str = _var("RECSYS_EVENTS_START_DATE", _date, "2026-01-01",
-                                  "First day of the daily event partitions in Dagster; keep it fixed "
-                                  "once deployed (partition keys and backfills refer to days from it). "
-                                  "Every layer refuses an event timed before it, with the reason.")
-    bestseller_window_days: int = _var("RECSYS_BESTSELLER_WINDOW_DAYS", _positive_int, "30",
-                                       "Bestsellers count distinct buyers over this many days.")
-    retrain_min_new_events: int = _var("RECSYS_RETRAIN_MIN_NEW_EVENTS", _positive_int, "1000",
-                                       "New raw events since the current model that trigger a retrain.")
-    stream_trigger_seconds: float = _var("RECSYS_STREAM_TRIGGER_SECONDS", _positive_float, "1",
-                                         "Micro-batch interval of the streaming job.")
-    stream_max_events_per_batch: int = _var("RECSYS_STREAM_MAX_EVENTS_PER_BATCH", _positive_int, "20000",
-                                            "Most Kafka records one micro-batch of the streaming job reads "
-                                            "(bounds memory and latency after a backlog).")
-    stream_starting_offsets: str = _var("RECSYS_STREAM_STARTING_OFFSETS", _choice("earliest", "latest"), "earliest",
-                                        "Where the streaming job starts when it has no checkpoint yet: "
-                                        "earliest (rebuild from all Kafka holds) or latest (only new events).")
-    ready_timeout_seconds: float = _var("RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90",
-                                        "How long `stack up` waits for a server to answer.")
+    min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5", "Lists shorter than this are served empty.")
+    events_start_date: str = _var(
+        "RECSYS_EVENTS_START_DATE",
+        _date,
+        "2026-01-01",
+        "First day of the daily event partitions in Dagster; keep it fixed "
+        "once deployed (partition keys and backfills refer to days from it). "
+        "Every layer refuses an event timed before it, with the reason.",
+    )
+    bestseller_window_days: int = _var(
+        "RECSYS_BESTSELLER_WINDOW_DAYS", _positive_int, "30", "Bestsellers count distinct buyers over this many days."
+    )
+    retrain_min_new_events: int = _var(
+        "RECSYS_RETRAIN_MIN_NEW_EVENTS",
+        _positive_int,
+        "1000",
+        "New raw events since the current model that trigger a retrain.",
+    )
+    stream_trigger_seconds: float = _var(
+        "RECSYS_STREAM_TRIGGER_SECONDS", _positive_float, "1", "Micro-batch interval of the streaming job."
+    )
+    stream_max_events_per_batch: int = _var(
+        "RECSYS_STREAM_MAX_EVENTS_PER_BATCH",
+        _positive_int,
+        "20000",
+        "Most Kafka records one micro-batch of the streaming job reads (bounds memory and latency after a backlog).",
+    )
+    stream_starting_offsets: str = _var(
+        "RECSYS_STREAM_STARTING_OFFSETS",
+        _choice("earliest", "latest"),
+        "earliest",
+        "Where the streaming job starts when it has no checkpoint yet: "
+        "earliest (rebuild from all Kafka holds) or latest (only new events).",
+    )
+    ready_timeout_seconds: float = _var(
+        "RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90", "How long `stack up` waits for a server to answer."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

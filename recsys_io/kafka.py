@@ -88,8 +88,9 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
 
 def make_admin(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
     try:
-        return KafkaAdminClient(bootstrap_servers=settings.kafka_servers.split(","), client_id="recsys-admin",
-                                request_timeout_ms=timeout_ms)
+        return KafkaAdminClient(
+            bootstrap_servers=settings.kafka_servers.split(","), client_id="recsys-admin", request_timeout_ms=timeout_ms
+        )
     except KafkaError as error:
         raise _unavailable(settings, error) from error
 
@@ -99,8 +100,7 @@ def platform_topics(settings: Settings) -> list[NewTopic]:
     return [
         NewTopic(topics.events, num_partitions=settings.events_partitions, replication_factor=1),
         # The catalog is a changelog of products: compaction keeps the latest version of each.
-        NewTopic(topics.catalog, num_partitions=1, replication_factor=1,
-                 topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(topics.catalog, num_partitions=1, replication_factor=1, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(topics.dlq, num_partitions=1, replication_factor=1),
     ]
 
@@ -126,8 +126,12 @@ def ensure_topics(settings: Settings, topics: Iterable[NewTopic] | None = None) 
 def kafka_ping(settings: Settings, timeout_ms: int = 3_000) -> bool:
     """A metadata request answered by the cluster."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_servers.split(","), client_id="recsys-ping",
-                                 request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_servers.split(","),
+            client_id="recsys-ping",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+        )
     except Exception:  # noqa: BLE001 - any failure to connect means "not answering"
         return False
     try:

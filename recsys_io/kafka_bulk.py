@@ -14,8 +14,8 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from recsys_io.kafka import _unavailable
 from recsys_core.settings import Settings
+from recsys_io.kafka import _unavailable
 
 log = logging.getLogger(__name__)
 # librdkafka warns about every transient retry (e.g. a fresh broker still loading its coordinator);

@@ -31,8 +31,9 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
 
 # A socket timeout turns a server that stops answering into an error the caller retries, instead
 # of a wait without end (dropping the connection cancels the stalled operation).
-_CLIENT_OPTIONS: dict[str, Any] = dict(serverSelectionTimeoutMS=5_000, connectTimeoutMS=5_000,
-                                       socketTimeoutMS=30_000, appname="recsys", tz_aware=True)
+_CLIENT_OPTIONS: dict[str, Any] = dict(
+    serverSelectionTimeoutMS=5_000, connectTimeoutMS=5_000, socketTimeoutMS=30_000, appname="recsys", tz_aware=True
+)
 
 
 def _unavailable(settings: Settings, error: Exception) -> ServerUnavailable:

@@ -55,8 +55,10 @@ def promote_model(db, version: str, now: datetime | None = None) -> dict[str, An
     if document is None:
         raise PromotionRefused(f"model version {version!r} does not exist (see `recsys model list`)")
     if document.get("checks_passed") is not True:
-        raise PromotionRefused(f"model version {version!r} did not pass its evaluation checks "
-                               f"(checks_passed={document.get('checks_passed')}); it stays unpromoted")
+        raise PromotionRefused(
+            f"model version {version!r} did not pass its evaluation checks "
+            f"(checks_passed={document.get('checks_passed')}); it stays unpromoted"
+        )
     now = now or datetime.now(UTC)
     db[MODELS].update_one({"_id": version}, {"$set": {"promoted": True, "promoted_at": now}})
     db[MODELS].update_many({"promoted": True, "_id": {"$ne": version}}, {"$set": {"promoted": False}})
@@ -69,8 +71,9 @@ def rollback_model(db, to: str | None = None) -> dict[str, Any]:
         current = current_model(db)
         if current is None:
             raise PromotionRefused("no model is current, so there is nothing to roll back from")
-        previous = db[MODELS].find_one({"checks_passed": True, "created_at": {"$lt": current["created_at"]}},
-                                       sort=[("created_at", DESCENDING)])
+        previous = db[MODELS].find_one(
+            {"checks_passed": True, "created_at": {"$lt": current["created_at"]}}, sort=[("created_at", DESCENDING)]
+        )
         if previous is None:
             raise PromotionRefused(f"no version older than {current['_id']} passed its checks")
         to = previous["_id"]
@@ -83,6 +86,13 @@ def versions_table(models: list[dict[str, Any]], k: int = 10) -> str:
     for m in models:
         metrics = m.get("metrics") or {}
         als, pop = (metrics.get("als") or {}).get("ndcg"), (metrics.get("popularity") or {}).get("ndcg")
-        rows.append([m["_id"], als if als is None else f"{als:.4f}", pop if pop is None else f"{pop:.4f}",
-                     m.get("checks_passed"), "yes" if m.get("promoted") else ""])
+        rows.append(
+            [
+                m["_id"],
+                als if als is None else f"{als:.4f}",
+                pop if pop is None else f"{pop:.4f}",
+                m.get("checks_passed"),
+                "yes" if m.get("promoted") else "",
+            ]
+        )
     return markdown_table(["version", f"NDCG@{k} ALS", f"NDCG@{k} popularity", "checks", "current"], rows)

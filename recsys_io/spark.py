@@ -91,8 +91,10 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
         # The driver and the executors run on this machine: they read the provisioned jars in place.
         # Shipped as spark.jars, every executor would first fetch a copy into its work directory.
         classpath = ":".join(str(j) for j in jars)
-        extra.update(_cluster_conf(settings, min_executors), **{"spark.driver.extraClassPath": classpath,
-                                                 "spark.executor.extraClassPath": classpath})
+        extra.update(
+            _cluster_conf(settings, min_executors),
+            **{"spark.driver.extraClassPath": classpath, "spark.executor.extraClassPath": classpath},
+        )
     else:
         extra["spark.jars"] = ",".join(str(j) for j in jars)
     code = project_path()

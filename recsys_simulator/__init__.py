@@ -15,5 +15,18 @@ from recsys_simulator.sessions import history_events, live_events
 from recsys_simulator.store import Product, Shopper, Store, StoreConfig, StoreConfigError, build_store
 from recsys_simulator.tally import EventTally
 
-__all__ = ["EventTally", "Product", "Shopper", "Store", "StoreConfig", "StoreConfigError", "build_store",
-           "history_events", "live_events", "load_catalog", "replay_file", "run_live", "send_history"]
+__all__ = [
+    "EventTally",
+    "Product",
+    "Shopper",
+    "Store",
+    "StoreConfig",
+    "StoreConfigError",
+    "build_store",
+    "history_events",
+    "live_events",
+    "load_catalog",
+    "replay_file",
+    "run_live",
+    "send_history",
+]

@@ -17,8 +17,8 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from recsys_core.errors import RecsysError
-from recsys_io.kafka import make_consumer
 from recsys_core.settings import Settings
+from recsys_io.kafka import make_consumer
 from recsys_simulator.publishers import BulkPublisher
 from recsys_simulator.sessions import history_events
 from recsys_simulator.store import StoreConfig, build_store
@@ -60,8 +60,11 @@ def _send_share(share: Share, reports: Any) -> None:
     """Process body: generate and send this share's events, reporting progress and the final tally."""
     try:
         store = build_store(share.config)
-        mine = [i for i, shopper in enumerate(store.shoppers)
-                if partition_of(shopper.user_id, share.partition_count) in share.partitions]
+        mine = [
+            i
+            for i, shopper in enumerate(store.shoppers)
+            if partition_of(shopper.user_id, share.partition_count) in share.partitions
+        ]
         tally = EventTally()
         with BulkPublisher(share.settings, check=False) as publisher:
             for event in history_events(store, share.days, share.end, shoppers=mine):
@@ -74,13 +77,22 @@ def _send_share(share: Share, reports: Any) -> None:
         reports.put(("error", share.partitions, f"{type(error).__name__}: {error}"))
 
 
-def send_in_parallel(settings: Settings, config: StoreConfig, days: int, end: datetime, workers: int,
-                     partition_count: int, progress: Any = None) -> EventTally:
+def send_in_parallel(
+    settings: Settings,
+    config: StoreConfig,
+    days: int,
+    end: datetime,
+    workers: int,
+    partition_count: int,
+    progress: Any = None,
+) -> EventTally:
     """Run `workers` processes over the partitions; merge their tallies into one."""
     context = multiprocessing.get_context("spawn")  # no fork of a process holding client threads
     reports = context.Queue()
-    shares = [Share(settings, config, days, end, tuple(range(w, partition_count, workers)), partition_count)
-              for w in range(workers)]
+    shares = [
+        Share(settings, config, days, end, tuple(range(w, partition_count, workers)), partition_count)
+        for w in range(workers)
+    ]
     processes = [context.Process(target=_send_share, args=(share, reports), daemon=True) for share in shares]
     total, running = EventTally(), {share.partitions: (dict(), None) for share in shares}
     for process in processes:

@@ -19,11 +19,11 @@ from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from recsys_core.catalog import parse_product
-from recsys_core.errors import ServerUnavailable
 from recsys_core.documents import next_write_token
+from recsys_core.errors import ServerUnavailable
 from recsys_core.events import format_ts
-from recsys_io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_core.settings import Settings
+from recsys_io.mongo import PRODUCTS, mongo_client, require_mongo, serving_db
 from recsys_simulator.backfill import PROGRESS_EVERY_EVENTS, events_partitions, send_in_parallel
 from recsys_simulator.publishers import BulkPublisher, Publisher, require_kafka
 from recsys_simulator.replay import ReplayLine, read_clickstream
@@ -91,8 +91,7 @@ def load_catalog(settings: Settings, store: Store) -> int:
     with Publisher(settings, linger_ms=20) as publisher:
         for product in products:
             publisher.send(settings.topics.catalog, product["product_id"], {**product, "updated_at": format_ts(now)})
-    writes = [UpdateOne({"_id": p["product_id"]}, {"$set": {**p, "updated_at": now}}, upsert=True)
-              for p in products]
+    writes = [UpdateOne({"_id": p["product_id"]}, {"$set": {**p, "updated_at": now}}, upsert=True) for p in products]
     client = mongo_client(settings)
     try:
         serving_db(client, settings)[PRODUCTS].bulk_write(writes, ordered=False)
@@ -103,8 +102,14 @@ def load_catalog(settings: Settings, store: Store) -> int:
     return len(products)
 
 
-def send_history(settings: Settings, store: Store, days: int, end: datetime | None = None,
-                 progress: Report | None = None, workers: int = 1) -> EventTally:
+def send_history(
+    settings: Settings,
+    store: Store,
+    days: int,
+    end: datetime | None = None,
+    progress: Report | None = None,
+    workers: int = 1,
+) -> EventTally:
     """Backfill `days` of past events ending at `end` (default: now) to recsys.events, as fast as Kafka takes them.
 
     With `workers` > 1, that many processes (at most one per partition) each generate and send the
@@ -127,9 +132,16 @@ def send_history(settings: Settings, store: Store, days: int, end: datetime | No
     return tally.finish()
 
 
-def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, stop: threading.Event,
-           tally: EventTally, report: Report | None, report_every: float,
-           duration: float | None = None) -> EventTally:
+def _paced(
+    settings: Settings,
+    events: Iterable[dict[str, Any]],
+    rate: float,
+    stop: threading.Event,
+    tally: EventTally,
+    report: Report | None,
+    report_every: float,
+    duration: float | None = None,
+) -> EventTally:
     """Send events one slot apart, stamped with the time of sending, until they run out, `stop` is
     set or `duration` has passed (counted once the producer is connected).
 
@@ -157,9 +169,15 @@ def _paced(settings: Settings, events: Iterable[dict[str, Any]], rate: float, st
     return tally.finish()
 
 
-def run_live(settings: Settings, store: Store, rate: float, stop: threading.Event,
-             duration: float | None = None, report: Report | None = None,
-             report_every: float = 5.0) -> EventTally:
+def run_live(
+    settings: Settings,
+    store: Store,
+    rate: float,
+    stop: threading.Event,
+    duration: float | None = None,
+    report: Report | None = None,
+    report_every: float = 5.0,
+) -> EventTally:
     """Live traffic (ts = now) at `rate` events/s until `stop` is set or `duration` seconds pass.
 
     The shoppers and their tastes come from the store's seed; the sessions (and so the event ids)
@@ -167,13 +185,18 @@ def run_live(settings: Settings, store: Store, rate: float, stop: threading.Even
     feed must not repeat the ids of the previous one.
     """
     run = f"live:{time.time_ns()}"
-    return _paced(settings, live_events(store, _now, run), rate, stop, EventTally(), report, report_every,
-                  duration)
+    return _paced(settings, live_events(store, _now, run), rate, stop, EventTally(), report, report_every, duration)
 
 
-def replay_file(settings: Settings, path: Path, rate: float = 1.0, stop: threading.Event | None = None,
-                on_invalid: Callable[[ReplayLine], None] | None = None, report: Report | None = None,
-                report_every: float = 5.0) -> EventTally:
+def replay_file(
+    settings: Settings,
+    path: Path,
+    rate: float = 1.0,
+    stop: threading.Event | None = None,
+    on_invalid: Callable[[ReplayLine], None] | None = None,
+    report: Report | None = None,
+    report_every: float = 5.0,
+) -> EventTally:
     """Send a clickstream file's valid lines at `rate` per second, stamped now; skip and count bad lines."""
     tally = EventTally()
 

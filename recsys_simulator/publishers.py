@@ -14,9 +14,9 @@ from confluent_kafka import KafkaException
 from kafka.errors import KafkaError
 
 from recsys_core.errors import RecsysError, ServerUnavailable
+from recsys_core.settings import Settings
 from recsys_io.kafka import _unavailable, ensure_topics, kafka_ping, make_producer
 from recsys_io.kafka_bulk import make_bulk_producer
-from recsys_core.settings import Settings
 
 BULK_FLUSH_SECONDS = 120.0
 
@@ -38,8 +38,10 @@ class _Deliveries:
 
     def check(self, settings: Settings) -> None:
         if self.failed:
-            raise DeliveryFailed(f"Kafka at {settings.kafka_servers} did not acknowledge {self.failed:,} "
-                                 f"records (first error: {self.first_error}); they were not sent")
+            raise DeliveryFailed(
+                f"Kafka at {settings.kafka_servers} did not acknowledge {self.failed:,} "
+                f"records (first error: {self.first_error}); they were not sent"
+            )
 
 
 def require_kafka(settings: Settings) -> None:
@@ -112,5 +114,6 @@ class BulkPublisher(Publisher):
         if unsent:
             self.deliveries.failed += unsent
             self.deliveries.first_error = self.deliveries.first_error or TimeoutError(
-                f"still queued after {BULK_FLUSH_SECONDS:.0f}s")
+                f"still queued after {BULK_FLUSH_SECONDS:.0f}s"
+            )
         self.deliveries.check(self.settings)

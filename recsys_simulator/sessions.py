@@ -34,8 +34,7 @@ RECENT_VIEWS_KEPT = 10
 SOURCES = ("search", "category", "home", "recommendation", "email", None)
 SOURCE_CUM_WEIGHTS = list(itertools.accumulate((30, 25, 20, 15, 5, 5)))
 # Shoppers visit more in the evening (UTC hours 0..23).
-HOUR_CUM_WEIGHTS = list(itertools.accumulate(
-    (1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 8, 9, 9, 7, 4, 2)))
+HOUR_CUM_WEIGHTS = list(itertools.accumulate((1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 8, 9, 9, 7, 4, 2)))
 # The first preferred category is liked most.
 PREFERENCE_CUM_WEIGHTS = (3, 5, 6)
 LIVE_CONCURRENT_SESSIONS = 8
@@ -74,8 +73,9 @@ class SessionModel:
         if previous_category is not None and rng.random() < STAY_IN_CATEGORY_CHANCE:
             category = previous_category
         elif rng.random() < PREFERRED_CATEGORY_CHANCE:
-            category = pick(shopper.preferred_categories,
-                            PREFERENCE_CUM_WEIGHTS[:len(shopper.preferred_categories)], rng)
+            category = pick(
+                shopper.preferred_categories, PREFERENCE_CUM_WEIGHTS[: len(shopper.preferred_categories)], rng
+            )
         else:
             category = store.pick_category(rng)
         return store.pick_product(category, rng).product_id
@@ -96,30 +96,30 @@ class SessionModel:
             product = store.product_by_id[self._next_product(shopper, category)]
             category = product.category_id
             source = pick(SOURCES, SOURCE_CUM_WEIGHTS, rng)
-            events.append((ts, self._event("product_view", user_id, ts, product_id=product.product_id,
-                                           source=source)))
+            events.append((ts, self._event("product_view", user_id, ts, product_id=product.product_id, source=source)))
             recent.append(product.product_id)
             liked = category in shopper.preferred_categories
             if rng.random() < (CART_CHANCE_PREFERRED if liked else CART_CHANCE_OTHER):
                 ts += timedelta(milliseconds=rng.randint(3_000, 40_000))
                 quantity = 1 if rng.random() < 0.85 else rng.randint(2, 3)
                 cart[product.product_id] = cart.get(product.product_id, 0) + quantity
-                events.append((ts, self._event("add_to_cart", user_id, ts, product_id=product.product_id,
-                                               quantity=quantity)))
+                events.append(
+                    (ts, self._event("add_to_cart", user_id, ts, product_id=product.product_id, quantity=quantity))
+                )
             ts += timedelta(milliseconds=rng.randint(5_000, 120_000))
         if cart and rng.random() < CHECKOUT_CHANCE:
             ts += timedelta(milliseconds=rng.randint(20_000, 180_000))
             order_id = f"o-{rng.getrandbits(64):016x}"
-            items = [{"product_id": pid, "quantity": q, "price": store.product_by_id[pid].price}
-                     for pid, q in cart.items()]
+            items = [
+                {"product_id": pid, "quantity": q, "price": store.product_by_id[pid].price} for pid, q in cart.items()
+            ]
             events.append((ts, self._event("purchase", user_id, ts, order_id=order_id, items=items)))
             for item in items:
                 if rng.random() < RATING_CHANCE:
                     ts += timedelta(milliseconds=rng.randint(30_000, 600_000))
                     liked = store.product_by_id[item["product_id"]].category_id in shopper.preferred_categories
                     score = rng.choice((4.0, 4.5, 5.0, 5.0, 3.5) if liked else (2.0, 3.0, 3.5, 4.0, 4.5))
-                    events.append((ts, self._event("rating", user_id, ts, product_id=item["product_id"],
-                                                   score=score)))
+                    events.append((ts, self._event("rating", user_id, ts, product_id=item["product_id"], score=score)))
         return events
 
     def sessions_today(self, shopper: Shopper) -> int:
@@ -175,8 +175,9 @@ def _event_ts(event: dict[str, Any]) -> str:
     return event["ts"]  # canonical timestamps sort as text
 
 
-def history_events(store: Store, days: int, end: datetime,
-                   shoppers: Iterable[int] | None = None) -> Iterator[dict[str, Any]]:
+def history_events(
+    store: Store, days: int, end: datetime, shoppers: Iterable[int] | None = None
+) -> Iterator[dict[str, Any]]:
     """`days` of past events ending at `end`, in time order; the same store and end give the same stream.
 
     `shoppers` (indexes into store.shoppers, default all) limits the stream to some shoppers;
@@ -191,8 +192,9 @@ def history_events(store: Store, days: int, end: datetime,
     return heapq.merge(*(shopper_history(store, i, days, end) for i in indexes), key=_event_ts)
 
 
-def live_events(store: Store, clock: Callable[[], datetime], seed_suffix: str = "live",
-                concurrency: int = LIVE_CONCURRENT_SESSIONS) -> Iterator[dict[str, Any]]:
+def live_events(
+    store: Store, clock: Callable[[], datetime], seed_suffix: str = "live", concurrency: int = LIVE_CONCURRENT_SESSIONS
+) -> Iterator[dict[str, Any]]:
     """Endless live traffic: several sessions interleaved, each event stamped `clock()` when taken.
 
     `seed_suffix` picks the random stream of the sessions (with the store's seed): the same suffix

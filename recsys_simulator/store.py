@@ -44,8 +44,10 @@ class StoreConfig:
         if self.categories < 1:
             raise StoreConfigError("a store needs at least 1 category")
         if self.products < self.categories:
-            raise StoreConfigError(f"{self.products} products cannot fill {self.categories} categories "
-                                   "(every category needs at least one product)")
+            raise StoreConfigError(
+                f"{self.products} products cannot fill {self.categories} categories "
+                "(every category needs at least one product)"
+            )
         if self.users < 1:
             raise StoreConfigError("a store needs at least 1 user")
         if len(self.user_prefix) > MAX_USER_PREFIX or any(c.isspace() for c in self.user_prefix):
@@ -71,8 +73,14 @@ class Product:
 
     def catalog_record(self) -> dict[str, Any]:
         """The product as a catalog item (the canonical form of `recsys_core.catalog.parse_product`)."""
-        return {"product_id": self.product_id, "category_id": self.category_id, "name": self.name,
-                "description": self.description, "price": self.price, "attributes": {"brand": self.brand}}
+        return {
+            "product_id": self.product_id,
+            "category_id": self.category_id,
+            "name": self.name,
+            "description": self.description,
+            "price": self.price,
+            "attributes": {"brand": self.brand},
+        }
 
 
 @dataclass(frozen=True)
@@ -102,10 +110,12 @@ class Store:
             self.category_products[product.category_id].append(product)
         self.category_cum_weights = {
             cid: list(itertools.accumulate(p.popularity for p in products))
-            for cid, products in self.category_products.items()}
+            for cid, products in self.category_products.items()
+        }
         self.category_ids = [c.category_id for c in self.categories]
-        self.category_cum_popularity = list(itertools.accumulate(
-            self.category_cum_weights[cid][-1] for cid in self.category_ids))
+        self.category_cum_popularity = list(
+            itertools.accumulate(self.category_cum_weights[cid][-1] for cid in self.category_ids)
+        )
 
     def pick_product(self, category_id: str, rng: random.Random) -> Product:
         """A product of the category, the popular ones far more often (long tail)."""
@@ -132,8 +142,10 @@ def _name_and_description(theme: Theme, rng: random.Random) -> tuple[str, str, s
     material = rng.choice(theme.materials)
     first, second = rng.sample(theme.features, 2)
     name = f"{brand} {adjective.capitalize()} {noun.title()}"
-    description = (f"{adjective.capitalize()} {noun} in {material} from {brand}, with {first} and {second}. "
-                   f"Part of our {theme.name.lower()} range.")
+    description = (
+        f"{adjective.capitalize()} {noun} in {material} from {brand}, with {first} and {second}. "
+        f"Part of our {theme.name.lower()} range."
+    )
     return name, description, brand
 
 
@@ -156,19 +168,27 @@ def _catalog(config: StoreConfig, rng: random.Random) -> tuple[list[Category], l
             while name in names:
                 name = f"{name} {rng.choice(('II', 'Plus', 'Pro', 'Mini', 'XL', 'Lite'))}"
             names.add(name)
-            products.append(Product(
-                product_id=f"p{number + 1:05d}", category_id=category.category_id, name=name,
-                description=description, price=_price(category.theme, rng), brand=brand,
-                popularity=1.0 / ranks[number] ** POPULARITY_EXPONENT))
+            products.append(
+                Product(
+                    product_id=f"p{number + 1:05d}",
+                    category_id=category.category_id,
+                    name=name,
+                    description=description,
+                    price=_price(category.theme, rng),
+                    brand=brand,
+                    popularity=1.0 / ranks[number] ** POPULARITY_EXPONENT,
+                )
+            )
             number += 1
     return categories, products
 
 
-def _shoppers(config: StoreConfig, categories: list[Category], category_weight: list[float],
-              rng: random.Random) -> list[Shopper]:
+def _shoppers(
+    config: StoreConfig, categories: list[Category], category_weight: list[float], rng: random.Random
+) -> list[Shopper]:
     ids = [c.category_id for c in categories]
     sigma = 0.8  # spread of activity; mu keeps the mean at MEAN_SESSIONS_PER_DAY
-    mu = math.log(MEAN_SESSIONS_PER_DAY) - sigma ** 2 / 2
+    mu = math.log(MEAN_SESSIONS_PER_DAY) - sigma**2 / 2
     shoppers = []
     width = max(5, len(str(config.users)))
     for index in range(config.users):
@@ -179,10 +199,13 @@ def _shoppers(config: StoreConfig, categories: list[Category], category_weight: 
             candidate = rng.choices(ids, weights=category_weight)[0]
             if candidate not in preferred:
                 preferred.append(candidate)
-        shoppers.append(Shopper(
-            user_id=f"{config.user_prefix}u{index + 1:0{width}d}",
-            preferred_categories=tuple(preferred),
-            sessions_per_day=min(MAX_SESSIONS_PER_DAY, rng.lognormvariate(mu, sigma))))
+        shoppers.append(
+            Shopper(
+                user_id=f"{config.user_prefix}u{index + 1:0{width}d}",
+                preferred_categories=tuple(preferred),
+                sessions_per_day=min(MAX_SESSIONS_PER_DAY, rng.lognormvariate(mu, sigma)),
+            )
+        )
     return shoppers
 
 

@@ -62,9 +62,11 @@ class EventTally:
     def summary(self) -> str:
         """A few lines for a person: what was sent, by whom, over what time, how fast."""
         types = ", ".join(f"{name} {count:,}" for name, count in sorted(self.by_type.items()))
-        lines = [f"sent {self.events:,} events in {self.elapsed:.1f}s ({self.rate:,.0f} events/s)",
-                 f"  by type: {types or 'none'}",
-                 f"  users: {len(self.users):,}  products: {len(self.products):,}"]
+        lines = [
+            f"sent {self.events:,} events in {self.elapsed:.1f}s ({self.rate:,.0f} events/s)",
+            f"  by type: {types or 'none'}",
+            f"  users: {len(self.users):,}  products: {len(self.products):,}",
+        ]
         if self.first_ts:
             lines.append(f"  time span: {self.first_ts} .. {self.last_ts}")
         if self.invalid:

@@ -42,4 +42,4 @@ def load_catalog_via_api(api_url: str, store: Store, api_key: str | None = None)
     """Upsert every product with `PUT {api_url}/v1/products`; returns how many the API accepted."""
     url = api_url.rstrip("/") + "/v1/products"
     records = [p.catalog_record() for p in store.products]
-    return sum(_put(url, records[i:i + BATCH], api_key)["upserted"] for i in range(0, len(records), BATCH))
+    return sum(_put(url, records[i : i + BATCH], api_key)["upserted"] for i in range(0, len(records), BATCH))

@@ -47,12 +47,16 @@ def _wait_ready(server: Server, timeout: float) -> None:
         if server.answers():
             return
         if server.is_local and server.process.pid() is None:
-            raise StackError(f"{server.name} exited during start-up. Last lines of "
-                             f"{server.process.log_file}:\n{server.process.log_tail()}")
+            raise StackError(
+                f"{server.name} exited during start-up. Last lines of "
+                f"{server.process.log_file}:\n{server.process.log_tail()}"
+            )
         time.sleep(0.5)
-    raise StackError(f"{server.name} did not answer at {server.address} within {timeout:.0f}s "
-                     f"(RECSYS_READY_TIMEOUT_SECONDS). Last lines of {server.process.log_file}:\n"
-                     f"{server.process.log_tail()}")
+    raise StackError(
+        f"{server.name} did not answer at {server.address} within {timeout:.0f}s "
+        f"(RECSYS_READY_TIMEOUT_SECONDS). Last lines of {server.process.log_file}:\n"
+        f"{server.process.log_tail()}"
+    )
 
 
 def _start(server: Server, settings: Settings) -> None:
@@ -66,7 +70,8 @@ def _start(server: Server, settings: Settings) -> None:
             raise StackError(
                 f"port {port} is already taken by another process, so the local {server.name} cannot "
                 f"start. Free it, or set {server.port_variable if port == server.ports[0] else 'the port variables'}"
-                f" to a free port (see `recsys stack --help`).")
+                f" to a free port (see `recsys stack --help`)."
+            )
     started = time.monotonic()
     pid = server.start()
     say(f"  {server.name}: started (pid {pid}), waiting for it to answer at {server.address} ...")
@@ -117,11 +122,22 @@ def down(settings: Settings) -> list[str]:
 def status(settings: Settings) -> list[ComponentStatus]:
     result = []
     for server in servers(settings):
-        result.append(ComponentStatus(server.name, server.address, server.process.pid(), server.is_local,
-                                      server.answers(), server.kind))
+        result.append(
+            ComponentStatus(
+                server.name, server.address, server.process.pid(), server.is_local, server.answers(), server.kind
+            )
+        )
     jars = list(settings.spark_jars_dir.glob("*.jar"))
-    result.append(ComponentStatus("spark-jars", str(settings.spark_jars_dir), None, True, bool(jars),
-                                  f"{len(jars)} jars (Delta, Kafka connector)"))
+    result.append(
+        ComponentStatus(
+            "spark-jars",
+            str(settings.spark_jars_dir),
+            None,
+            True,
+            bool(jars),
+            f"{len(jars)} jars (Delta, Kafka connector)",
+        )
+    )
     return result
 
 

@@ -74,8 +74,9 @@ class ManagedProcess:
                 return str(self.home).encode() in cmdline
             time.sleep(0.01)
 
-    def start(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-              user: str | None = None) -> int:
+    def start(
+        self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None, user: str | None = None
+    ) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_line(f"starting {self.name}")
         with open(self.log_file, "ab") as log:
@@ -97,8 +98,7 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
-        self._log_line(f"stopping {self.name} (pid {pid}) on request of pid {os.getpid()}: "
-                       + " ".join(sys.argv))
+        self._log_line(f"stopping {self.name} (pid {pid}) on request of pid {os.getpid()}: " + " ".join(sys.argv))
         self._signal(pid, self.stop_signal)
         if not self._exited(pid, timeout):
             self._signal(pid, signal.SIGKILL)

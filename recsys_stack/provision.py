@@ -29,8 +29,12 @@ FERRETDB_VERSION = "v1.24.2"
 # patch file says what upstream does wrong and adds Go tests of its behaviour, which run before
 # the build (recsys_stack/ferretdb/README.md lists them).
 FERRETDB_PATCHES = "ferretdb/patches"
-FERRETDB_TESTED_PACKAGES = ["./internal/backends/sqlite/", "./internal/handler/", "./internal/handler/sjson/",
-                            "./internal/util/resource/"]
+FERRETDB_TESTED_PACKAGES = [
+    "./internal/backends/sqlite/",
+    "./internal/handler/",
+    "./internal/handler/sjson/",
+    "./internal/util/resource/",
+]
 # Packages whose other tests need a live server: only the tests matching the pattern run.
 FERRETDB_TESTED_BY_PATTERN = {"./internal/backends/postgresql/": "^TestPrepare"}
 STAMP = ".provisioned"
@@ -66,8 +70,10 @@ def postgres_bin_dir() -> Path:
         return Path(on_path).resolve().parent
     found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/postgres") if p.parent.parent.name.isdigit()]
     if not found:
-        raise ProvisionError("PostgreSQL was not found (no `postgres` on PATH nor in /usr/lib/postgresql), and "
-                             f"RECSYS_FERRETDB_BACKEND=postgresql runs FerretDB on it: {INSTALL_HINTS['postgres']}.")
+        raise ProvisionError(
+            "PostgreSQL was not found (no `postgres` on PATH nor in /usr/lib/postgresql), and "
+            f"RECSYS_FERRETDB_BACKEND=postgresql runs FerretDB on it: {INSTALL_HINTS['postgres']}."
+        )
     return max(found, key=lambda bin_dir: int(bin_dir.parent.name))
 
 
@@ -86,13 +92,25 @@ def _is_provisioned(target: Path, stamp: str) -> bool:
         return False
 
 
-def _run_with_progress(argv: list[str], label: str, cwd: Path | None = None,
-                       env: dict[str, str] | None = None, count: Callable[[str], bool] | None = None) -> None:
+def _run_with_progress(
+    argv: list[str],
+    label: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    count: Callable[[str], bool] | None = None,
+) -> None:
     """Run a build tool, showing one live line of progress; on failure show its output's tail."""
     started = time.monotonic()
     interactive = sys.stderr.isatty()
-    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     tail: list[str] = []
     done = 0
     last_print = 0.0
@@ -106,8 +124,9 @@ def _run_with_progress(argv: list[str], label: str, cwd: Path | None = None,
         if now - last_print > (0.2 if interactive else 10):
             last_print = now
             message = f"  {label}: {done} downloaded, {now - started:.0f}s"
-            print(f"\r{message}" if interactive else message, end="" if interactive else "\n",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\r{message}" if interactive else message, end="" if interactive else "\n", file=sys.stderr, flush=True
+            )
     code = proc.wait()
     if interactive:
         print(file=sys.stderr)
@@ -134,9 +153,21 @@ def resolve_maven_jars(pom_name: str, target: Path, label: str, skip_artifacts: 
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
         out = Path(tmp) / "jars"
         _run_with_progress(
-            [mvn, "-B", "-s", str(settings_xml), "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={out}", "-DincludeScope=runtime"],
-            label, cwd=Path(tmp), count=lambda line: "Downloaded from" in line)
+            [
+                mvn,
+                "-B",
+                "-s",
+                str(settings_xml),
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={out}",
+                "-DincludeScope=runtime",
+            ],
+            label,
+            cwd=Path(tmp),
+            count=lambda line: "Downloaded from" in line,
+        )
         for jar in out.glob("*.jar"):
             if _artifact_name(jar.name) in skip_artifacts:
                 jar.unlink()
@@ -163,8 +194,9 @@ def provision_kafka(settings: Settings) -> Path:
 
 def provision_spark_jars(settings: Settings) -> Path:
     # Jars pyspark already ships stay out: two versions of one library on a classpath break Spark.
-    return resolve_maven_jars("spark-jars.pom.xml", settings.spark_jars_dir, "Spark Delta + Kafka jars",
-                              skip_artifacts=pyspark_jar_names())
+    return resolve_maven_jars(
+        "spark-jars.pom.xml", settings.spark_jars_dir, "Spark Delta + Kafka jars", skip_artifacts=pyspark_jar_names()
+    )
 
 
 def ferretdb_patches() -> list[Path]:
@@ -180,11 +212,14 @@ def patch_ferretdb_source(src: Path, patches: list[Path]) -> None:
     git = require_tool("git")
     subprocess.run([git, "init", "-q"], cwd=src, check=True, capture_output=True)
     for patch in patches:
-        applied = subprocess.run([git, "apply", "--whitespace=nowarn", str(patch)], cwd=src,
-                                 capture_output=True, text=True, check=False)
+        applied = subprocess.run(
+            [git, "apply", "--whitespace=nowarn", str(patch)], cwd=src, capture_output=True, text=True, check=False
+        )
         if applied.returncode != 0:
-            raise ProvisionError(f"FerretDB patch {patch.name} does not apply to {FERRETDB_MODULE}@"
-                                 f"{FERRETDB_VERSION}:\n{applied.stderr.strip()}")
+            raise ProvisionError(
+                f"FerretDB patch {patch.name} does not apply to {FERRETDB_MODULE}@"
+                f"{FERRETDB_VERSION}:\n{applied.stderr.strip()}"
+            )
 
 
 def provision_ferretdb(settings: Settings) -> Path:
@@ -196,17 +231,22 @@ def provision_ferretdb(settings: Settings) -> Path:
         return binary
     go = require_tool("go")
     binary.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Provisioning FerretDB {FERRETDB_VERSION} with Go into {binary} (once; ~2 minutes)",
-          file=sys.stderr)
+    print(f"Provisioning FerretDB {FERRETDB_VERSION} with Go into {binary} (once; ~2 minutes)", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=binary.parent, prefix=".ferretdb-") as tmp:
         tmp_path = Path(tmp)
         env = {"GOFLAGS": "-mod=mod", "GO111MODULE": "on"}
-        info = subprocess.run([go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
-                              cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True,
-                              check=False)
+        info = subprocess.run(
+            [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if info.returncode != 0:
-            raise ProvisionError(f"go mod download {FERRETDB_MODULE}@{FERRETDB_VERSION} failed:\n"
-                                 f"{info.stdout}\n{info.stderr}")
+            raise ProvisionError(
+                f"go mod download {FERRETDB_MODULE}@{FERRETDB_VERSION} failed:\n{info.stdout}\n{info.stderr}"
+            )
         module_dir = Path(json.loads(info.stdout)["Dir"])
         # The module zip lacks the generated version file its binary insists on; build a copy.
         src = tmp_path / "src"
@@ -215,17 +255,27 @@ def provision_ferretdb(settings: Settings) -> Path:
             path.chmod(path.stat().st_mode | 0o200)
         (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
         patch_ferretdb_source(src, patches)
-        _run_with_progress([go, "test", "-count=1", *FERRETDB_TESTED_PACKAGES],
-                           f"FerretDB tests of its {len(patches)} patches",
-                           cwd=src, count=lambda line: line.startswith("go: downloading"))
+        _run_with_progress(
+            [go, "test", "-count=1", *FERRETDB_TESTED_PACKAGES],
+            f"FerretDB tests of its {len(patches)} patches",
+            cwd=src,
+            count=lambda line: line.startswith("go: downloading"),
+        )
         for package, pattern in FERRETDB_TESTED_BY_PATTERN.items():
-            _run_with_progress([go, "test", "-count=1", "-run", pattern, package],
-                               f"FerretDB tests {pattern} of {package}", cwd=src,
-                               count=lambda line: line.startswith("go: downloading"))
+            _run_with_progress(
+                [go, "test", "-count=1", "-run", pattern, package],
+                f"FerretDB tests {pattern} of {package}",
+                cwd=src,
+                count=lambda line: line.startswith("go: downloading"),
+            )
         built = tmp_path / "ferretdb"
         # -buildvcs=false: the copy's repository has no commit to stamp into the binary
-        _run_with_progress([go, "build", "-trimpath", "-buildvcs=false", "-o", str(built), "./cmd/ferretdb"],
-                           "FerretDB build", cwd=src, count=lambda line: line.startswith("go: downloading"))
+        _run_with_progress(
+            [go, "build", "-trimpath", "-buildvcs=false", "-o", str(built), "./cmd/ferretdb"],
+            "FerretDB build",
+            cwd=src,
+            count=lambda line: line.startswith("go: downloading"),
+        )
         built.rename(binary)
         (binary.parent / STAMP).write_text(stamp)
     return binary

@@ -114,49 +114,71 @@ class KafkaServer(Server):
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(KAFKA_LOG4J)
         config = self.home / "server.properties"
-        config.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={self.home / 'data'}",
-            "num.partitions=1",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.retention.hours=-1",  # the batch layer rebuilds from Kafka: keep events
-            "log.segment.bytes=134217728",
-            "num.network.threads=2",
-            "num.io.threads=2",
-            "",
-        ]))
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.home / 'data'}",
+                    "num.partitions=1",
+                    "auto.create.topics.enable=false",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "log.retention.hours=-1",  # the batch layer rebuilds from Kafka: keep events
+                    "log.segment.bytes=134217728",
+                    "num.network.threads=2",
+                    "num.io.threads=2",
+                    "",
+                ]
+            )
+        )
         return config
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = provision.require_tool("java")
-        return [java, f"-Xmx{self.settings.kafka_heap}", f"-Xms{self.settings.kafka_heap}",
-                "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-                f"-Dkafka.logs.dir={self.settings.stack_dir / 'logs'}",
-                "-cp", f"{self.settings.kafka_jars_dir}/*", main, *args]
+        return [
+            java,
+            f"-Xmx{self.settings.kafka_heap}",
+            f"-Xms{self.settings.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.settings.stack_dir / 'logs'}",
+            "-cp",
+            f"{self.settings.kafka_jars_dir}/*",
+            main,
+            *args,
+        ]
 
     def start(self) -> int:
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             # `--cluster-id=`: an id that starts with "-" (1 in 64) would otherwise read as an option.
-            result = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                               "--config", str(config), "--ignore-formatted"),
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    "--config",
+                    str(config),
+                    "--ignore-formatted",
+                ),
+                capture_output=True,
+                text=True,
+            )
             if result.returncode != 0:
                 raise provision.ProvisionError(f"formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
         return self.process.start(self._java("kafka.Kafka", str(config)), cwd=self.home)
@@ -211,7 +233,8 @@ class PostgresServer(Server):
         except KeyError:
             raise provision.ProvisionError(
                 "PostgreSQL does not run as root and there is no `postgres` user to run it as: "
-                f"{provision.INSTALL_HINTS['postgres']} (it creates that user).") from None
+                f"{provision.INSTALL_HINTS['postgres']} (it creates that user)."
+            ) from None
         return "postgres"
 
     def provision(self) -> None:
@@ -230,9 +253,21 @@ class PostgresServer(Server):
         self._owned(fresh)
         # Trust on 127.0.0.1 and a socket in the stack's directory: like Kafka and FerretDB, it
         # serves only this machine's platform.
-        result = subprocess.run([str(provision.postgres_bin_dir() / "initdb"), "-D", str(fresh), "-U", "postgres",
-                                 "--auth=trust", "--encoding=UTF8", "--no-locale"],
-                                capture_output=True, text=True, user=self.user)
+        result = subprocess.run(
+            [
+                str(provision.postgres_bin_dir() / "initdb"),
+                "-D",
+                str(fresh),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ],
+            capture_output=True,
+            text=True,
+            user=self.user,
+        )
         if result.returncode != 0:
             raise provision.ProvisionError(f"initdb into {fresh} failed:\n{result.stdout}\n{result.stderr}")
         fresh.rename(data)
@@ -242,7 +277,8 @@ class PostgresServer(Server):
         if self.user and subprocess.run(["test", "-w", str(self.home)], user=self.user).returncode != 0:
             raise provision.ProvisionError(
                 f"PostgreSQL runs as the `{self.user}` user, which cannot reach {self.home}: let it through "
-                f"the directories above it (chmod o+x) or set RECSYS_DATA_DIR to a directory it can reach.")
+                f"the directories above it (chmod o+x) or set RECSYS_DATA_DIR to a directory it can reach."
+            )
         data = self.home / "data"
         if not (data / "PG_VERSION").exists():
             self._initdb(data)
@@ -251,20 +287,47 @@ class PostgresServer(Server):
         # commits of the last 3 x wal_writer_delay (300 ms), as MongoDB's default journal (flushed
         # every 100 ms) can, and never leaves the data inconsistent. It is what the SQLite backend's
         # synchronous=NORMAL spares too.
-        return self.process.start([
-            str(provision.postgres_bin_dir() / "postgres"), "-D", str(data),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.settings.postgres_port}",
-            "-c", f"unix_socket_directories={socket_dir}",
-            "-c", "synchronous_commit=off", "-c", "wal_writer_delay=100ms",
-        ], user=self.user)
+        return self.process.start(
+            [
+                str(provision.postgres_bin_dir() / "postgres"),
+                "-D",
+                str(data),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"port={self.settings.postgres_port}",
+                "-c",
+                f"unix_socket_directories={socket_dir}",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "wal_writer_delay=100ms",
+            ],
+            user=self.user,
+        )
 
     def answers(self) -> bool:
         try:
             pg_isready = provision.postgres_bin_dir() / "pg_isready"
         except provision.ProvisionError:
             return False
-        result = subprocess.run([str(pg_isready), "-q", "-h", "127.0.0.1", "-p", str(self.settings.postgres_port),
-                                 "-d", self.database, "-U", "postgres", "-t", "2"], capture_output=True)
+        result = subprocess.run(
+            [
+                str(pg_isready),
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.settings.postgres_port),
+                "-d",
+                self.database,
+                "-U",
+                "postgres",
+                "-t",
+                "2",
+            ],
+            capture_output=True,
+        )
         return result.returncode == 0
 
 
@@ -317,26 +380,43 @@ class MongoServer(Server):
         if self.mongod:
             data = self.settings.stack_dir / "mongod"
             data.mkdir(parents=True, exist_ok=True)
-            return self.process.start([self.mongod, "--dbpath", str(data), "--bind_ip", "127.0.0.1",
-                                       "--port", port, "--quiet"])
+            return self.process.start(
+                [self.mongod, "--dbpath", str(data), "--bind_ip", "127.0.0.1", "--port", port, "--quiet"]
+            )
         data = self.settings.stack_dir / "ferretdb"
         data.mkdir(parents=True, exist_ok=True)
-        common = [f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", f"--state-dir={data}",
-                  "--telemetry=disable", "--log-level=warn"]
+        common = [
+            f"--listen-addr=127.0.0.1:{port}",
+            "--debug-addr=-",
+            f"--state-dir={data}",
+            "--telemetry=disable",
+            "--log-level=warn",
+        ]
         if self.on_postgres:
-            return self.process.start([str(self.settings.ferretdb_binary), "--handler=postgresql",
-                                       f"--postgresql-url={PostgresServer(self.settings).url}", *common],
-                                      env=FERRETDB_GO_ENV)
+            return self.process.start(
+                [
+                    str(self.settings.ferretdb_binary),
+                    "--handler=postgresql",
+                    f"--postgresql-url={PostgresServer(self.settings).url}",
+                    *common,
+                ],
+                env=FERRETDB_GO_ENV,
+            )
         # WAL with synchronous=NORMAL: a commit survives FerretDB crashing, and only an OS crash or
         # power loss can undo the last commits, as with MongoDB's default (journal flushed every
         # 100 ms). It spares an fsync per write: a third of the speed layer's history writes.
         # The log is checkpointed every 1,000 pages (SQLite's default) and restarts from its
         # beginning once a checkpoint is complete: the patched `update` (provision.py) no longer
         # holds a read open across its write, which kept the log growing without bound.
-        return self.process.start([
-            str(self.settings.ferretdb_binary), "--handler=sqlite",
-            f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)", *common,
-        ], env=FERRETDB_GO_ENV)
+        return self.process.start(
+            [
+                str(self.settings.ferretdb_binary),
+                "--handler=sqlite",
+                f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
+                *common,
+            ],
+            env=FERRETDB_GO_ENV,
+        )
 
     def answers(self) -> bool:
         return mongo_ping(self.settings)
@@ -388,8 +468,19 @@ class SparkServer(Server):
             "SPARK_LOCAL_DIRS": str(self.home / "tmp"),
             "SPARK_DAEMON_MEMORY": "256m",  # the master and workers only keep accounts; executors do the work
         }
-        return self.process.start([str(home / "bin" / "spark-class"), self.main_class, "--host", "127.0.0.1",
-                                   "--properties-file", str(config), *self.arguments()], env=env, cwd=self.home)
+        return self.process.start(
+            [
+                str(home / "bin" / "spark-class"),
+                self.main_class,
+                "--host",
+                "127.0.0.1",
+                "--properties-file",
+                str(config),
+                *self.arguments(),
+            ],
+            env=env,
+            cwd=self.home,
+        )
 
 
 class SparkMasterServer(SparkServer):
@@ -414,8 +505,11 @@ class SparkMasterServer(SparkServer):
         # The master keeps its applications and workers on disk: after `stack down` and `up`, a driver
         # that stayed up (a notebook, the test session) registers again and gets executors from the new
         # workers, instead of waiting for ever on a master that no longer knows it.
-        return {"spark.master.rest.enabled": "false", "spark.deploy.recoveryMode": "FILESYSTEM",
-                "spark.deploy.recoveryDirectory": str(self.home / "recovery")}
+        return {
+            "spark.master.rest.enabled": "false",
+            "spark.deploy.recoveryMode": "FILESYSTEM",
+            "spark.deploy.recoveryDirectory": str(self.home / "recovery"),
+        }
 
     def arguments(self) -> list[str]:
         return ["--port", str(self.settings.spark_master_port), "--webui-port", str(self.settings.spark_webui_port)]
@@ -451,20 +545,35 @@ class SparkWorkerServer(SparkServer):
 
     def properties(self) -> dict[str, str]:
         # Each application leaves its jars and logs in the work directory: drop those of finished ones after a day.
-        return {"spark.worker.cleanup.enabled": "true", "spark.worker.cleanup.interval": "3600",
-                "spark.worker.cleanup.appDataTtl": "86400"}
+        return {
+            "spark.worker.cleanup.enabled": "true",
+            "spark.worker.cleanup.interval": "3600",
+            "spark.worker.cleanup.appDataTtl": "86400",
+        }
 
     def arguments(self) -> list[str]:
         s = self.settings
-        return ["--port", str(self.port), "--webui-port", str(self.ports[1]),
-                "--cores", str(s.spark_worker_cores), "--memory", s.spark_worker_memory,
-                "--work-dir", str(self.home / "work"), s.local_spark_master]
+        return [
+            "--port",
+            str(self.port),
+            "--webui-port",
+            str(self.ports[1]),
+            "--cores",
+            str(s.spark_worker_cores),
+            "--memory",
+            s.spark_worker_memory,
+            "--work-dir",
+            str(self.home / "work"),
+            s.local_spark_master,
+        ]
 
     def answers(self) -> bool:
         """Registered with the master and alive there: only then can it take executors."""
         state = spark_master_state(self.settings) or {}
-        return any(worker.get("host") == "127.0.0.1" and worker.get("port") == self.port
-                   and worker.get("state") == "ALIVE" for worker in state.get("workers", []))
+        return any(
+            worker.get("host") == "127.0.0.1" and worker.get("port") == self.port and worker.get("state") == "ALIVE"
+            for worker in state.get("workers", [])
+        )
 
     def stop(self) -> bool:
         stopped = super().stop()
@@ -479,11 +588,18 @@ class SparkWorkerServer(SparkServer):
 def spark_cluster(settings: Settings) -> list[Server]:
     if not settings.spark_cluster_is_local:
         return []
-    return [SparkMasterServer(settings),
-            *(SparkWorkerServer(settings, index) for index in range(1, settings.spark_workers + 1))]
+    return [
+        SparkMasterServer(settings),
+        *(SparkWorkerServer(settings, index) for index in range(1, settings.spark_workers + 1)),
+    ]
 
 
 def servers(settings: Settings) -> list[Server]:
     """The stack's servers in start order (`down` stops them in reverse): PostgreSQL before FerretDB."""
     mongo = MongoServer(settings)
-    return [KafkaServer(settings), *([PostgresServer(settings)] if mongo.on_postgres else []), mongo, *spark_cluster(settings)]
+    return [
+        KafkaServer(settings),
+        *([PostgresServer(settings)] if mongo.on_postgres else []),
+        mongo,
+        *spark_cluster(settings),
+    ]

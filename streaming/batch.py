@@ -19,14 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
 from recsys_core.history import SEQ, BrowsingHistory
+from recsys_core.settings import Settings
 from recsys_io.kafka import make_producer
 from recsys_io.mongo import HISTORY, RECOMMENDATIONS, mongo_client, serving_db
-from recsys_core.settings import Settings
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelCache, PromotedModel
 from streaming.retry import StopRequested, with_backoff
-from streaming.store import (ReferenceData, Tokens, Writes, WrittenDocuments, update_histories, update_recommendations,
-                             wait_all)
+from streaming.store import (
+    ReferenceData,
+    Tokens,
+    Writes,
+    WrittenDocuments,
+    update_histories,
+    update_recommendations,
+    wait_all,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -116,25 +123,40 @@ class BatchProcessor:
             if self.stopping.is_set():
                 raise StopRequested(f"batch {batch_id}")
             started = time.monotonic()
-            records = [SourceRecord(r.topic, r.partition, r.offset, None if r.value is None else bytes(r.value))
-                       for r in frame.collect()]
+            records = [
+                SourceRecord(r.topic, r.partition, r.offset, None if r.value is None else bytes(r.value))
+                for r in frame.collect()
+            ]
             events, letters = validate(records, self.settings.events_first_day)
             read_ms = (time.monotonic() - started) * 1000
             if letters:
-                with_backoff(lambda: send_dead_letters(self._dlq_producer(), self.settings.topics.dlq, letters),
-                             f"batch {batch_id}: sending {len(letters)} records to the DLQ", self.stopping)
+                with_backoff(
+                    lambda: send_dead_letters(self._dlq_producer(), self.settings.topics.dlq, letters),
+                    f"batch {batch_id}: sending {len(letters)} records to the DLQ",
+                    self.stopping,
+                )
             phases = {"users": 0, "history": 0.0, "recommendations": 0.0, "waiting": 0.0}
             if events:
-                with_backoff(lambda: self._apply(events, phases), f"batch {batch_id}: writing to MongoDB",
-                             self.stopping)
+                with_backoff(
+                    lambda: self._apply(events, phases), f"batch {batch_id}: writing to MongoDB", self.stopping
+                )
             self.batches += 1
             self.events += len(events)
             self.dead_letters += len(letters)
             if records:
-                log.info("batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms, "
-                         "history %.0f ms, recommendations %.0f ms, waiting for the store %.0f ms)", batch_id,
-                         len(events), len(letters), phases["users"], (time.monotonic() - started) * 1000, read_ms,
-                         phases["history"] * 1000, phases["recommendations"] * 1000, phases["waiting"] * 1000)
+                log.info(
+                    "batch %d: %d events applied, %d to the DLQ, %d users, %.0f ms (read %.0f ms, "
+                    "history %.0f ms, recommendations %.0f ms, waiting for the store %.0f ms)",
+                    batch_id,
+                    len(events),
+                    len(letters),
+                    phases["users"],
+                    (time.monotonic() - started) * 1000,
+                    read_ms,
+                    phases["history"] * 1000,
+                    phases["recommendations"] * 1000,
+                    phases["waiting"] * 1000,
+                )
 
     def _apply(self, events: list[dict[str, Any]], phases: dict[str, float]) -> None:
         """Write the batch's histories, then the recommendations computed from them; time each.
@@ -157,8 +179,10 @@ class BatchProcessor:
         times = {user: [parse_ts(e["ts"]) for e in user_events] for user, user_events in grouped.items()}
         newest = {user: max(stamps) for user, stamps in times.items()}
         oldest_first = sorted(grouped, key=lambda user: min(times[user]))
-        groups = [{user: grouped[user] for user in oldest_first[start:start + WRITE_GROUP]}
-                  for start in range(0, len(oldest_first), WRITE_GROUP)]
+        groups = [
+            {user: grouped[user] for user in oldest_first[start : start + WRITE_GROUP]}
+            for start in range(0, len(oldest_first), WRITE_GROUP)
+        ]
         try:
             stored: deque[tuple[dict[str, BrowsingHistory], Future | None]] = deque()  # oldest group first
             for group in groups:
@@ -172,16 +196,31 @@ class BatchProcessor:
         finally:
             phases["waiting"] += wait_all(self._writes.values())
 
-    def _recommend(self, db, histories: dict[str, BrowsingHistory], written: Future | None, newest: dict[str, datetime],
-                   model: PromotedModel | None, phases: dict[str, float]) -> None:
+    def _recommend(
+        self,
+        db,
+        histories: dict[str, BrowsingHistory],
+        written: Future | None,
+        newest: dict[str, datetime],
+        model: PromotedModel | None,
+        phases: dict[str, float],
+    ) -> None:
         """Once `histories` are stored (`written`), compute their shoppers' recommendations and submit the write."""
         started = time.monotonic()
         if written is not None:
             written.result()
         phases["waiting"] += time.monotonic() - started
         started = time.monotonic()
-        update_recommendations(db, histories, newest, model, self._tokens, self._recommendations,
-                               self._reference, self._writes[RECOMMENDATIONS])
+        update_recommendations(
+            db,
+            histories,
+            newest,
+            model,
+            self._tokens,
+            self._recommendations,
+            self._reference,
+            self._writes[RECOMMENDATIONS],
+        )
         phases["recommendations"] += time.monotonic() - started
 
     def _dlq_producer(self):

@@ -15,7 +15,6 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-
 SEND_TIMEOUT_SECONDS = 30
 
 
@@ -39,8 +38,13 @@ def dead_letter(record: SourceRecord, reason: str, errors: list[dict[str, str]])
         original, encoding = value.decode("utf-8"), "text"
     except UnicodeDecodeError:
         original, encoding = base64.b64encode(value).decode("ascii"), "base64"
-    return {"reason": reason, "errors": errors, "source": record.coordinates,
-            "original": original, "encoding": encoding}
+    return {
+        "reason": reason,
+        "errors": errors,
+        "source": record.coordinates,
+        "original": original,
+        "encoding": encoding,
+    }
 
 
 def send_dead_letters(producer: KafkaProducer, topic: str, letters: list[dict[str, Any]]) -> None:

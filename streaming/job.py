@@ -33,8 +33,9 @@ def checkpoint_dir(settings: Settings) -> Path:
     return settings.checkpoints_dir / "stream"
 
 
-def start_query(spark: SparkSession, settings: Settings, processor: BatchProcessor, *, once: bool = False
-                ) -> StreamingQuery:
+def start_query(
+    spark: SparkSession, settings: Settings, processor: BatchProcessor, *, once: bool = False
+) -> StreamingQuery:
     """Start the query; `once` processes what is in the topic now and ends (availableNow)."""
     source = (
         spark.readStream.format("kafka")
@@ -50,8 +51,11 @@ def start_query(spark: SparkSession, settings: Settings, processor: BatchProcess
         .load()
         .select("topic", "partition", "offset", "value")
     )
-    writer = (source.writeStream.queryName(QUERY_NAME).foreachBatch(processor)
-              .option("checkpointLocation", str(checkpoint_dir(settings))))
+    writer = (
+        source.writeStream.queryName(QUERY_NAME)
+        .foreachBatch(processor)
+        .option("checkpointLocation", str(checkpoint_dir(settings)))
+    )
     if once:
         writer = writer.trigger(availableNow=True)
     else:
@@ -96,8 +100,13 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
     processor = BatchProcessor(settings, spark)
     tune_collector()
     delay = FIRST_DELAY
-    log.info("reading %s at %s every %ss, checkpoint %s", settings.topics.events, settings.kafka_servers,
-             settings.stream_trigger_seconds, checkpoint_dir(settings))
+    log.info(
+        "reading %s at %s every %ss, checkpoint %s",
+        settings.topics.events,
+        settings.kafka_servers,
+        settings.stream_trigger_seconds,
+        checkpoint_dir(settings),
+    )
     from py4j.protocol import Py4JError
 
     try:
@@ -107,19 +116,28 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
                 error = _wait(query, processor, signals)
                 if error is None or signals.requested.is_set():
                     break
-                log.warning("the streaming query stopped (%s); restarting from the checkpoint in %.0fs",
-                            _first_line(error), delay)
+                log.warning(
+                    "the streaming query stopped (%s); restarting from the checkpoint in %.0fs",
+                    _first_line(error),
+                    delay,
+                )
                 if signals.requested.wait(delay):
                     break
                 delay = min(delay * 2, MAX_DELAY)
     except (Py4JError, ConnectionError) as error:
         # The JVM died under us (killed with the process group, out of memory): nothing to retry here.
-        raise RecsysError(f"the Spark driver stopped unexpectedly ({_first_line(error)}); start `recsys "
-                          "stream` again, it resumes from its checkpoint") from error
+        raise RecsysError(
+            f"the Spark driver stopped unexpectedly ({_first_line(error)}); start `recsys "
+            "stream` again, it resumes from its checkpoint"
+        ) from error
     finally:
         processor.close()
-    log.info("stopped: %d batches, %d events applied, %d records to the DLQ", processor.batches,
-             processor.events, processor.dead_letters)
+    log.info(
+        "stopped: %d batches, %d events applied, %d records to the DLQ",
+        processor.batches,
+        processor.events,
+        processor.dead_letters,
+    )
     return processor
 
 

@@ -46,8 +46,9 @@ def read_factors(spark: SparkSession, path: Path) -> tuple[tuple[str, ...], np.n
 def load_model(spark: SparkSession, version: str, path: Path) -> PromotedModel:
     item_ids, item_matrix = read_factors(spark, path / "item_factors")
     user_ids, user_matrix = read_factors(spark, path / "user_factors")
-    return PromotedModel(version, ItemFactors(item_ids, item_matrix),
-                         {uid: i for i, uid in enumerate(user_ids)}, user_matrix)
+    return PromotedModel(
+        version, ItemFactors(item_ids, item_matrix), {uid: i for i, uid in enumerate(user_ids)}, user_matrix
+    )
 
 
 class ModelCache:
@@ -70,8 +71,13 @@ class ModelCache:
         except Exception as error:  # noqa: BLE001 - a bad model must not stop the stream
             # Keep serving with the previous model; do not retry this version every batch.
             self._broken.add(version)
-            log.error("model %s at %s cannot be loaded (%s); keeping %s", version, document.get("path"),
-                      error, self.model.version if self.model else "no model")
+            log.error(
+                "model %s at %s cannot be loaded (%s); keeping %s",
+                version,
+                document.get("path"),
+                error,
+                self.model.version if self.model else "no model",
+            )
             return self.model
         log.info("model %s loaded: %d items, %d users", version, len(model.items.ids), len(model.user_index))
         self.model = model

@@ -38,8 +38,9 @@ def with_backoff(action: Callable[[], T], what: str, stopping: threading.Event) 
             result = action()
         except TRANSIENT as error:
             failures += 1
-            log.warning("%s failed (%s: %s); retrying in %.1fs (attempt %d)",
-                        what, type(error).__name__, error, delay, failures)
+            log.warning(
+                "%s failed (%s: %s); retrying in %.1fs (attempt %d)", what, type(error).__name__, error, delay, failures
+            )
             if stopping.wait(delay):
                 raise StopRequested(what) from error
             delay = min(delay * 2, MAX_DELAY)

@@ -130,22 +130,28 @@ class WrittenDocuments:
                 self._docs.pop(doc_id, None)
 
 
-def read_known(collection: Collection, ids: set[str], known: WrittenDocuments | None,
-               projection: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+def read_known(
+    collection: Collection, ids: set[str], known: WrittenDocuments | None, projection: Mapping[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
     """The documents of `ids`: from what this job wrote last where it has them, else from the store."""
     cached = known.get_many(ids) if known is not None else {}
     return {**cached, **read_by_id(collection, ids - cached.keys(), projection)}
 
 
-def read_by_id(collection: Collection, ids: Iterable[str], projection: Mapping[str, int] | None = None
-               ) -> dict[str, dict[str, Any]]:
+def read_by_id(
+    collection: Collection, ids: Iterable[str], projection: Mapping[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
     ids = list(ids)
-    return {doc["_id"]: doc for start in range(0, len(ids), READ_CHUNK)
-            for doc in collection.find({"_id": {"$in": ids[start:start + READ_CHUNK]}}, projection)}
+    return {
+        doc["_id"]: doc
+        for start in range(0, len(ids), READ_CHUNK)
+        for doc in collection.find({"_id": {"$in": ids[start : start + READ_CHUNK]}}, projection)
+    }
 
 
-def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any]],
-                         old: Mapping[str, dict[str, Any]], token: str) -> set[str]:
+def replace_if_unchanged(
+    collection: Collection, new: Mapping[str, dict[str, Any]], old: Mapping[str, dict[str, Any]], token: str
+) -> set[str]:
     """Replace each `new[id]` where the stored document still has `old[id][token]`; return the ids that lost."""
     if not new:
         return set()
@@ -162,15 +168,22 @@ def replace_if_unchanged(collection: Collection, new: Mapping[str, dict[str, Any
     stored = read_by_id(collection, new, {token: 1})
     lost = {doc_id for doc_id, document in new.items() if stored.get(doc_id, {}).get(token) != document[token]}
     if lost:
-        log.info("%s: %d documents changed while being updated; reading and merging them again",
-                 collection.name, len(lost))
+        log.info(
+            "%s: %d documents changed while being updated; reading and merging them again", collection.name, len(lost)
+        )
     return lost
 
 
-def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, tokens: Tokens,
-                    compute: Callable[[str, dict[str, Any] | None, datetime], dict[str, Any]],
-                    known: WrittenDocuments | None = None, projection: Mapping[str, int] | None = None,
-                    writes: Writes | None = None) -> Future | None:
+def rewrite_guarded(
+    collection: Collection,
+    ids: Iterable[str],
+    token: str,
+    tokens: Tokens,
+    compute: Callable[[str, dict[str, Any] | None, datetime], dict[str, Any]],
+    known: WrittenDocuments | None = None,
+    projection: Mapping[str, int] | None = None,
+    writes: Writes | None = None,
+) -> Future | None:
     """Replace the document of each id by `compute(id, old document, token value)`, guarded by `token`.
 
     Old documents come from what this job wrote last (`known`) on the first pass only; the ids
@@ -187,8 +200,13 @@ def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, toke
         while True:
             lost = replace_if_unchanged(collection, new, old, token)
             if known is not None:
-                known.put_many({doc_id: doc if projection is None else {field: doc[field] for field in projection}
-                                for doc_id, doc in new.items() if doc_id not in lost})
+                known.put_many(
+                    {
+                        doc_id: doc if projection is None else {field: doc[field] for field in projection}
+                        for doc_id, doc in new.items()
+                        if doc_id not in lost
+                    }
+                )
                 known.forget(lost)
             if not lost:
                 return
@@ -206,9 +224,13 @@ def rewrite_guarded(collection: Collection, ids: Iterable[str], token: str, toke
     return writes.submit(lambda: store(old, new))
 
 
-def update_histories(db, events_by_user: Mapping[str, list[dict[str, Any]]], tokens: Tokens,
-                     known: WrittenDocuments | None = None, writes: Writes | None = None
-                     ) -> tuple[dict[str, BrowsingHistory], Future | None]:
+def update_histories(
+    db,
+    events_by_user: Mapping[str, list[dict[str, Any]]],
+    tokens: Tokens,
+    known: WrittenDocuments | None = None,
+    writes: Writes | None = None,
+) -> tuple[dict[str, BrowsingHistory], Future | None]:
     """Apply each user's events to their stored history: the resulting histories by user, and
     with `writes`, the future of their write (the histories are final once it is done)."""
     histories: dict[str, BrowsingHistory] = {}
@@ -231,7 +253,7 @@ class ReferenceData:
     """
 
     MAX_ENTRIES = 200_000  # per collection; past it the table starts over
-    _MISSING = object()     # no such document (remembered too, so it is not looked up every batch)
+    _MISSING = object()  # no such document (remembered too, so it is not looked up every batch)
 
     def __init__(self, ttl: float = 0.0, clock=time.monotonic):
         """`ttl` 0 reads every lookup from the store."""
@@ -264,18 +286,23 @@ def _context(db, histories: Mapping[str, BrowsingHistory], reference: ReferenceD
     """What scoring needs beyond the model: neighbours of recent views, categories, bestsellers."""
     recent = {pid for h in histories.values() for pid in h.product_ids()[:RECENT_VIEWS]}
     viewed = {pid for h in histories.values() for pid in h.product_ids()}
-    neighbours = {pid: found or []
-                  for pid, found in reference.lookup(db[SIMILAR_ITEMS], "neighbours", recent).items()}
+    neighbours = {pid: found or [] for pid, found in reference.lookup(db[SIMILAR_ITEMS], "neighbours", recent).items()}
     category_of = reference.lookup(db[PRODUCTS], "category_id", viewed)
     scopes = {c for c in category_of.values() if c is not None} | {GLOBAL_SCOPE}
-    bestsellers = {scope: found or []
-                   for scope, found in reference.lookup(db[BESTSELLERS], "products", scopes).items()}
+    bestsellers = {scope: found or [] for scope, found in reference.lookup(db[BESTSELLERS], "products", scopes).items()}
     return neighbours, category_of, bestsellers
 
 
-def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_event: Mapping[str, datetime],
-                           model: PromotedModel | None, tokens: Tokens, known: WrittenDocuments | None = None,
-                           reference: ReferenceData | None = None, writes: Writes | None = None) -> None:
+def update_recommendations(
+    db,
+    histories: Mapping[str, BrowsingHistory],
+    newest_event: Mapping[str, datetime],
+    model: PromotedModel | None,
+    tokens: Tokens,
+    known: WrittenDocuments | None = None,
+    reference: ReferenceData | None = None,
+    writes: Writes | None = None,
+) -> None:
     """Recompute and store (with `writes`: submit the write of) the real-time recommendations of every user in
     `histories`.
 
@@ -288,13 +315,30 @@ def update_recommendations(db, histories: Mapping[str, BrowsingHistory], newest_
 
     def compute(user_id: str, old: dict[str, Any] | None, computed_at: datetime) -> dict[str, Any]:
         history = histories[user_id]
-        shopper = Shopper(recent_views=history.product_ids(), purchased=frozenset(history.purchased),
-                          user_vector=model.user_vector(user_id) if model else None)
+        shopper = Shopper(
+            recent_views=history.product_ids(),
+            purchased=frozenset(history.purchased),
+            user_vector=model.user_vector(user_id) if model else None,
+        )
         items = scorer.recommend(shopper)
         stamps = [newest_event[user_id], (old or {}).get("last_event_ts")]
-        return {"_id": user_id, "user_id": user_id, "items": items, "strategy": "realtime",
-                "model_version": model.version if model else None, "computed_at": computed_at,
-                "last_event_ts": max(s for s in stamps if s is not None)}
+        return {
+            "_id": user_id,
+            "user_id": user_id,
+            "items": items,
+            "strategy": "realtime",
+            "model_version": model.version if model else None,
+            "computed_at": computed_at,
+            "last_event_ts": max(s for s in stamps if s is not None),
+        }
 
-    rewrite_guarded(db[RECOMMENDATIONS], histories, "computed_at", tokens, compute, known,
-                    {"computed_at": 1, "last_event_ts": 1}, writes)
+    rewrite_guarded(
+        db[RECOMMENDATIONS],
+        histories,
+        "computed_at",
+        tokens,
+        compute,
+        known,
+        {"computed_at": 1, "last_event_ts": 1},
+        writes,
+    )

@@ -35,8 +35,15 @@ TEST_ENV = {
     "RECSYS_SPARK_WEBUI_PORT": str(16080 + 10 * SLOT),
 }
 # Tests talk to their own local servers, never to servers named in the caller's environment.
-for _name in ("RECSYS_KAFKA_BOOTSTRAP", "RECSYS_MONGO_URI", "RECSYS_API_KEYS", "RECSYS_API_READ_KEYS", "RECSYS_MONGO_DB",
-              "RECSYS_TOPIC_PREFIX", "RECSYS_SPARK_MASTER"):
+for _name in (
+    "RECSYS_KAFKA_BOOTSTRAP",
+    "RECSYS_MONGO_URI",
+    "RECSYS_API_KEYS",
+    "RECSYS_API_READ_KEYS",
+    "RECSYS_MONGO_DB",
+    "RECSYS_TOPIC_PREFIX",
+    "RECSYS_SPARK_MASTER",
+):
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 

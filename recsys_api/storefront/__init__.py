@@ -41,8 +41,13 @@ class StorefrontController(Controller):
         return Response(PAGE, media_type=MediaType.HTML)
 
     # Shoppers' ids, with who browsed last: guarded like a shopper's own data.
-    @get("/users", guards=[require_read_key], security=READ_SECURITY, responses=documented(401, 503),
-         summary="Shoppers with a browsing history, to pick one on the storefront page")
+    @get(
+        "/users",
+        guards=[require_read_key],
+        security=READ_SECURITY,
+        responses=documented(401, 503),
+        summary="Shoppers with a browsing history, to pick one on the storefront page",
+    )
     async def users(self, db: AsyncDatabase) -> DemoUsers:
         cursor = db[HISTORY].find({}, {"_id": 1}).sort("updated_at", -1).limit(SAMPLE_USERS)
         return DemoUsers(users=[doc["_id"] async for doc in cursor])

@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from litestar.testing import TestClient
 from kafka import TopicPartition
+from litestar.testing import TestClient
 
 from recsys_api.app import create_app
-from recsys_io.kafka import make_consumer
 from recsys_core.settings import Settings
+from recsys_io.kafka import make_consumer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -31,19 +30,38 @@ def ago(minutes: float) -> datetime:
 
 def history(user_id: str, product_ids: list[str], purchased: list[str] = (), deleted: dict | None = None) -> dict:
     """A history document, newest view first (recsys_core/documents.py)."""
-    return {"_id": user_id, "user_id": user_id, "product_ids": list(product_ids),
-            "viewed_at": [ago(i + 1) for i in range(len(product_ids))], "deleted": deleted or {},
-            "purchased": list(purchased), "updated_at": NOW}
+    return {
+        "_id": user_id,
+        "user_id": user_id,
+        "product_ids": list(product_ids),
+        "viewed_at": [ago(i + 1) for i in range(len(product_ids))],
+        "deleted": deleted or {},
+        "purchased": list(purchased),
+        "updated_at": NOW,
+    }
 
 
 def bestsellers(scope: str, ranked: list[tuple[str, int]]) -> dict:
-    return {"_id": scope, "scope": scope, "window_days": 30, "computed_at": NOW,
-            "products": [{"product_id": p, "buyers": b} for p, b in ranked]}
+    return {
+        "_id": scope,
+        "scope": scope,
+        "window_days": 30,
+        "computed_at": NOW,
+        "products": [{"product_id": p, "buyers": b} for p, b in ranked],
+    }
 
 
 def product(product_id: str, category_id: str) -> dict:
-    return {"_id": product_id, "product_id": product_id, "category_id": category_id, "name": product_id,
-            "description": None, "price": 1.0, "attributes": None, "updated_at": NOW}
+    return {
+        "_id": product_id,
+        "product_id": product_id,
+        "category_id": category_id,
+        "name": product_id,
+        "description": None,
+        "price": 1.0,
+        "attributes": None,
+        "updated_at": NOW,
+    }
 
 
 class TopicReader:
@@ -67,11 +85,3 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
-
-
-@pytest.fixture
-def events_topic(settings):
-    """What the test produces to recsys.events from now on."""
-    reader = TopicReader(settings, settings.topics.events)
-    yield reader
-    reader.close()

@@ -18,8 +18,9 @@ from recsys_io.mongo import mongo_client
 def isolated(stack: Settings, name: str) -> Settings:
     """Settings naming fresh topics (created now), database and lake for `name`."""
     token = f"{re.sub(r'[^a-zA-Z0-9]', '_', name)[:40]}_{uuid.uuid4().hex[:6]}"
-    own = dataclasses.replace(stack, topic_prefix=f"t.{token}.", mongo_db=f"t_{token}",
-                              data_dir=stack.data_dir / "cases" / token)
+    own = dataclasses.replace(
+        stack, topic_prefix=f"t.{token}.", mongo_db=f"t_{token}", data_dir=stack.data_dir / "cases" / token
+    )
     ensure_topics(own)
     return own
 
@@ -40,5 +41,8 @@ def release(settings: Settings) -> None:
 
 def env_of(settings: Settings) -> dict[str, str]:
     """The variables that make a child process (a CLI command, a server) use these settings."""
-    return {"RECSYS_DATA_DIR": str(settings.data_dir), "RECSYS_MONGO_DB": settings.mongo_db,
-            "RECSYS_TOPIC_PREFIX": settings.topic_prefix}
+    return {
+        "RECSYS_DATA_DIR": str(settings.data_dir),
+        "RECSYS_MONGO_DB": settings.mongo_db,
+        "RECSYS_TOPIC_PREFIX": settings.topic_prefix,
+    }

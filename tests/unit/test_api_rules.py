@@ -39,19 +39,38 @@ def test_serve_applies_the_minimum_after_exclusions():
 
 
 def test_shown_history_drops_views_older_than_their_deletion_and_keeps_newer_ones():
-    history = BrowsingHistory.from_document({
-        "items": [{"product_id": "back", "ts": T0 + timedelta(hours=3)},
-                  {"product_id": "new", "ts": T0 + timedelta(hours=2)},
-                  {"product_id": "gone.v2", "ts": T0}],
-        "deleted": {escape_key("gone.v2"): T0 + timedelta(hours=1), "back": T0 + timedelta(hours=1)}})
+    history = BrowsingHistory.from_document(
+        {
+            "items": [
+                {"product_id": "back", "ts": T0 + timedelta(hours=3)},
+                {"product_id": "new", "ts": T0 + timedelta(hours=2)},
+                {"product_id": "gone.v2", "ts": T0},
+            ],
+            "deleted": {escape_key("gone.v2"): T0 + timedelta(hours=1), "back": T0 + timedelta(hours=1)},
+        }
+    )
     assert ranking.shown_history(history) == ["back", "new"]
 
 
 def test_product_with_every_field_is_canonical():
-    product = parse_product({"product_id": " p1 ", "category_id": 7, "name": "Lamp", "price": 12,
-                             "attributes": {"colour": "red"}, "extra": "ignored"})
-    assert product == {"product_id": "p1", "category_id": "7", "name": "Lamp", "description": None,
-                       "price": 12.0, "attributes": {"colour": "red"}}
+    product = parse_product(
+        {
+            "product_id": " p1 ",
+            "category_id": 7,
+            "name": "Lamp",
+            "price": 12,
+            "attributes": {"colour": "red"},
+            "extra": "ignored",
+        }
+    )
+    assert product == {
+        "product_id": "p1",
+        "category_id": "7",
+        "name": "Lamp",
+        "description": None,
+        "price": 12.0,
+        "attributes": {"colour": "red"},
+    }
 
 
 def test_invalid_product_lists_every_wrong_field():
@@ -62,27 +81,39 @@ def test_invalid_product_lists_every_wrong_field():
 
 
 def test_catalog_errors_carry_the_index_and_a_repeated_product_keeps_its_last_version():
-    products, errors = parse_catalog([{"product_id": "a", "category_id": "c1"}, "nope",
-                                      {"product_id": "a", "category_id": "c2"}])
+    products, errors = parse_catalog(
+        [{"product_id": "a", "category_id": "c1"}, "nope", {"product_id": "a", "category_id": "c2"}]
+    )
     assert errors == [{"index": 1, "field": "", "reason": "a product must be a JSON object"}]
     assert [(p["product_id"], p["category_id"]) for p in products] == [("a", "c2")]
 
 
-@pytest.mark.parametrize("attributes", [
-    {"$set": 1}, {"size": {"a.b": 1}}, {"\x00": None}, {"x": [{"$y": 1}]}, {"n": 2 ** 64}, {"x": [1, [2]]},
-    {"deep": DEEP},
-])
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"$set": 1},
+        {"size": {"a.b": 1}},
+        {"\x00": None},
+        {"x": [{"$y": 1}]},
+        {"n": 2**64},
+        {"x": [1, [2]]},
+        {"deep": DEEP},
+    ],
+)
 def test_attributes_a_document_cannot_hold_are_refused(attributes):
     with pytest.raises(InvalidProduct) as caught:
         parse_product({"product_id": "p", "category_id": "c", "attributes": attributes})
     assert [e.field for e in caught.value.errors] == ["attributes"]
 
 
-@pytest.mark.parametrize("raw, routed, identifier", [
-    (b"/v1/products/a%2Fb/similar", "/v1/products/a%2Fb/similar", "a/b"),
-    (b"/v1/users/shop%2f7/history/50%25%20off", "/v1/users/shop%2F7/history/50%25 off", "shop/7"),
-    (b"/v1/products/a%252Fb?limit=3", "/v1/products/a%252Fb", "a%2Fb"),
-])
+@pytest.mark.parametrize(
+    "raw, routed, identifier",
+    [
+        (b"/v1/products/a%2Fb/similar", "/v1/products/a%2Fb/similar", "a/b"),
+        (b"/v1/users/shop%2f7/history/50%25%20off", "/v1/users/shop%2F7/history/50%25 off", "shop/7"),
+        (b"/v1/products/a%252Fb?limit=3", "/v1/products/a%252Fb", "a%2Fb"),
+    ],
+)
 def test_paths_with_escapes_are_routed_on_their_segments_and_the_ids_decoded(raw, routed, identifier):
     import asyncio
 

@@ -10,8 +10,17 @@ import pytest
 from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
 from recsys_core.events import format_ts
 from recsys_core.interactions import PairStrength, decay, interaction_strengths
-from recsys_core.metrics import (Interaction, average_precision_at_k, evaluate, ndcg_at_k, popularity_ranking,
-                                 precision_at_k, recall_at_k, recommend_popular, split_interactions)
+from recsys_core.metrics import (
+    Interaction,
+    average_precision_at_k,
+    evaluate,
+    ndcg_at_k,
+    popularity_ranking,
+    precision_at_k,
+    recall_at_k,
+    recommend_popular,
+    split_interactions,
+)
 
 AS_OF = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -70,25 +79,35 @@ def strengths(events, as_of=AS_OF, **options):
 
 def test_interaction_weights_sum_by_type_and_rating_weighs_its_score():
     day = AS_OF - timedelta(days=1)
-    events = [_event("product_view", "u", "p", day), _event("add_to_cart", "u", "p", day, quantity=1),
-              _event("purchase", "u", "p", day, order_id="o"), _event("rating", "u", "q", day, score=4.5)]
+    events = [
+        _event("product_view", "u", "p", day),
+        _event("add_to_cart", "u", "p", day, quantity=1),
+        _event("purchase", "u", "p", day, order_id="o"),
+        _event("rating", "u", "q", day, score=4.5),
+    ]
     assert strengths(events) == {("u", "p"): 9.0, ("u", "q"): 4.5}
     assert interaction_strengths(events, AS_OF)[("u", "p")] == PairStrength(9.0, day, 3)
 
 
 def test_history_delete_removes_the_pair_but_later_events_count_again():
     t0 = AS_OF - timedelta(days=3)
-    events = [_event("product_view", "u", "p", t0), _event("history_delete", "u", "p", t0 + timedelta(hours=1)),
-              _event("product_view", "u", "q", t0)]
+    events = [
+        _event("product_view", "u", "p", t0),
+        _event("history_delete", "u", "p", t0 + timedelta(hours=1)),
+        _event("product_view", "u", "q", t0),
+    ]
     assert strengths(events) == {("u", "q"): 1.0}
     events.append(_event("product_view", "u", "p", t0 + timedelta(hours=2)))
     assert strengths(events)[("u", "p")] == 1.0
 
 
 def test_decay_ages_events_against_as_of_and_later_events_do_not_count_yet():
-    events = [_event("product_view", "u", "p", AS_OF - timedelta(days=7)), _event("product_view", "u", "p", AS_OF),
-              _event("product_view", "u", "q", AS_OF + timedelta(seconds=1)),
-              _event("history_delete", "u", "p", AS_OF + timedelta(seconds=1))]
+    events = [
+        _event("product_view", "u", "p", AS_OF - timedelta(days=7)),
+        _event("product_view", "u", "p", AS_OF),
+        _event("product_view", "u", "q", AS_OF + timedelta(seconds=1)),
+        _event("history_delete", "u", "p", AS_OF + timedelta(seconds=1)),
+    ]
     assert strengths(events, half_life_days=7) == {("u", "p"): 1.5}
     later = strengths(events, AS_OF + timedelta(days=7), half_life_days=7)  # the delete counts now
     assert later == {("u", "q"): pytest.approx(0.5, rel=1e-5)}
@@ -103,16 +122,20 @@ def test_bestsellers_count_distinct_buyers_inside_the_window_only():
     start = AS_OF - timedelta(days=30)
     lines = [
         OrderLine("u1", "p1", start + timedelta(seconds=1), "c1"),
-        OrderLine("u2", "p2", start - timedelta(seconds=1), "c1"),   # one second outside
+        OrderLine("u2", "p2", start - timedelta(seconds=1), "c1"),  # one second outside
         OrderLine("u3", "p2", AS_OF, "c1"),
-        OrderLine("u3", "p2", AS_OF - timedelta(days=1), "c1"),      # same buyer twice counts once
-        OrderLine("u4", "p3", AS_OF + timedelta(seconds=1), "c2"),   # after the window's end
+        OrderLine("u3", "p2", AS_OF - timedelta(days=1), "c1"),  # same buyer twice counts once
+        OrderLine("u4", "p3", AS_OF + timedelta(seconds=1), "c2"),  # after the window's end
         OrderLine("u1", "p0", AS_OF, None),
     ]
     assert rank_bestsellers(lines, AS_OF, 30) == [
-        {"product_id": "p0", "buyers": 1}, {"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]
+        {"product_id": "p0", "buyers": 1},
+        {"product_id": "p1", "buyers": 1},
+        {"product_id": "p2", "buyers": 1},
+    ]
     assert category_bestsellers(lines, AS_OF, 30) == {  # c2 sold only after the window: no list
-        "c1": [{"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]}
+        "c1": [{"product_id": "p1", "buyers": 1}, {"product_id": "p2", "buyers": 1}]
+    }
 
 
 def test_interaction_files_merge_repeated_pairs_and_read_recbole_headers():
@@ -136,10 +159,17 @@ def test_records_the_lake_cannot_place_are_quarantined_on_a_day_it_has_with_the_
     row = namedtuple("Row", "topic partition offset value kafka_ts_ms")
     arrival = int(AS_OF.timestamp() * 1000)
     view = {"type": "product_view", "user_id": "u", "product_id": "p"}
-    raws = [{**view, "ts": "2025-12-31T23:59:59Z"}, {**view, "ts": "9999-12-31T23:59:59Z"},
-            {**view, "ts": "0001-01-01T00:00:00+01:00"}, {**view, "ts": "2026-11-20T08:00:00Z", "type": "teleport"}]
-    records = list(validate_records([row("events", 0, i, json.dumps(raw), arrival) for i, raw in enumerate(raws)],
-                                    date(2026, 1, 1)))
+    raws = [
+        {**view, "ts": "2025-12-31T23:59:59Z"},
+        {**view, "ts": "9999-12-31T23:59:59Z"},
+        {**view, "ts": "0001-01-01T00:00:00+01:00"},
+        {**view, "ts": "2026-11-20T08:00:00Z", "type": "teleport"},
+    ]
+    records = list(
+        validate_records(
+            [row("events", 0, i, json.dumps(raw), arrival) for i, raw in enumerate(raws)], date(2026, 1, 1)
+        )
+    )
     assert [r[0] for r in records] == [False] * 4
     days = [datetime.fromtimestamp(r[1] / 1000, UTC).date().isoformat() for r in records]
     # Placed by arrival when the event's own time has no day in the lake; by that time otherwise.

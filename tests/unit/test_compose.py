@@ -17,16 +17,17 @@ import yaml
 
 from recsys_cli.main import app
 from recsys_core.settings import Settings
-
 from tests.support import ROOT  # noqa: E402
+
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OWN_SERVICES = {name: s for name, s in SERVICES.items() if "build" in s}
 
 
 def test_compose_runs_the_servers_dagster_streaming_and_api():
-    assert {"kafka", "mongo", "dagster-postgres", "dagster-webserver", "dagster-daemon", "streaming",
-            "api"} <= set(SERVICES)
+    assert {"kafka", "mongo", "dagster-postgres", "dagster-webserver", "dagster-daemon", "streaming", "api"} <= set(
+        SERVICES
+    )
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
     assert SERVICES["mongo"]["image"] == "mongo:8"
 

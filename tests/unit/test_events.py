@@ -30,14 +30,17 @@ def test_view_gets_an_event_id_and_the_current_time_when_absent():
 
 
 def test_the_same_event_id_is_kept_so_downstream_can_deduplicate():
-    raw = {"type": "product_view", "user_id": "u1", "product_id": "p1",
-           "event_id": "6F9619FF-8B86-D011-B42D-00CF4FC964FF"}
+    raw = {
+        "type": "product_view",
+        "user_id": "u1",
+        "product_id": "p1",
+        "event_id": "6F9619FF-8B86-D011-B42D-00CF4FC964FF",
+    }
     assert parse(raw)["event_id"] == "6f9619ff-8b86-d011-b42d-00cf4fc964ff"
 
 
 def test_timestamps_are_normalised_to_utc_milliseconds():
-    event = parse({"type": "product_view", "user_id": "u", "product_id": "p",
-                   "ts": "2026-11-22T13:00:00.123456+01:00"})
+    event = parse({"type": "product_view", "user_id": "u", "product_id": "p", "ts": "2026-11-22T13:00:00.123456+01:00"})
     assert event["ts"] == "2026-11-22T12:00:00.123Z"
 
 
@@ -65,28 +68,42 @@ def test_the_first_day_applies_to_every_format_and_to_the_default_time_now():
 
 @pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
 def test_a_timestamp_with_no_utc_instant_is_rejected_not_an_overflow(ts):
-    assert "outside the range of dates" in fields({"type": "product_view", "user_id": "u", "product_id": "p",
-                                                   "ts": ts})["ts"]
+    assert (
+        "outside the range of dates"
+        in fields({"type": "product_view", "user_id": "u", "product_id": "p", "ts": ts})["ts"]
+    )
 
 
 def test_a_timestamp_far_in_the_future_has_no_day_in_the_lake_and_is_rejected():
-    assert fields({"type": "product_view", "user_id": "u", "product_id": "p",
-                   "ts": "9999-12-31T23:59:59Z"})["ts"] == "is more than 5 minutes in the future"
+    assert (
+        fields({"type": "product_view", "user_id": "u", "product_id": "p", "ts": "9999-12-31T23:59:59Z"})["ts"]
+        == "is more than 5 minutes in the future"
+    )
 
 
 def test_timestamp_without_zone_is_rejected():
-    assert "time zone" in fields({"type": "product_view", "user_id": "u", "product_id": "p",
-                                  "ts": "2026-11-22T12:00:00"})["ts"]
+    assert (
+        "time zone"
+        in fields({"type": "product_view", "user_id": "u", "product_id": "p", "ts": "2026-11-22T12:00:00"})["ts"]
+    )
 
 
 def test_every_problem_of_an_event_is_reported_at_once():
-    errors = fields({"type": "purchase", "user_id": "x" * 129, "event_id": "nope",
-                     "items": [{"product_id": "a", "quantity": 0, "price": -1}, "junk"]})
+    errors = fields(
+        {
+            "type": "purchase",
+            "user_id": "x" * 129,
+            "event_id": "nope",
+            "items": [{"product_id": "a", "quantity": 0, "price": -1}, "junk"],
+        }
+    )
     assert set(errors) == {"user_id", "event_id", "order_id", "items[0].quantity", "items[0].price", "items[1]"}
 
 
-@pytest.mark.parametrize("score, ok", [(0.5, True), (5, True), (3.5, True), (0, False), (5.5, False),
-                                       (2.3, False), ("4", False), (True, False)])
+@pytest.mark.parametrize(
+    "score, ok",
+    [(0.5, True), (5, True), (3.5, True), (0, False), (5.5, False), (2.3, False), ("4", False), (True, False)],
+)
 def test_rating_scores_go_from_half_to_five_in_half_steps(score, ok):
     raw = {"type": "rating", "user_id": "u", "product_id": "p", "score": score}
     if ok:
@@ -101,10 +118,18 @@ def test_add_to_cart_needs_a_whole_positive_quantity():
 
 
 def test_purchase_keeps_items_with_optional_price():
-    event = parse({"type": "purchase", "user_id": "u", "order_id": "o1",
-                   "items": [{"product_id": "a", "quantity": 2, "price": 9.5}, {"product_id": "b", "quantity": 1}]})
-    assert event["items"] == [{"product_id": "a", "quantity": 2, "price": 9.5},
-                              {"product_id": "b", "quantity": 1, "price": None}]
+    event = parse(
+        {
+            "type": "purchase",
+            "user_id": "u",
+            "order_id": "o1",
+            "items": [{"product_id": "a", "quantity": 2, "price": 9.5}, {"product_id": "b", "quantity": 1}],
+        }
+    )
+    assert event["items"] == [
+        {"product_id": "a", "quantity": 2, "price": 9.5},
+        {"product_id": "b", "quantity": 1, "price": None},
+    ]
 
 
 def test_clients_cannot_send_history_delete_but_the_platform_can():
@@ -114,9 +139,16 @@ def test_clients_cannot_send_history_delete_but_the_platform_can():
 
 
 def test_clickstream_product_view_is_normalised():
-    event = parse({"event": "ProductView", "messageid": "msg-1", "userid": "u9",
-                   "properties": {"productid": "p7"}, "context": {"source": "homepage"},
-                   "timestamp": 1795336800})
+    event = parse(
+        {
+            "event": "ProductView",
+            "messageid": "msg-1",
+            "userid": "u9",
+            "properties": {"productid": "p7"},
+            "context": {"source": "homepage"},
+            "timestamp": 1795336800,
+        }
+    )
     assert event["type"] == "product_view" and event["user_id"] == "u9" and event["product_id"] == "p7"
     assert event["source"] == "homepage"
     assert event["ts"] == "2026-11-22T08:40:00.000Z"
@@ -131,8 +163,14 @@ def test_clickstream_errors_name_the_clickstream_fields():
 
 
 def test_batch_reports_index_field_and_reason_of_each_bad_event():
-    events, errors = parse_batch([{"type": "product_view", "user_id": "u", "product_id": "p"},
-                                  {"type": "teleport", "user_id": "u"},
-                                  "not an object"], NOW, first_day=FIRST_DAY)
+    events, errors = parse_batch(
+        [
+            {"type": "product_view", "user_id": "u", "product_id": "p"},
+            {"type": "teleport", "user_id": "u"},
+            "not an object",
+        ],
+        NOW,
+        first_day=FIRST_DAY,
+    )
     assert len(events) == 1
     assert {(e["index"], e["field"]) for e in errors} == {(1, "type"), (2, "")}

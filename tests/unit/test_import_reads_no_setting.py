@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # A fresh interpreter, so that every module's code runs on import; it prints what failed and why.
-SCRIPT = '''
+SCRIPT = """
 import importlib, json, pkgutil
 
 names = []
@@ -42,17 +42,19 @@ def start(resource):
 failures = {"settings": failure(Settings.from_env), "definitions": failure(defs)}
 failures.update({key: failure(lambda: start(resource)) for key, resource in launch_resources().items()})
 print(json.dumps({"imported": names, "failures": failures}))
-'''
+"""
 
 
 def test_modules_import_with_a_bad_setting_and_what_reads_it_names_the_variable():
     env = {**os.environ, "RECSYS_KAFKA_PORT": "notaport", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.splitlines()[-1])
     modules = set(report["imported"])
     assert {"recsys_assets.definitions", "recsys_api.main", "recsys_cli.main", "streaming.job"} <= modules
     expected = "SettingsError: RECSYS_KAFKA_PORT='notaport' is invalid: expected a whole number"
-    assert report["failures"] == {name: expected for name in ("settings", "definitions", "spark", "kafka", "mongo",
-                                                              "lake")}
+    assert report["failures"] == {
+        name: expected for name in ("settings", "definitions", "spark", "kafka", "mongo", "lake")
+    }

@@ -41,16 +41,23 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("package", sorted(p for p, allowed in MAY_IMPORT.items() if allowed))
 def test_each_package_imports_only_the_layers_below_it(package):
     project = set(MAY_IMPORT)
-    wrong = {module: sorted((names & project) - MAY_IMPORT[package])
-             for module, names in imported_packages(package).items() if (names & project) - MAY_IMPORT[package]}
+    wrong = {
+        module: sorted((names & project) - MAY_IMPORT[package])
+        for module, names in imported_packages(package).items()
+        if (names & project) - MAY_IMPORT[package]
+    }
     assert wrong == {}, f"{package} may import only {sorted(MAY_IMPORT[package])}"
 
 
 def test_the_domain_imports_no_server_client_not_even_indirectly():
-    modules = sorted(path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
-                     for path in (ROOT / "recsys_core").rglob("*.py"))
-    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
-            f"print(sorted({{n.split('.')[0] for n in sys.modules}} & set({SERVER_CLIENTS!r})))")
+    modules = sorted(
+        path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+        for path in (ROOT / "recsys_core").rglob("*.py")
+    )
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        f"print(sorted({{n.split('.')[0] for n in sys.modules}} & set({SERVER_CLIENTS!r})))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"recsys_core pulls in {result.stdout.strip()}"

@@ -32,8 +32,13 @@ def test_a_crashing_child_is_restarted_a_few_times_then_reported_with_its_exit_c
 
 def test_stopping_a_whole_group_stops_what_the_process_started_too(tmp_path):
     launcher = ManagedProcess("launcher", tmp_path, whole_group=True)
-    launcher.start([sys.executable, "-c", "import subprocess, time; "
-                    "print(subprocess.Popen(['sleep', '60']).pid, flush=True); time.sleep(60)"])
+    launcher.start(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, time; print(subprocess.Popen(['sleep', '60']).pid, flush=True); time.sleep(60)",
+        ]
+    )
     assert _within(10, lambda: len(launcher.log_file.read_text().splitlines()) == 2)
     started = int(launcher.log_file.read_text().splitlines()[-1])
     assert launcher.stop(timeout=5) and launcher.pid() is None and not launcher.pid_file.exists()

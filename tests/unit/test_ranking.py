@@ -15,9 +15,11 @@ def test_merge_ranks_by_distinct_buyers_then_product_id():
 
 
 def test_merge_excludes_products_and_keeps_the_highest_count():
-    assert merge_bestsellers([[{"product_id": "x", "buyers": 1}], [{"product_id": "x", "buyers": 4},
-                                                                   {"product_id": "y", "buyers": 2}]],
-                             limit=10, exclude={"y"}) == ["x"]
+    assert merge_bestsellers(
+        [[{"product_id": "x", "buyers": 1}], [{"product_id": "x", "buyers": 4}, {"product_id": "y", "buyers": 2}]],
+        limit=10,
+        exclude={"y"},
+    ) == ["x"]
 
 
 def test_lists_below_the_minimum_size_are_served_empty():

@@ -23,27 +23,31 @@ def test_defaults_point_at_the_local_stack():
 
 
 def test_external_addresses_turn_off_the_local_servers():
-    settings = Settings.from_env({"RECSYS_KAFKA_BOOTSTRAP": "kafka-1:9092, kafka-2:9092",
-                                  "RECSYS_MONGO_URI": "mongodb://db.internal:27017/"})
+    settings = Settings.from_env(
+        {"RECSYS_KAFKA_BOOTSTRAP": "kafka-1:9092, kafka-2:9092", "RECSYS_MONGO_URI": "mongodb://db.internal:27017/"}
+    )
     assert settings.kafka_servers == "kafka-1:9092,kafka-2:9092"
     assert not settings.kafka_is_local and not settings.mongo_is_local
 
 
-@pytest.mark.parametrize("variable, value", [
-    ("RECSYS_MONGO_URI", "localhost:27017"),
-    ("RECSYS_MONGO_URI", "mongodb://host:port/"),
-    ("RECSYS_KAFKA_BOOTSTRAP", "kafka-without-port"),
-    ("RECSYS_KAFKA_PORT", "ninety"),
-    ("RECSYS_API_PORT", "70000"),
-    ("RECSYS_MIN_LIST_SIZE", "0"),
-    ("RECSYS_SPARK_MASTER", "mesos://x"),
-    ("RECSYS_SPARK_WORKERS", "-1"),
-    ("RECSYS_SPARK_WORKER_CORES", "0"),
-    ("RECSYS_SPARK_WORKER_MEMORY", "1024"),
-    ("RECSYS_SPARK_MASTER_PORT", "0"),
-    ("RECSYS_STREAM_TRIGGER_SECONDS", "-1"),
-    ("RECSYS_EVENTS_START_DATE", "2026-13-01"),
-])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("RECSYS_MONGO_URI", "localhost:27017"),
+        ("RECSYS_MONGO_URI", "mongodb://host:port/"),
+        ("RECSYS_KAFKA_BOOTSTRAP", "kafka-without-port"),
+        ("RECSYS_KAFKA_PORT", "ninety"),
+        ("RECSYS_API_PORT", "70000"),
+        ("RECSYS_MIN_LIST_SIZE", "0"),
+        ("RECSYS_SPARK_MASTER", "mesos://x"),
+        ("RECSYS_SPARK_WORKERS", "-1"),
+        ("RECSYS_SPARK_WORKER_CORES", "0"),
+        ("RECSYS_SPARK_WORKER_MEMORY", "1024"),
+        ("RECSYS_SPARK_MASTER_PORT", "0"),
+        ("RECSYS_STREAM_TRIGGER_SECONDS", "-1"),
+        ("RECSYS_EVENTS_START_DATE", "2026-13-01"),
+    ],
+)
 def test_bad_value_fails_naming_the_variable(variable, value):
     with pytest.raises(SettingsError) as error:
         Settings.from_env({variable: value})
@@ -65,8 +69,10 @@ def _conf(tmp_path, min_executors=0, **variables):
     jars = tmp_path / "tools" / "spark-jars"
     jars.mkdir(parents=True, exist_ok=True)
     (jars / "delta-spark_4.2_2.13-4.4.0.jar").touch()
-    return spark_conf(Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_TOOLS_DIR": str(tmp_path / "tools"),
-                                         **variables}), min_executors=min_executors)
+    return spark_conf(
+        Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_TOOLS_DIR": str(tmp_path / "tools"), **variables}),
+        min_executors=min_executors,
+    )
 
 
 def test_on_the_local_cluster_executors_fill_a_worker_read_the_jars_in_place_and_go_back_when_idle(tmp_path):
@@ -87,15 +93,23 @@ def test_in_process_and_on_a_named_cluster_the_jars_are_shipped_and_spark_sizes_
     for variables in ({}, {"RECSYS_SPARK_WORKERS": "2", "RECSYS_SPARK_MASTER": "spark://spark.internal:7077"}):
         conf = _conf(tmp_path, **variables)
         assert conf["spark.jars"].endswith("delta-spark_4.2_2.13-4.4.0.jar")
-        local_cluster_only = {"spark.executor.memory", "spark.executor.extraClassPath",
-                              "spark.dynamicAllocation.enabled"}
+        local_cluster_only = {
+            "spark.executor.memory",
+            "spark.executor.extraClassPath",
+            "spark.dynamicAllocation.enabled",
+        }
         assert not local_cluster_only & set(conf)
 
 
 def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback():
     env = {**os.environ, "RECSYS_MONGO_URI": "not-a-uri"}
-    result = subprocess.run([sys.executable, "-m", "recsys_cli.main", "stack", "status"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "recsys_cli.main", "stack", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "RECSYS_MONGO_URI" in result.stderr
     assert "Traceback" not in result.stderr
@@ -118,7 +132,6 @@ def test_daily_event_partitions_start_on_the_day_configured_when_the_definitions
     monkeypatch.setenv("RECSYS_EVENTS_START_DATE", "2025-06-15")
     job = defs().resolve_job_def("hourly_refresh")
     assert job.partitions_def.get_first_partition_key() == "2025-06-15"
-
 
 
 def test_read_keys_are_a_comma_separated_list_like_the_write_keys():

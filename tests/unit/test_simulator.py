@@ -65,7 +65,7 @@ def test_history_is_in_time_order_inside_the_requested_days(small_history):
 def test_top_tenth_of_products_gets_a_large_share_of_views(small_history):
     views = Counter(e["product_id"] for e in small_history if e["type"] == "product_view")
     counts = sorted(views.values(), reverse=True)
-    top_share = sum(counts[:SMALL.products // 10]) / sum(counts)
+    top_share = sum(counts[: SMALL.products // 10]) / sum(counts)
     assert top_share > 0.4, f"top 10% of products got only {top_share:.0%} of views"
 
 
@@ -110,8 +110,10 @@ def test_sessions_lead_to_carts_purchases_and_ratings(small_history):
 
 def test_products_of_one_category_share_words_for_content_similarity():
     store = build_store(SMALL)
-    words = {p.product_id: set((p.name + " " + p.description).lower().replace(",", " ").replace(".", " ").split())
-             for p in store.products}
+    words = {
+        p.product_id: set((p.name + " " + p.description).lower().replace(",", " ").replace(".", " ").split())
+        for p in store.products
+    }
     # As TF-IDF does, words found in most products (the description template) carry no weight.
     frequency = Counter(w for ws in words.values() for w in ws)
     words = {pid: {w for w in ws if frequency[w] < len(words) / 2} for pid, ws in words.items()}
@@ -137,12 +139,15 @@ def test_sizes_are_configurable_beyond_the_named_categories():
     assert all(p.price > 0 for p in store.products)
 
 
-@pytest.mark.parametrize("config, reason", [
-    (dict(products=3, categories=5), "cannot fill"),
-    (dict(categories=0), "at least 1 category"),
-    (dict(users=0), "at least 1 user"),
-    (dict(user_prefix="a b"), "without spaces"),
-])
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        (dict(products=3, categories=5), "cannot fill"),
+        (dict(categories=0), "at least 1 category"),
+        (dict(users=0), "at least 1 user"),
+        (dict(user_prefix="a b"), "without spaces"),
+    ],
+)
 def test_impossible_store_sizes_are_refused_with_a_reason(config, reason):
     with pytest.raises(StoreConfigError, match=reason):
         StoreConfig(**config)
@@ -187,11 +192,13 @@ def test_sent_events_are_stamped_each_strictly_later_than_the_one_before():
     clock = iter([frozen, frozen - timedelta(seconds=5), frozen + timedelta(seconds=1)])
     stepping_back = SendTimes(lambda: next(clock))
     assert [format_ts(stepping_back.next()) for _ in range(3)] == [
-        "2026-11-22T04:00:00.123Z", "2026-11-22T04:00:00.124Z", "2026-11-22T04:00:01.123Z"]
+        "2026-11-22T04:00:00.123Z",
+        "2026-11-22T04:00:00.124Z",
+        "2026-11-22T04:00:01.123Z",
+    ]
 
 
-def test_a_replay_at_any_rate_keeps_the_files_order_by_time_and_never_stamps_ahead_of_the_clock(
-        monkeypatch, tmp_path):
+def test_a_replay_at_any_rate_keeps_the_files_order_by_time_and_never_stamps_ahead_of_the_clock(monkeypatch, tmp_path):
     import recsys_simulator.feed as feed
     from recsys_core.events import parse_ts
     from recsys_core.settings import Settings
@@ -213,8 +220,13 @@ def test_a_replay_at_any_rate_keeps_the_files_order_by_time_and_never_stamps_ahe
 
     monkeypatch.setattr(feed, "Publisher", Recording)
     path = tmp_path / "clicks.jsonl"
-    path.write_text("".join(f'{{"event": "ProductView", "messageid": "m{i}", "userid": "u{i % 3}", '
-                            f'"properties": {{"productid": "p{i}"}}}}\n' for i in range(300)))
+    path.write_text(
+        "".join(
+            f'{{"event": "ProductView", "messageid": "m{i}", "userid": "u{i % 3}", '
+            f'"properties": {{"productid": "p{i}"}}}}\n'
+            for i in range(300)
+        )
+    )
     tally = feed.replay_file(Settings.from_env({}), path, rate=1e9)
     assert tally.events == 300
     assert [value["product_id"] for value, _ in sent] == [f"p{i}" for i in range(300)]
@@ -226,8 +238,14 @@ def test_a_replay_at_any_rate_keeps_the_files_order_by_time_and_never_stamps_ahe
 def test_tally_summarises_what_was_sent():
     tally = EventTally()
     tally.add({"type": "product_view", "user_id": "u1", "product_id": "p1", "ts": "2026-01-02T00:00:00.000Z"})
-    tally.add({"type": "purchase", "user_id": "u2", "ts": "2026-01-01T00:00:00.000Z",
-               "items": [{"product_id": "p2"}, {"product_id": "p1"}]})
+    tally.add(
+        {
+            "type": "purchase",
+            "user_id": "u2",
+            "ts": "2026-01-01T00:00:00.000Z",
+            "items": [{"product_id": "p2"}, {"product_id": "p1"}],
+        }
+    )
     text = tally.finish().summary()
     assert "sent 2 events" in text and "product_view 1, purchase 1" in text
     assert "users: 2  products: 2" in text
@@ -255,15 +273,18 @@ def test_kafka_that_is_down_ends_the_command_with_a_sentence_not_a_traceback(mon
 
     from recsys_cli.main import app
 
-    result = CliRunner().invoke(app, ["simulate", "history", "--days", "1", "--users", "3", "--products", "12"],
-                                env={"RECSYS_KAFKA_BOOTSTRAP": "127.0.0.1:9"})
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "history", "--days", "1", "--users", "3", "--products", "12"],
+        env={"RECSYS_KAFKA_BOOTSTRAP": "127.0.0.1:9"},
+    )
     assert result.exit_code == 1
     assert "Kafka at 127.0.0.1:9 is not answering" in result.output
     assert "Traceback" not in result.output
 
 
 @settings(deadline=None)
-@given(st.integers(min_value=0, max_value=2 ** 128 - 1))
+@given(st.integers(min_value=0, max_value=2**128 - 1))
 def test_fast_event_ids_match_uuid4_text(bits):
     assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))
 
@@ -280,8 +301,9 @@ def test_mongo_that_is_down_ends_the_catalog_load_with_a_sentence():
 
     from recsys_cli.main import app
 
-    result = CliRunner().invoke(app, ["simulate", "catalog", "--products", "12"],
-                                env={"RECSYS_MONGO_URI": "mongodb://127.0.0.1:9/"})
+    result = CliRunner().invoke(
+        app, ["simulate", "catalog", "--products", "12"], env={"RECSYS_MONGO_URI": "mongodb://127.0.0.1:9/"}
+    )
     assert result.exit_code == 1
     assert "MongoDB at mongodb://127.0.0.1:9/ is not answering" in result.output
 

@@ -60,8 +60,13 @@ def test_delete_arriving_before_an_older_view_still_wins():
 
 
 def test_purchases_are_remembered_for_recommendations():
-    purchase = {"type": "purchase", "user_id": "u1", "ts": at(1), "order_id": "o1",
-                "items": [{"product_id": "x", "quantity": 1, "price": 2.0}]}
+    purchase = {
+        "type": "purchase",
+        "user_id": "u1",
+        "ts": at(1),
+        "order_id": "o1",
+        "items": [{"product_id": "x", "quantity": 1, "price": 2.0}],
+    }
     assert history_after(None, [purchase]).purchased == {"x"}
 
 
@@ -82,7 +87,7 @@ def test_any_order_of_the_same_events_gives_the_same_history():
         # Applied in three separate batches, as the stream would.
         document = None
         for start in range(0, len(events), 110):
-            document = history_after(document, events[start:start + 110]).to_fields()
+            document = history_after(document, events[start : start + 110]).to_fields()
         assert (document["product_ids"], document["viewed_at"]) == (expected["product_ids"], expected["viewed_at"])
 
 
@@ -94,8 +99,11 @@ def test_product_ids_that_are_not_valid_document_keys_survive_a_round_trip():
 
 def test_a_document_in_the_earlier_shape_reads_the_same_and_is_rewritten_in_the_new_one():
     fields = history_after(None, [view("a", 1), view("b", 2), delete("c", 3)]).to_fields()
-    earlier = {"items": [{"product_id": p, "ts": ts} for p, ts in zip(fields["product_ids"], fields["viewed_at"])],
-               "deleted": fields["deleted"], "purchased": fields["purchased"]}
+    earlier = {
+        "items": [{"product_id": p, "ts": ts} for p, ts in zip(fields["product_ids"], fields["viewed_at"])],
+        "deleted": fields["deleted"],
+        "purchased": fields["purchased"],
+    }
     assert history_after(earlier, []).to_fields() == fields
     assert "items" not in fields and len(fields["product_ids"]) == len(fields["viewed_at"]) == 2
 
@@ -128,7 +136,7 @@ def test_arrival_order_survives_the_stored_document_and_replays_and_batching():
     assert history_after(once, events).to_fields() == once  # a micro-batch applied again
     document = None
     for start in range(0, len(events), 4):
-        document = history_after(document, events[start:start + 4]).to_fields()
+        document = history_after(document, events[start : start + 4]).to_fields()
     assert document == once
 
 
@@ -146,8 +154,10 @@ def test_a_delete_without_an_arrival_position_keeps_its_whole_millisecond_out():
     after_api = history_after(stored, [delete("a", 5)])
     assert after_api.product_ids() == []
     # The same delete reaching the stream later, with its offset, changes nothing.
-    assert history_after(after_api.to_fields(), [arrived(delete("a", 5), 11), arrived(view("a", 5), 12)]
-                            ).product_ids() == []
+    assert (
+        history_after(after_api.to_fields(), [arrived(delete("a", 5), 11), arrived(view("a", 5), 12)]).product_ids()
+        == []
+    )
 
 
 def test_a_document_written_before_arrival_positions_reads_and_sorts_before_them():

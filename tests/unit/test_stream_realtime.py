@@ -71,15 +71,21 @@ def test_scores_are_deterministic_for_ties():
 
 # The plain definition, product by product in dicts: `Scorer` must give the same lists.
 def plain_recommendations(shopper, items, neighbours, category_of, bestsellers, limit=20):
-    from recsys_core.realtime import (ALS_CANDIDATES, NEIGHBOUR_WEIGHT, RECENCY_DECAY, RECENT_VIEWS,
-                                      _bestseller_fill, session_vector)
+    from recsys_core.realtime import (
+        ALS_CANDIDATES,
+        NEIGHBOUR_WEIGHT,
+        RECENCY_DECAY,
+        RECENT_VIEWS,
+        _bestseller_fill,
+        session_vector,
+    )
 
     als = {}
     if items is not None and items.ids:
         vector = shopper.user_vector if shopper.user_vector is not None else session_vector(shopper.recent_views, items)
         if vector is not None:
             raw = items.matrix @ np.asarray(vector, dtype=items.matrix.dtype)
-            best = np.argpartition(-raw, min(ALS_CANDIDATES, len(raw)) - 1)[:min(ALS_CANDIDATES, len(raw))]
+            best = np.argpartition(-raw, min(ALS_CANDIDATES, len(raw)) - 1)[: min(ALS_CANDIDATES, len(raw))]
             peak = float(raw[best].max())
             if peak > 0:
                 als = {items.ids[i]: float(raw[i]) / peak for i in best if raw[i] > 0}
@@ -88,20 +94,26 @@ def plain_recommendations(shopper, items, neighbours, category_of, bestsellers, 
         for neighbour in neighbours.get(product_id, ()):
             if neighbour["score"] > 0:
                 pid = neighbour["product_id"]
-                near[pid] = near.get(pid, 0.0) + RECENCY_DECAY ** rank * neighbour["score"]
+                near[pid] = near.get(pid, 0.0) + RECENCY_DECAY**rank * neighbour["score"]
     peak = max(near.values(), default=0.0)
     near = {pid: score / peak for pid, score in near.items()} if peak > 0 else {}
     excluded = set(shopper.purchased) | set(shopper.recent_views[:RECENT_VIEWS])
-    blended = {pid: (1 - NEIGHBOUR_WEIGHT) * als.get(pid, 0.0) + NEIGHBOUR_WEIGHT * near.get(pid, 0.0)
-               for pid in als.keys() | near.keys() if pid not in excluded}
+    blended = {
+        pid: (1 - NEIGHBOUR_WEIGHT) * als.get(pid, 0.0) + NEIGHBOUR_WEIGHT * near.get(pid, 0.0)
+        for pid in als.keys() | near.keys()
+        if pid not in excluded
+    }
     ranked = sorted(blended.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     result = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
     if len(result) < limit:
         floor = min((entry["score"] for entry in result), default=1.0)
-        fill = _bestseller_fill(shopper, category_of, bestsellers, limit - len(result),
-                                excluded | {entry["product_id"] for entry in result})
-        result.extend({"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
-                      for rank, pid in enumerate(fill))
+        fill = _bestseller_fill(
+            shopper, category_of, bestsellers, limit - len(result), excluded | {entry["product_id"] for entry in result}
+        )
+        result.extend(
+            {"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
+            for rank, pid in enumerate(fill)
+        )
     return result
 
 
@@ -110,20 +122,29 @@ def test_scorer_gives_the_lists_of_the_plain_definition():
     catalog = [f"p{i:03d}" for i in range(300)]
     model = ItemFactors(ids=tuple(catalog[:250]), matrix=rng.normal(0, 0.3, (250, 8)).astype(np.float32))
     # Neighbours include products the model does not know (the last 50) and ties in similarity.
-    neighbours = {pid: [{"product_id": str(q), "score": float(rng.choice([0.9, 0.5, 0.5, 0.2, 0.0]))}
-                        for q in rng.choice(catalog, 12, replace=False)] for pid in catalog}
+    neighbours = {
+        pid: [
+            {"product_id": str(q), "score": float(rng.choice([0.9, 0.5, 0.5, 0.2, 0.0]))}
+            for q in rng.choice(catalog, 12, replace=False)
+        ]
+        for pid in catalog
+    }
     category_of = {pid: f"c{i % 7}" for i, pid in enumerate(catalog)}
-    bestsellers = {f"c{c}": [{"product_id": p, "buyers": 50 - j} for j, p in enumerate(catalog[c::7][:25])]
-                   for c in range(7)} | {"global": [{"product_id": "g1", "buyers": 99}]}
+    bestsellers = {
+        f"c{c}": [{"product_id": p, "buyers": 50 - j} for j, p in enumerate(catalog[c::7][:25])] for c in range(7)
+    } | {"global": [{"product_id": "g1", "buyers": 99}]}
     compared = 0
     for items in (model, None):
         for case in range(150):
             views = [str(p) for p in rng.choice(catalog, int(rng.integers(0, 9)), replace=False)]
-            shopper = Shopper(recent_views=views,
-                              purchased=frozenset(str(p) for p in rng.choice(catalog, int(rng.integers(0, 4)))),
-                              user_vector=rng.normal(0, 0.3, 8) if case % 3 == 0 else None)
+            shopper = Shopper(
+                recent_views=views,
+                purchased=frozenset(str(p) for p in rng.choice(catalog, int(rng.integers(0, 4)))),
+                user_vector=rng.normal(0, 0.3, 8) if case % 3 == 0 else None,
+            )
             limit = int(rng.choice([3, 20, 60]))
-            assert realtime_recommendations(shopper, items, neighbours, category_of, bestsellers, limit) \
-                == plain_recommendations(shopper, items, neighbours, category_of, bestsellers, limit)
+            assert realtime_recommendations(
+                shopper, items, neighbours, category_of, bestsellers, limit
+            ) == plain_recommendations(shopper, items, neighbours, category_of, bestsellers, limit)
             compared += 1
     assert compared == 300

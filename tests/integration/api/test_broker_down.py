@@ -6,10 +6,10 @@ import dataclasses
 import time
 
 import pytest
-from tests.support.api import TopicReader, api_client
 
 from recsys_io.kafka import ensure_topics
 from recsys_stack.servers import KafkaServer
+from tests.support.api import TopicReader, api_client
 
 
 def _wait_until_answers(server: KafkaServer, timeout: float = 90) -> None:
@@ -23,9 +23,13 @@ def _wait_until_answers(server: KafkaServer, timeout: float = 90) -> None:
 @pytest.fixture
 def own_kafka(settings):
     """A Kafka of this test's own (other ports, other data dir), so stopping it disturbs no other test."""
-    own = dataclasses.replace(settings, kafka_port=settings.kafka_port + 4,
-                              kafka_controller_port=settings.kafka_port + 5, kafka_heap="256m",
-                              api_produce_timeout_seconds=2)
+    own = dataclasses.replace(
+        settings,
+        kafka_port=settings.kafka_port + 4,
+        kafka_controller_port=settings.kafka_port + 5,
+        kafka_heap="256m",
+        api_produce_timeout_seconds=2,
+    )
     server = KafkaServer(own)
     server.start()
     try:

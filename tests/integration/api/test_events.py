@@ -6,8 +6,8 @@ import json
 import uuid
 
 import pytest
-from tests.support.api import TopicReader, api_client, events_topic  # noqa: F401 (fixture)
 
+from tests.support.api import api_client
 
 
 def test_one_event_is_acknowledged_and_lands_keyed_by_user(settings, events_topic, unique):
@@ -28,11 +28,21 @@ def test_batch_of_every_type_is_acknowledged_in_order_with_given_ids(settings, e
     batch = [
         {"type": "product_view", "user_id": user, "product_id": "p1", "source": "home", "event_id": given},
         {"type": "add_to_cart", "user_id": user, "product_id": "p1", "quantity": 2},
-        {"type": "purchase", "user_id": user, "order_id": "o1", "items": [{"product_id": "p1", "quantity": 2,
-                                                                          "price": 9.5}]},
+        {
+            "type": "purchase",
+            "user_id": user,
+            "order_id": "o1",
+            "items": [{"product_id": "p1", "quantity": 2, "price": 9.5}],
+        },
         {"type": "rating", "user_id": user, "product_id": "p1", "score": 4.5, "ts": "2026-01-01T10:00:00+01:00"},
-        {"event": "ProductView", "messageid": "m-1", "userid": user, "properties": {"productid": "p2"},
-         "context": {"source": "search"}, "timestamp": 1790000000},
+        {
+            "event": "ProductView",
+            "messageid": "m-1",
+            "userid": user,
+            "properties": {"productid": "p2"},
+            "context": {"source": "search"},
+            "timestamp": 1790000000,
+        },
     ]
     with api_client(settings) as client:
         response = client.post("/v1/events", json={"events": batch})
@@ -46,13 +56,14 @@ def test_batch_of_every_type_is_acknowledged_in_order_with_given_ids(settings, e
     assert values[4]["product_id"] == "p2" and values[4]["source"] == "search"
 
 
-def test_batch_with_one_invalid_event_produces_nothing_and_names_index_field_reason(settings, events_topic,
-                                                                                    unique):
+def test_batch_with_one_invalid_event_produces_nothing_and_names_index_field_reason(settings, events_topic, unique):
     user = f"u-{unique}"
-    batch = [{"type": "product_view", "user_id": user, "product_id": "p1"},
-             {"type": "rating", "user_id": user, "product_id": "p1", "score": 4.2},
-             {"type": "add_to_cart", "user_id": user, "product_id": "p1", "quantity": 0},
-             {"type": "product_view", "user_id": user, "product_id": "p1", "ts": "2099-01-01T00:00:00Z"}]
+    batch = [
+        {"type": "product_view", "user_id": user, "product_id": "p1"},
+        {"type": "rating", "user_id": user, "product_id": "p1", "score": 4.2},
+        {"type": "add_to_cart", "user_id": user, "product_id": "p1", "quantity": 0},
+        {"type": "product_view", "user_id": user, "product_id": "p1", "ts": "2099-01-01T00:00:00Z"},
+    ]
     with api_client(settings) as client:
         response = client.post("/v1/events", json={"events": batch})
     assert response.status_code == 422
@@ -63,19 +74,29 @@ def test_batch_with_one_invalid_event_produces_nothing_and_names_index_field_rea
     assert [r for r in events_topic.read(1, timeout_s=3) if r.key == user] == []
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"type": "product_view", "product_id": "p1"}, "user_id"),
-    ({"type": "product_view", "user_id": "x" * 129, "product_id": "p1"}, "user_id"),
-    ({"type": "checkout", "user_id": "u"}, "type"),
-    ({"type": "purchase", "user_id": "u", "order_id": "o", "items": []}, "items"),
-    ({"type": "purchase", "user_id": "u", "order_id": "o", "items": [{"product_id": "p", "quantity": 1,
-                                                                      "price": -1}]}, "items[0].price"),
-    ({"type": "product_view", "user_id": "u", "product_id": "p", "event_id": "not-a-uuid"}, "event_id"),
-    ({"type": "product_view", "user_id": "u", "product_id": "p", "ts": "2026-01-01T00:00:00"}, "ts"),
-    ({"event": "ProductView", "userid": "u", "properties": {}}, "properties.productid"),
-    ({"events": []}, "events"),
-    ({"events": [{"type": "product_view", "user_id": "u", "product_id": "p"}] * 1001}, "events"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"type": "product_view", "product_id": "p1"}, "user_id"),
+        ({"type": "product_view", "user_id": "x" * 129, "product_id": "p1"}, "user_id"),
+        ({"type": "checkout", "user_id": "u"}, "type"),
+        ({"type": "purchase", "user_id": "u", "order_id": "o", "items": []}, "items"),
+        (
+            {
+                "type": "purchase",
+                "user_id": "u",
+                "order_id": "o",
+                "items": [{"product_id": "p", "quantity": 1, "price": -1}],
+            },
+            "items[0].price",
+        ),
+        ({"type": "product_view", "user_id": "u", "product_id": "p", "event_id": "not-a-uuid"}, "event_id"),
+        ({"type": "product_view", "user_id": "u", "product_id": "p", "ts": "2026-01-01T00:00:00"}, "ts"),
+        ({"event": "ProductView", "userid": "u", "properties": {}}, "properties.productid"),
+        ({"events": []}, "events"),
+        ({"events": [{"type": "product_view", "user_id": "u", "product_id": "p"}] * 1001}, "events"),
+    ],
+)
 def test_invalid_events_get_422_with_the_field(settings, body, field):
     with api_client(settings) as client:
         response = client.post("/v1/events", json=body)
@@ -83,16 +104,22 @@ def test_invalid_events_get_422_with_the_field(settings, body, field):
     assert field in [d["field"] for d in response.json()["error"]["details"]]
 
 
-@pytest.mark.parametrize("ts, reason", [
-    ("2025-12-31T23:59:59Z", "before RECSYS_EVENTS_START_DATE (2026-01-01)"),
-    ("0001-01-01T00:00:00+01:00", "outside the range of dates"),
-    ("9999-12-31T23:59:59Z", "is more than 5 minutes in the future"),
-])
-def test_an_event_the_lake_cannot_place_gets_422_with_the_reason_and_nothing_is_written(settings, events_topic,
-                                                                                        unique, ts, reason):
+@pytest.mark.parametrize(
+    "ts, reason",
+    [
+        ("2025-12-31T23:59:59Z", "before RECSYS_EVENTS_START_DATE (2026-01-01)"),
+        ("0001-01-01T00:00:00+01:00", "outside the range of dates"),
+        ("9999-12-31T23:59:59Z", "is more than 5 minutes in the future"),
+    ],
+)
+def test_an_event_the_lake_cannot_place_gets_422_with_the_reason_and_nothing_is_written(
+    settings, events_topic, unique, ts, reason
+):
     user = f"u-{unique}"
-    batch = [{"type": "product_view", "user_id": user, "product_id": "p1"},
-             {"type": "product_view", "user_id": user, "product_id": "p2", "ts": ts}]
+    batch = [
+        {"type": "product_view", "user_id": user, "product_id": "p1"},
+        {"type": "product_view", "user_id": user, "product_id": "p2", "ts": ts},
+    ]
     with api_client(settings) as client:
         response = client.post("/v1/events", json={"events": batch})
     assert response.status_code == 422
@@ -101,12 +128,18 @@ def test_an_event_the_lake_cannot_place_gets_422_with_the_reason_and_nothing_is_
     assert [r for r in events_topic.read(1, timeout_s=3) if r.key == user] == []
 
 
-@pytest.mark.parametrize("content, status", [
-    (b"{not json", 400),
-    (b"[1, 2]", 400),
-    (json.dumps({"events": [{"type": "product_view", "user_id": "u", "product_id": "p" * 100}] * 1000}).encode()
-     + b" " * (1024 * 1024), 413),
-])
+@pytest.mark.parametrize(
+    "content, status",
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (
+            json.dumps({"events": [{"type": "product_view", "user_id": "u", "product_id": "p" * 100}] * 1000}).encode()
+            + b" " * (1024 * 1024),
+            413,
+        ),
+    ],
+)
 def test_malformed_or_oversized_bodies_get_the_error_shape(settings, content, status):
     with api_client(settings) as client:
         response = client.post("/v1/events", content=content, headers={"content-type": "application/json"})

@@ -13,11 +13,11 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
-from tests.support.api import bestsellers, history, product
-from tests.support.isolation import isolated, release
 
 from recsys_api.app import create_app
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, mongo_client, serving_db
+from tests.support.api import bestsellers, history, product
+from tests.support.isolation import isolated, release
 
 
 def _free_port() -> int:
@@ -34,11 +34,13 @@ def served_api(stack):
     db = serving_db(client, api_settings)
     db[PRODUCTS].insert_many([product(f"p{i}", f"c{i % 2}") for i in range(8)])
     db[HISTORY].insert_one(history("u1", [f"p{i}" for i in range(8)], purchased=["p0"]))
-    db[BESTSELLERS].insert_many([bestsellers("global", [(f"p{i}", 9 - i) for i in range(8)]),
-                                 bestsellers("c0", [("p0", 3), ("p2", 2)])])
+    db[BESTSELLERS].insert_many(
+        [bestsellers("global", [(f"p{i}", 9 - i) for i in range(8)]), bestsellers("c0", [("p0", 3), ("p2", 2)])]
+    )
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -60,14 +62,17 @@ def test_no_input_makes_any_route_answer_5xx(served_api):
     assert len(operations) >= 14
 
     for operation, mode in itertools.product(operations, GenerationMode):
+
         @given(case=operation.as_strategy(mode))
         # derandomize: the same examples every run, so a CI failure is a finding that reproduces
-        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  derandomize=True)
+        @settings(
+            max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+        )
         def no_server_error(case):
             response = case.call(timeout=30)
             assert response.status_code < 500, (
-                f"{case.method} {case.formatted_path} {case.body!r:.500}: {response.status_code} {response.text}")
+                f"{case.method} {case.formatted_path} {case.body!r:.500}: {response.status_code} {response.text}"
+            )
             if response.status_code >= 400:
                 assert set(response.json()["error"]) == {"code", "message", "details"}
 
@@ -84,8 +89,9 @@ def nested(depth: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
 # Each route that takes a body, and a body for it nesting `depth` levels (invalid from 11 levels on).
 BODY_ROUTES = {
     ("POST", "/v1/events"): lambda depth: b'{"events": ' + nested(depth) + b"}",
-    ("PUT", "/v1/products"): lambda depth: (b'[{"product_id": "p", "category_id": "c", "attributes": '
-                                            + b'{"a": ' * depth + b"1" + b"}" * depth + b"}]"),
+    ("PUT", "/v1/products"): lambda depth: (
+        b'[{"product_id": "p", "category_id": "c", "attributes": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}]"
+    ),
 }
 
 
@@ -93,8 +99,12 @@ def test_every_route_that_takes_a_body_is_covered_by_the_nesting_cases(served_ap
     import httpx
 
     paths = httpx.get(f"{served_api}/schema/openapi.json").json()["paths"]
-    with_body = {(method.upper(), path) for path, item in paths.items() for method, operation in item.items()
-                 if isinstance(operation, dict) and "requestBody" in operation}
+    with_body = {
+        (method.upper(), path)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "requestBody" in operation
+    }
     assert with_body == set(BODY_ROUTES)
 
 
@@ -104,8 +114,13 @@ def test_a_body_nested_at_any_depth_answers_400_or_422_with_the_reason_never_500
     import httpx
 
     method, path = route
-    response = httpx.request(method, f"{served_api}{path}", content=BODY_ROUTES[route](depth),
-                             headers={"content-type": "application/json"}, timeout=30)
+    response = httpx.request(
+        method,
+        f"{served_api}{path}",
+        content=BODY_ROUTES[route](depth),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert response.status_code in (400, 422), response.text
     error = response.json()["error"]
     assert set(error) == {"code", "message", "details"} and error["details"][0]["reason"]

@@ -23,13 +23,24 @@ def segment(identifier: str) -> str:
 def shop(mongo_db, unique):
     user = f"shop/{unique}/7"
     mongo_db[PRODUCTS].insert_many([product(p, "c/1") for p in ODD_IDS + NEIGHBOURS])
-    mongo_db[SIMILAR_ITEMS].insert_many([{"_id": p, "product_id": p, "neighbours": [
-        {"product_id": n, "score": 1.0} for n in NEIGHBOURS]} for p in ODD_IDS])
-    mongo_db[BESTSELLERS].insert_many([bestsellers("c/1", [(n, 5) for n in NEIGHBOURS]),
-                                       bestsellers("global", [(n, 5) for n in NEIGHBOURS])])
+    mongo_db[SIMILAR_ITEMS].insert_many(
+        [
+            {"_id": p, "product_id": p, "neighbours": [{"product_id": n, "score": 1.0} for n in NEIGHBOURS]}
+            for p in ODD_IDS
+        ]
+    )
+    mongo_db[BESTSELLERS].insert_many(
+        [bestsellers("c/1", [(n, 5) for n in NEIGHBOURS]), bestsellers("global", [(n, 5) for n in NEIGHBOURS])]
+    )
     mongo_db[HISTORY].insert_one(history(user, ODD_IDS))
-    mongo_db[RECOMMENDATIONS].insert_one({"_id": user, "user_id": user, "strategy": "als",
-                                          "items": [{"product_id": n, "score": 1.0} for n in NEIGHBOURS]})
+    mongo_db[RECOMMENDATIONS].insert_one(
+        {
+            "_id": user,
+            "user_id": user,
+            "strategy": "als",
+            "items": [{"product_id": n, "score": 1.0} for n in NEIGHBOURS],
+        }
+    )
     return user
 
 
@@ -45,10 +56,13 @@ def test_a_product_and_its_similar_products_are_found_by_any_id(settings, shop, 
 
 def test_a_shopper_whose_id_holds_slashes_has_every_list(settings, shop):
     with api_client(settings) as client:
-        lists = {route: client.get(f"/v1/users/{segment(shop)}/{route}")
-                 for route in ("history", "bestsellers", "recommendations")}
+        lists = {
+            route: client.get(f"/v1/users/{segment(shop)}/{route}")
+            for route in ("history", "bestsellers", "recommendations")
+        }
     assert {route: (r.status_code, r.json()["user_id"]) for route, r in lists.items()} == {
-        route: (200, shop) for route in lists}
+        route: (200, shop) for route in lists
+    }
     assert lists["history"].json()["products"] == ODD_IDS
     assert lists["bestsellers"].json()["strategy"] == "category_bestsellers"
     assert lists["recommendations"].json()["products"] == NEIGHBOURS

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.api import NOW, api_client, bestsellers, history, product
 
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from tests.support.api import NOW, api_client, bestsellers, history, product
 
 GLOBAL = [(f"g{i}", 100 - i) for i in range(12)]
 
@@ -13,16 +13,30 @@ GLOBAL = [(f"g{i}", 100 - i) for i in range(12)]
 @pytest.fixture
 def shop(mongo_db):
     """Three categories with their bestsellers, a global list, and products to browse."""
-    mongo_db[PRODUCTS].insert_many([product(p, c) for p, c in [
-        ("tv", "electronics"), ("radio", "electronics"), ("novel", "books"), ("atlas", "books"),
-        ("mug", "kitchen"), ("pan", "kitchen"), ("sock", "clothes"), ("hat", "clothes")]])
-    mongo_db[BESTSELLERS].insert_many([
-        bestsellers("global", GLOBAL),
-        bestsellers("electronics", [("tv", 9), ("radio", 4), ("speaker", 2)]),
-        bestsellers("books", [("novel", 9), ("atlas", 4), ("poems", 1)]),
-        bestsellers("kitchen", [("mug", 7), ("pan", 4)]),
-        bestsellers("clothes", [("sock", 50), ("hat", 40)]),
-    ])
+    mongo_db[PRODUCTS].insert_many(
+        [
+            product(p, c)
+            for p, c in [
+                ("tv", "electronics"),
+                ("radio", "electronics"),
+                ("novel", "books"),
+                ("atlas", "books"),
+                ("mug", "kitchen"),
+                ("pan", "kitchen"),
+                ("sock", "clothes"),
+                ("hat", "clothes"),
+            ]
+        ]
+    )
+    mongo_db[BESTSELLERS].insert_many(
+        [
+            bestsellers("global", GLOBAL),
+            bestsellers("electronics", [("tv", 9), ("radio", 4), ("speaker", 2)]),
+            bestsellers("books", [("novel", 9), ("atlas", 4), ("poems", 1)]),
+            bestsellers("kitchen", [("mug", 7), ("pan", 4)]),
+            bestsellers("clothes", [("sock", 50), ("hat", 40)]),
+        ]
+    )
     return mongo_db
 
 
@@ -30,8 +44,12 @@ def test_history_is_the_last_distinct_views_newest_first(settings, shop):
     shop[HISTORY].insert_one(history("u1", ["tv", "novel", "mug", "pan", "sock", "hat"]))
     with api_client(settings) as client:
         body = client.get("/v1/users/u1/history", params={"limit": 5}).json()
-    assert body == {"user_id": "u1", "products": ["tv", "novel", "mug", "pan", "sock"], "type": "personalized",
-                    "strategy": "browsing_history"}
+    assert body == {
+        "user_id": "u1",
+        "products": ["tv", "novel", "mug", "pan", "sock"],
+        "type": "personalized",
+        "strategy": "browsing_history",
+    }
 
 
 def test_lists_shorter_than_the_minimum_are_served_empty(settings, shop):
@@ -48,23 +66,40 @@ def test_category_bestsellers_merge_three_most_recent_categories_ties_by_product
     shop[HISTORY].insert_one(history("u1", ["radio", "atlas", "tv", "mug", "sock"]))
     with api_client(settings) as client:
         body = client.get("/v1/users/u1/bestsellers").json()
-    assert body == {"user_id": "u1", "type": "personalized", "strategy": "category_bestsellers",
-                    "products": ["novel", "tv", "mug", "atlas", "pan", "radio", "speaker", "poems"]}
+    assert body == {
+        "user_id": "u1",
+        "type": "personalized",
+        "strategy": "category_bestsellers",
+        "products": ["novel", "tv", "mug", "atlas", "pan", "radio", "speaker", "poems"],
+    }
 
 
 def test_bestsellers_without_history_are_the_global_list(settings, shop):
     with api_client(settings) as client:
         body = client.get("/v1/users/nobody/bestsellers", params={"limit": 3}).json()
-    assert body == {"user_id": "nobody", "products": ["g0", "g1", "g2"], "type": "non-personalized",
-                    "strategy": "bestsellers"}
+    assert body == {
+        "user_id": "nobody",
+        "products": ["g0", "g1", "g2"],
+        "type": "non-personalized",
+        "strategy": "bestsellers",
+    }
 
 
 def test_recommendations_are_served_as_written_and_carry_the_model(settings, shop):
     # Writers keep purchases out of the document (tests of the speed and batch layers), so the
     # API serves it as it is, in one read.
     items = [{"product_id": f"r{i}", "score": 1 - i / 10} for i in range(8)]
-    shop[RECOMMENDATIONS].insert_one({"_id": "u1", "user_id": "u1", "items": items, "strategy": "als",
-                                      "model_version": "v7", "computed_at": NOW, "last_event_ts": NOW})
+    shop[RECOMMENDATIONS].insert_one(
+        {
+            "_id": "u1",
+            "user_id": "u1",
+            "items": items,
+            "strategy": "als",
+            "model_version": "v7",
+            "computed_at": NOW,
+            "last_event_ts": NOW,
+        }
+    )
     with api_client(settings) as client:
         body = client.get("/v1/users/u1/recommendations", params={"limit": 4}).json()
     assert body["products"] == ["r0", "r1", "r2", "r3"]
@@ -74,16 +109,23 @@ def test_recommendations_are_served_as_written_and_carry_the_model(settings, sho
 
 def test_recommendations_fall_back_to_bestsellers_minus_purchases_when_too_few(settings, shop):
     items = [{"product_id": p, "score": 1.0} for p in ["r2", "r3", "r4", "r5"]]
-    shop[RECOMMENDATIONS].insert_one({"_id": "u1", "user_id": "u1", "items": items, "strategy": "realtime",
-                                      "model_version": "v7", "computed_at": NOW})
+    shop[RECOMMENDATIONS].insert_one(
+        {
+            "_id": "u1",
+            "user_id": "u1",
+            "items": items,
+            "strategy": "realtime",
+            "model_version": "v7",
+            "computed_at": NOW,
+        }
+    )
     shop[HISTORY].insert_one(history("u1", ["tv"], purchased=["r1", "tv"]))
     with api_client(settings) as client:
         fallback = client.get("/v1/users/u1/recommendations").json()
         global_fallback = client.get("/v1/users/stranger/recommendations").json()
     # 4 recommendations are below the minimum of 5; electronics bestsellers minus the bought tv:
     # only 2 left, below the minimum too.
-    assert fallback == {"user_id": "u1", "products": [], "type": "personalized",
-                        "strategy": "category_bestsellers"}
+    assert fallback == {"user_id": "u1", "products": [], "type": "personalized", "strategy": "category_bestsellers"}
     assert global_fallback["products"] == [p for p, _ in GLOBAL[:10]]
     assert (global_fallback["type"], global_fallback["strategy"]) == ("non-personalized", "bestsellers")
     assert "model_version" not in global_fallback
@@ -92,9 +134,16 @@ def test_recommendations_fall_back_to_bestsellers_minus_purchases_when_too_few(s
 def test_shop_and_category_bestsellers(settings, shop):
     with api_client(settings, min_list_size=2) as client:
         assert client.get("/v1/bestsellers", params={"limit": 2}).json() == {
-            "scope": "global", "products": ["g0", "g1"], "type": "non-personalized", "strategy": "bestsellers"}
+            "scope": "global",
+            "products": ["g0", "g1"],
+            "type": "non-personalized",
+            "strategy": "bestsellers",
+        }
         assert client.get("/v1/bestsellers", params={"category": "books"}).json()["products"] == [
-            "novel", "atlas", "poems"]
+            "novel",
+            "atlas",
+            "poems",
+        ]
         assert client.get("/v1/bestsellers", params={"category": "unknown"}).json()["products"] == []
 
 
@@ -113,8 +162,15 @@ def test_product_pages_link_to_the_next_page_until_the_last(settings, shop):
 
 
 def test_similar_products_of_known_and_unknown_products(settings, shop):
-    shop[SIMILAR_ITEMS].insert_one({"_id": "tv", "product_id": "tv", "source": "als", "computed_at": NOW,
-                                    "neighbours": [{"product_id": f"n{i}", "score": 1.0} for i in range(7)]})
+    shop[SIMILAR_ITEMS].insert_one(
+        {
+            "_id": "tv",
+            "product_id": "tv",
+            "source": "als",
+            "computed_at": NOW,
+            "neighbours": [{"product_id": f"n{i}", "score": 1.0} for i in range(7)],
+        }
+    )
     with api_client(settings) as client:
         similar = client.get("/v1/products/tv/similar", params={"limit": 6}).json()
         none_yet = client.get("/v1/products/mug/similar").json()
@@ -124,13 +180,16 @@ def test_similar_products_of_known_and_unknown_products(settings, shop):
     assert unknown.status_code == 404
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", "/v1/nowhere", 404),
-    ("PATCH", "/v1/events", 405),
-    ("GET", "/v1/users/u1/history?limit=0", 400),
-    ("GET", "/v1/users/u1/history?limit=abc", 400),
-    ("GET", "/v1/products?offset=-1", 400),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/v1/nowhere", 404),
+        ("PATCH", "/v1/events", 405),
+        ("GET", "/v1/users/u1/history?limit=0", 400),
+        ("GET", "/v1/users/u1/history?limit=abc", 400),
+        ("GET", "/v1/products?offset=-1", 400),
+    ],
+)
 def test_bad_requests_answer_in_the_one_error_shape(settings, mongo_db, method, path, status):
     with api_client(settings) as client:
         response = client.request(method, path)

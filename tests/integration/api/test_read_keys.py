@@ -18,16 +18,30 @@ SHOPPER_ROUTES = [
     ("/api/v1/user_history_recommendations", {"user-id": USER}),
     ("/demo/users", {}),
 ]
-OPEN_ROUTES = ["/v1/bestsellers", "/v1/bestsellers?category=c1", "/v1/products", "/v1/products/p1",
-               "/v1/products/p1/similar", "/health", "/ready", "/schema/openapi.json", "/demo", "/demo/categories",
-               "/metrics"]
+OPEN_ROUTES = [
+    "/v1/bestsellers",
+    "/v1/bestsellers?category=c1",
+    "/v1/products",
+    "/v1/products/p1",
+    "/v1/products/p1/similar",
+    "/health",
+    "/ready",
+    "/schema/openapi.json",
+    "/demo",
+    "/demo/categories",
+    "/metrics",
+]
 
 
 @pytest.fixture
 def shop(mongo_db):
     mongo_db[PRODUCTS].insert_many([product(f"p{i}", "c1") for i in range(6)])
-    mongo_db[BESTSELLERS].insert_many([bestsellers("global", [(f"p{i}", 9 - i) for i in range(6)]),
-                                       bestsellers("c1", [(f"p{i}", 9 - i) for i in range(6)])])
+    mongo_db[BESTSELLERS].insert_many(
+        [
+            bestsellers("global", [(f"p{i}", 9 - i) for i in range(6)]),
+            bestsellers("c1", [(f"p{i}", 9 - i) for i in range(6)]),
+        ]
+    )
     mongo_db[HISTORY].insert_one(history(USER, [f"p{i}" for i in range(6)]))
 
 
@@ -64,9 +78,15 @@ def test_the_schema_documents_which_routes_need_which_key(settings):
         schema = client.get("/schema/openapi.json").json()
     schemes = schema["components"]["securitySchemes"]
     assert {name: (s["type"], s["in"], s["name"]) for name, s in schemes.items()} == {
-        "ApiKey": ("apiKey", "header", "X-API-Key"), "ReadKey": ("apiKey", "header", "X-API-Key")}
-    security = {(path, method): operation.get("security") for path, item in schema["paths"].items()
-                for method, operation in item.items() if isinstance(operation, dict)}
+        "ApiKey": ("apiKey", "header", "X-API-Key"),
+        "ReadKey": ("apiKey", "header", "X-API-Key"),
+    }
+    security = {
+        (path, method): operation.get("security")
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict)
+    }
     for path, _ in SHOPPER_ROUTES:
         assert security[(path.replace(USER, "{user_id}"), "get")] == [{"ReadKey": []}], path
         assert "401" in schema["paths"][path.replace(USER, "{user_id}")]["get"]["responses"]

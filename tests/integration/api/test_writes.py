@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from tests.support.api import TopicReader, api_client, bestsellers, history, product, events_topic  # noqa: F401 (fixture)
-
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS
+from tests.support.api import TopicReader, api_client, bestsellers, history, product
 
 
 def test_catalog_upsert_is_servable_at_once_and_written_to_the_catalog_topic(settings, mongo_db, unique):
     reader = TopicReader(settings, settings.topics.catalog)
-    items = [{"product_id": f"{unique}-1", "category_id": "c1", "name": "Lamp", "price": 10,
-              "attributes": {"colour": "red"}},
-             {"product_id": f"{unique}-2", "category_id": "c2"}]
+    items = [
+        {
+            "product_id": f"{unique}-1",
+            "category_id": "c1",
+            "name": "Lamp",
+            "price": 10,
+            "attributes": {"colour": "red"},
+        },
+        {"product_id": f"{unique}-2", "category_id": "c2"},
+    ]
     try:
         with api_client(settings) as client:
             assert client.put("/v1/products", json=items).json() == {
-                "upserted": 2, "product_ids": [f"{unique}-1", f"{unique}-2"]}
+                "upserted": 2,
+                "product_ids": [f"{unique}-1", f"{unique}-2"],
+            }
             served = client.get(f"/v1/products/{unique}-1").json()
             # An upsert replaces the product: the name is gone, the category changed.
             client.put("/v1/products", json=[{"product_id": f"{unique}-1", "category_id": "c3"}])
@@ -26,7 +34,10 @@ def test_catalog_upsert_is_servable_at_once_and_written_to_the_catalog_topic(set
     assert (served["name"], served["price"], served["attributes"]) == ("Lamp", 10.0, {"colour": "red"})
     assert (replaced["category_id"], replaced["name"]) == ("c3", None)
     assert [(r.key, r.value["category_id"]) for r in records] == [
-        (f"{unique}-1", "c1"), (f"{unique}-2", "c2"), (f"{unique}-1", "c3")]
+        (f"{unique}-1", "c1"),
+        (f"{unique}-2", "c2"),
+        (f"{unique}-1", "c3"),
+    ]
     assert mongo_db[PRODUCTS].count_documents({}) == 2
 
 
@@ -38,7 +49,10 @@ def test_catalog_with_an_invalid_item_writes_nothing(settings, mongo_db):
         not_a_list = client.put("/v1/products", json={"product_id": "x"})
     assert response.status_code == 422
     assert [(d["index"], d["field"]) for d in response.json()["error"]["details"]] == [
-        (1, "category_id"), (1, "price"), (2, "")]
+        (1, "category_id"),
+        (1, "price"),
+        (2, ""),
+    ]
     assert empty.status_code == 422 and not_a_list.status_code == 400
     assert mongo_db[PRODUCTS].count_documents({}) == 0
 
@@ -48,15 +62,19 @@ def test_catalog_bodies_may_be_up_to_10_mib_unlike_events(settings, mongo_db, un
     with api_client(settings) as client:
         two_mib = client.put("/v1/products", json=items)
         as_events = client.post("/v1/events", json={"events": items})
-        too_big = client.put("/v1/products", content=b"[" + b" " * (11 * 1024 * 1024) + b"]",
-                             headers={"content-type": "application/json"})
+        too_big = client.put(
+            "/v1/products",
+            content=b"[" + b" " * (11 * 1024 * 1024) + b"]",
+            headers={"content-type": "application/json"},
+        )
     assert two_mib.status_code == 200 and two_mib.json()["upserted"] == 150
     assert as_events.status_code == 413 and too_big.status_code == 413
     assert mongo_db[PRODUCTS].count_documents({}) == 150
 
 
-def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_deletion(settings, mongo_db,
-                                                                                   events_topic, unique):
+def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_deletion(
+    settings, mongo_db, events_topic, unique
+):
     user = f"u-{unique}"
     mongo_db[HISTORY].insert_one(history(user, ["a", "b", "c", "d", "e", "f"]))
     with api_client(settings) as client:
@@ -71,7 +89,10 @@ def test_deleting_a_product_removes_it_from_history_at_once_and_records_the_dele
     events = [r.value for r in events_topic.read(3) if r.key.startswith(user)]
     # Keyed by user: one user's events keep their order, two users' may interleave.
     assert sorted((e["type"], e["user_id"], e["product_id"]) for e in events) == [
-        ("history_delete", user, "c"), ("history_delete", user, "never-seen"), ("history_delete", f"{user}-new", "a")]
+        ("history_delete", user, "c"),
+        ("history_delete", user, "never-seen"),
+        ("history_delete", f"{user}-new", "a"),
+    ]
 
 
 def test_deleting_keeps_the_arrival_order_of_views_of_one_millisecond(settings, mongo_db, unique):
@@ -108,8 +129,9 @@ def test_a_view_older_than_its_deletion_never_comes_back(settings, mongo_db, uni
         # A stale writer puts back the old view (its ts is before the deletion): it stays hidden.
         doc = mongo_db[HISTORY].find_one({"_id": user})
         stale = history(user, ["b", "a"])
-        mongo_db[HISTORY].update_one({"_id": user}, {"$set": {"product_ids": stale["product_ids"],
-                                                              "viewed_at": stale["viewed_at"]}})
+        mongo_db[HISTORY].update_one(
+            {"_id": user}, {"$set": {"product_ids": stale["product_ids"], "viewed_at": stale["viewed_at"]}}
+        )
         assert doc["deleted"]["a"] > history(user, ["a"])["viewed_at"][0]
         assert client.get(f"/v1/users/{user}/history").json()["products"] == ["b"]
 
@@ -117,8 +139,9 @@ def test_a_view_older_than_its_deletion_never_comes_back(settings, mongo_db, uni
 def test_deleting_from_a_history_in_the_earlier_shape_rewrites_it_in_the_new_one(settings, mongo_db, unique):
     user = f"u-{unique}"
     earlier = history(user, ["a", "b", "c"])
-    earlier["items"] = [{"product_id": p, "ts": ts} for p, ts in zip(earlier.pop("product_ids"),
-                                                                     earlier.pop("viewed_at"))]
+    earlier["items"] = [
+        {"product_id": p, "ts": ts} for p, ts in zip(earlier.pop("product_ids"), earlier.pop("viewed_at"))
+    ]
     mongo_db[HISTORY].insert_one(earlier)
     with api_client(settings, min_list_size=1) as client:
         assert client.get(f"/v1/users/{user}/history").json()["products"] == ["a", "b", "c"]
@@ -135,7 +158,10 @@ def test_compat_routes_use_headers_and_the_same_rules(settings, mongo_db, events
     path = "/api/v1/user_nav_history_latest_products/"
     with api_client(settings) as client:
         assert client.get(path, headers={"user-id": user}).json() == {
-            "user-id": user, "products": list("abcde") + ["f"], "type": "personalized"}
+            "user-id": user,
+            "products": list("abcde") + ["f"],
+            "type": "personalized",
+        }
         assert client.delete(path, headers={"user-id": user, "product-id": "b"}).status_code == 204
         assert client.get(path, headers={"user-id": user}).json()["products"] == list("acdef")
         recommended = client.get("/api/v1/user_history_recommendations/", headers={"user-id": user}).json()

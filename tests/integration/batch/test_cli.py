@@ -6,10 +6,10 @@ import json
 import random
 
 import pytest
-from tests.support.isolation import env_of
 from typer.testing import CliRunner
 
 from recsys_cli.main import app
+from tests.support.isolation import env_of
 
 runner = CliRunner()
 
@@ -38,8 +38,9 @@ def test_evaluate_prints_als_and_popularity_metrics_and_writes_a_report(spark, t
     data = tmp_path / "interactions.csv"
     data.write_text("\n".join(lines) + "\n")
     report = tmp_path / "report.json"
-    result = runner.invoke(app, ["evaluate", "--interactions", str(data), "--params", "rank=8,max_iter=8,alpha=10",
-                                 "--out", str(report)])
+    result = runner.invoke(
+        app, ["evaluate", "--interactions", str(data), "--params", "rank=8,max_iter=8,alpha=10", "--out", str(report)]
+    )
     assert result.exit_code == 0, result.output
     assert "| ALS |" in result.output and "| popularity |" in result.output and "ndcg@10" in result.output
     saved = json.loads(report.read_text())
@@ -50,15 +51,24 @@ def test_evaluate_prints_als_and_popularity_metrics_and_writes_a_report(spark, t
 def test_materialize_for_a_past_day_ranks_bestsellers_of_that_days_window(settings, spark, mongo_db):
     from datetime import datetime
 
-    orders = [("o1", "u1", "p1", 1, 1.0, datetime.fromisoformat("2026-11-20T10:00:00+00:00")),
-              ("o2", "u2", "p2", 1, 1.0, datetime.fromisoformat("2026-11-21T10:00:00+00:00"))]  # the next day
-    (spark.createDataFrame(orders, "order_id string, user_id string, product_id string, quantity int, price double, "
-                                   "ts timestamp").write.format("delta").save(str(settings.lake_dir / "orders")))
+    orders = [
+        ("o1", "u1", "p1", 1, 1.0, datetime.fromisoformat("2026-11-20T10:00:00+00:00")),
+        ("o2", "u2", "p2", 1, 1.0, datetime.fromisoformat("2026-11-21T10:00:00+00:00")),
+    ]  # the next day
+    (
+        spark.createDataFrame(
+            orders, "order_id string, user_id string, product_id string, quantity int, price double, ts timestamp"
+        )
+        .write.format("delta")
+        .save(str(settings.lake_dir / "orders"))
+    )
     spark.createDataFrame([("p1", "c1")], "product_id string, category_id string").write.format("delta").save(
-        str(settings.lake_dir / "products"))
+        str(settings.lake_dir / "products")
+    )
     env = env_of(settings)
-    result = runner.invoke(app, ["materialize", "group:bestsellers", "bestseller_documents", "--partition",
-                                 "2026-11-20"], env=env)
+    result = runner.invoke(
+        app, ["materialize", "group:bestsellers", "bestseller_documents", "--partition", "2026-11-20"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert "ok   bestsellers (1 rows); category_bestsellers (1 rows)" in result.output
     global_list = mongo_db.bestsellers.find_one({"_id": "global"})
@@ -70,9 +80,16 @@ def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
     from datetime import UTC, datetime
 
     for i, (version, passed) in enumerate([("v1", True), ("v2", True), ("v3", False)]):
-        mongo_db.models.insert_one({"_id": version, "version": version, "checks_passed": passed, "promoted": False,
-                                    "created_at": datetime(2026, 11, 1 + i, tzinfo=UTC),
-                                    "metrics": {"als": {"ndcg": 0.3}, "popularity": {"ndcg": 0.2}}})
+        mongo_db.models.insert_one(
+            {
+                "_id": version,
+                "version": version,
+                "checks_passed": passed,
+                "promoted": False,
+                "created_at": datetime(2026, 11, 1 + i, tzinfo=UTC),
+                "metrics": {"als": {"ndcg": 0.3}, "popularity": {"ndcg": 0.2}},
+            }
+        )
     env = env_of(settings)
     assert runner.invoke(app, ["model", "promote", "v2"], env=env).exit_code == 0
     refused = runner.invoke(app, ["model", "promote", "v3"], env=env)
@@ -90,8 +107,10 @@ def test_materialize_backfills_a_range_in_one_run_printing_one_line_per_step(set
     from tests.support.batch import event, produce
 
     first = datetime(2026, 4, 1, tzinfo=UTC)
-    produce(settings, [event("product_view", f"{unique}-u", f"{unique}-p", first + timedelta(days=i, hours=2))
-                       for i in range(2)])
+    produce(
+        settings,
+        [event("product_view", f"{unique}-u", f"{unique}-p", first + timedelta(days=i, hours=2)) for i in range(2)],
+    )
     env = env_of(settings)
     result = runner.invoke(app, ["materialize", "raw_events", "--from", "2026-04-01", "--to", "2026-04-02"], env=env)
     assert result.exit_code == 0, result.output

@@ -26,10 +26,14 @@ from tests.support.isolation import isolated, release
 pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
+
+
 def planted_events(prefix: str) -> tuple[list[dict], dict]:
     rng = random.Random(7)
-    groups = {"a": ([f"{prefix}-ua{i}" for i in range(30)], [f"{prefix}-pa{i}" for i in range(10)]),
-              "b": ([f"{prefix}-ub{i}" for i in range(60)], [f"{prefix}-pb{i}" for i in range(10)])}
+    groups = {
+        "a": ([f"{prefix}-ua{i}" for i in range(30)], [f"{prefix}-pa{i}" for i in range(10)]),
+        "b": ([f"{prefix}-ub{i}" for i in range(60)], [f"{prefix}-pb{i}" for i in range(10)]),
+    }
     events = []
     for users, products in groups.values():
         for user in users:
@@ -45,11 +49,24 @@ def planted_events(prefix: str) -> tuple[list[dict], dict]:
 
 def catalog(prefix: str, groups) -> list[dict]:
     words = {"a": "crisp red apple", "b": "sweet blue berry"}
-    products = [{"product_id": p, "category_id": f"{prefix}-c{name}", "name": f"{words[name]} {i}",
-                 "description": f"{words[name]} from the orchard"}
-                for name, (_, ps) in groups.items() for i, p in enumerate(ps)]
-    products.append({"product_id": f"{prefix}-new", "category_id": f"{prefix}-ca", "name": "red apple juice",
-                     "description": "pressed from a crisp apple"})
+    products = [
+        {
+            "product_id": p,
+            "category_id": f"{prefix}-c{name}",
+            "name": f"{words[name]} {i}",
+            "description": f"{words[name]} from the orchard",
+        }
+        for name, (_, ps) in groups.items()
+        for i, p in enumerate(ps)
+    ]
+    products.append(
+        {
+            "product_id": f"{prefix}-new",
+            "category_id": f"{prefix}-ca",
+            "name": "red apple juice",
+            "description": "pressed from a crisp apple",
+        }
+    )
     return products
 
 
@@ -65,11 +82,22 @@ def graph(stack):
     producer.flush(30)
     producer.close()
     instance = DagsterInstance.ephemeral()
-    result = materialize(build_assets(settings) + all_checks, partition_key=DAY.date().isoformat(), instance=instance,
-                         resources=build_resources(settings), run_config=model_config())
+    result = materialize(
+        build_assets(settings) + all_checks,
+        partition_key=DAY.date().isoformat(),
+        instance=instance,
+        resources=build_resources(settings),
+        run_config=model_config(),
+    )
     client = mongo_client(settings)
-    yield {"settings": settings, "result": result, "db": serving_db(client, settings), "prefix": prefix,
-           "instance": instance, **planted}
+    yield {
+        "settings": settings,
+        "result": result,
+        "db": serving_db(client, settings),
+        "prefix": prefix,
+        "instance": instance,
+        **planted,
+    }
     client.close()
     release(settings)
 
@@ -77,8 +105,18 @@ def graph(stack):
 def test_whole_graph_materialises_in_process(graph):
     assert graph["result"].success
     materialized = {e.asset_key.to_user_string() for e in graph["result"].get_asset_materialization_events()}
-    assert {"raw_events", "products", "orders", "bestsellers", "interactions", "als_model", "current_model",
-            "item_similarities", "content_similarities", "user_recommendations"} <= materialized
+    assert {
+        "raw_events",
+        "products",
+        "orders",
+        "bestsellers",
+        "interactions",
+        "als_model",
+        "current_model",
+        "item_similarities",
+        "content_similarities",
+        "user_recommendations",
+    } <= materialized
 
 
 def test_als_beats_popularity_on_planted_structure_and_is_promoted(graph):

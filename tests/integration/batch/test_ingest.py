@@ -3,7 +3,6 @@ a range of days in one run."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,9 +21,16 @@ pytestmark = pytest.mark.integration
 def run(settings, selection, partition=None, run_config=None, raise_on_error=True, instance=None, days=None):
     """One in-process run; `days=(first, last)` makes it one run over that range, as a UI backfill does."""
     tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[1]} if days else None
-    return materialize(build_assets(settings), selection=selection, partition_key=partition,
-                       resources=build_resources(settings), run_config=run_config, raise_on_error=raise_on_error,
-                       instance=instance, tags=tags)
+    return materialize(
+        build_assets(settings),
+        selection=selection,
+        partition_key=partition,
+        resources=build_resources(settings),
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+        instance=instance,
+        tags=tags,
+    )
 
 
 def lake_rows(spark, settings, table, where="true"):
@@ -39,8 +45,13 @@ def test_backfilling_three_days_twice_as_a_range_gives_the_tables_of_per_day_run
     events = [event("product_view", user, f"{unique}-p{i}", day + timedelta(hours=6)) for i, day in enumerate(days)]
     repeated = events[0]
     tombstone = event("history_delete", user, f"{unique}-p1", days[1] + timedelta(hours=7))
-    broken = {"type": "rating", "user_id": user, "product_id": f"{unique}-p0", "score": 9,
-              "ts": format_ts(days[0] + timedelta(hours=1))}
+    broken = {
+        "type": "rating",
+        "user_id": user,
+        "product_id": f"{unique}-p0",
+        "score": 9,
+        "ts": format_ts(days[0] + timedelta(hours=1)),
+    }
     produce(settings, [*events, repeated, tombstone, broken, b"not json"])
     mine = f"user_id = '{user}'"
 
@@ -60,8 +71,9 @@ def test_backfilling_three_days_twice_as_a_range_gives_the_tables_of_per_day_run
     assert len(rows) == 4  # three views (one sent twice) and the tombstone
     assert sum(1 for r in rows if r[1] == "history_delete") == 1
     assert [reason for _, reason in per_day[1]] == ["score: must be from 0.5 to 5 in steps of 0.5"]
-    recorded = [e.partition for e in result.get_asset_materialization_events()
-                if e.asset_key.to_user_string() == "raw_events"]
+    recorded = [
+        e.partition for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_events"
+    ]
     assert sorted(recorded) == keys  # one run, but every day of the range is marked materialised
 
 
@@ -69,21 +81,40 @@ def test_a_range_empties_its_days_that_no_longer_have_events(settings, spark, un
     days = [datetime(2026, 3, 10, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
     keys = [day.date().isoformat() for day in days]
     user = f"{unique}-u"
-    produce(settings, [event("product_view", user, f"{unique}-p", days[0] + timedelta(hours=3)),
-                       event("product_view", user, f"{unique}-p", days[2] + timedelta(hours=3))])
+    produce(
+        settings,
+        [
+            event("product_view", user, f"{unique}-p", days[0] + timedelta(hours=3)),
+            event("product_view", user, f"{unique}-p", days[2] + timedelta(hours=3)),
+        ],
+    )
     path = str(settings.lake_dir / "raw_events")
     run(settings, ["raw_events", "quarantined_events"], days=(keys[0], keys[-1]))
     # A row the middle day held before (say, from events since dropped by retention) must go.
-    stale = (spark.read.format("delta").load(path).where(f"user_id = '{user}' and day = '{keys[0]}'")
-             .withColumn("day", F.lit(keys[1]).cast("date")))
+    stale = (
+        spark.read.format("delta")
+        .load(path)
+        .where(f"user_id = '{user}' and day = '{keys[0]}'")
+        .withColumn("day", F.lit(keys[1]).cast("date"))
+    )
     stale.write.format("delta").mode("append").partitionBy("day").save(path)
 
     result = run(settings, ["raw_events", "quarantined_events"], days=(keys[0], keys[-1]))
-    by_day = sorted((str(r.day), r.n) for r in spark.read.format("delta").load(path).where(f"user_id = '{user}'")
-                    .groupBy("day").agg(F.count("*").alias("n")).collect())
+    by_day = sorted(
+        (str(r.day), r.n)
+        for r in spark.read.format("delta")
+        .load(path)
+        .where(f"user_id = '{user}'")
+        .groupBy("day")
+        .agg(F.count("*").alias("n"))
+        .collect()
+    )
     assert by_day == [(keys[0], 1), (keys[2], 1)]
-    table = next(e for e in result.get_asset_materialization_events()
-                 if e.asset_key.to_user_string() == "raw_events").materialization.metadata["by_day"].value
+    table = (
+        next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_events")
+        .materialization.metadata["by_day"]
+        .value
+    )
     assert "| day | events | quarantined |" in table and all(f"| {key} |" in table for key in keys)
 
 
@@ -92,8 +123,10 @@ def test_events_the_lake_cannot_place_are_quarantined_on_their_arrival_day_with_
     user = f"{unique}-u"
     old = event("product_view", user, f"{unique}-old", datetime(2025, 12, 31, 23, tzinfo=UTC))
     future = {**event("product_view", user, f"{unique}-future", datetime.now(UTC)), "ts": "9999-12-31T23:59:59Z"}
-    overflow = {**event("product_view", user, f"{unique}-overflow", datetime.now(UTC)),
-                "ts": "0001-01-01T00:00:00+01:00"}
+    overflow = {
+        **event("product_view", user, f"{unique}-overflow", datetime.now(UTC)),
+        "ts": "0001-01-01T00:00:00+01:00",
+    }
     produce(settings, [old, future, overflow])
     run(settings, ["raw_events", "quarantined_events"], partition=today)
     frame = spark.read.format("delta").load(str(settings.lake_dir / "quarantined_events"))

@@ -37,20 +37,34 @@ def random_events(rng: random.Random, count: int) -> list[dict]:
     """Canonical events of a few shoppers and products over three weeks around AS_OF."""
     # 300 instants for `count` events: many events share one, a few come after AS_OF.
     first = AS_OF - timedelta(days=20)
-    instants = [first + timedelta(seconds=rng.randrange(21 * 86400), milliseconds=rng.randrange(1000))
-                for _ in range(300)]
+    instants = [
+        first + timedelta(seconds=rng.randrange(21 * 86400), milliseconds=rng.randrange(1000)) for _ in range(300)
+    ]
     users, products = [f"u{i}" for i in range(30)], [f"p{i}" for i in range(20)]
     kinds = ["product_view"] * 6 + ["add_to_cart"] * 2 + ["purchase", "rating", "history_delete"]
     events = []
     for _ in range(count):
         kind, user, ts = rng.choice(kinds), rng.choice(users), rng.choice(instants)
-        event = {"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "type": kind, "user_id": user, "ts": ts,
-                 "product_id": rng.choice(products), "source": None, "quantity": None, "score": None,
-                 "order_id": None, "items": None}
+        event = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "type": kind,
+            "user_id": user,
+            "ts": ts,
+            "product_id": rng.choice(products),
+            "source": None,
+            "quantity": None,
+            "score": None,
+            "order_id": None,
+            "items": None,
+        }
         if kind == "purchase":  # a product may appear twice in one order
-            event.update(product_id=None, order_id=event["event_id"],
-                         items=[{"product_id": rng.choice(products), "quantity": 1, "price": 2.0}
-                                for _ in range(rng.randint(1, 3))])
+            event.update(
+                product_id=None,
+                order_id=event["event_id"],
+                items=[
+                    {"product_id": rng.choice(products), "quantity": 1, "price": 2.0} for _ in range(rng.randint(1, 3))
+                ],
+            )
         elif kind == "rating":
             event["score"] = rng.randint(1, 10) / 2
         elif kind == "add_to_cart":
@@ -61,21 +75,42 @@ def random_events(rng: random.Random, count: int) -> list[dict]:
 
 def test_interactions_asset_equals_the_domain_rule_on_random_events(settings, spark):
     events = random_events(random.Random(11), 900)
-    rows = [(e["event_id"], e["type"], e["user_id"], e["ts"], e["product_id"], e["source"], e["quantity"],
-             e["score"], e["order_id"], [(i["product_id"], i["quantity"], i["price"]) for i in e["items"]]
-             if e["items"] else None, e["ts"].date()) for e in events]
+    rows = [
+        (
+            e["event_id"],
+            e["type"],
+            e["user_id"],
+            e["ts"],
+            e["product_id"],
+            e["source"],
+            e["quantity"],
+            e["score"],
+            e["order_id"],
+            [(i["product_id"], i["quantity"], i["price"]) for i in e["items"]] if e["items"] else None,
+            e["ts"].date(),
+        )
+        for e in events
+    ]
     spark.createDataFrame(rows, RAW_EVENTS).write.format("delta").save(str(settings.lake_dir / "raw_events"))
     options = {"view_weight": 1.5, "add_to_cart_weight": 3.0, "purchase_weight": 5.0, "half_life_days": 7.0}
 
-    materialize(build_assets(settings), selection=["interactions"], resources=build_resources(settings),
-                run_config={"ops": {"interactions": {"config": {"as_of": AS_OF.isoformat(), **options}}}})
+    materialize(
+        build_assets(settings),
+        selection=["interactions"],
+        resources=build_resources(settings),
+        run_config={"ops": {"interactions": {"config": {"as_of": AS_OF.isoformat(), **options}}}},
+    )
 
     table = spark.read.format("delta").load(str(settings.lake_dir / "interactions"))
-    got = {(r.user_id, r.product_id): (r.strength, EPOCH + timedelta(microseconds=r.last_us), r.events)
-           for r in table.select("*", F.unix_micros("last_ts").alias("last_us")).collect()}
+    got = {
+        (r.user_id, r.product_id): (r.strength, EPOCH + timedelta(microseconds=r.last_us), r.events)
+        for r in table.select("*", F.unix_micros("last_ts").alias("last_us")).collect()
+    }
     weights = {"product_view": 1.5, "add_to_cart": 3.0, "purchase": 5.0}
-    expected = {pair: (found.strength, found.last_ts, found.events)
-                for pair, found in interaction_strengths(events, AS_OF, weights, half_life_days=7.0).items()}
+    expected = {
+        pair: (found.strength, found.last_ts, found.events)
+        for pair, found in interaction_strengths(events, AS_OF, weights, half_life_days=7.0).items()
+    }
     assert len(expected) > 150
     assert got == expected
 
@@ -87,8 +122,11 @@ def random_order_lines(rng: random.Random, count: int) -> list[OrderLine]:
     lines = []
     for _ in range(count):
         product_id, category_id = rng.choice(products)
-        ts = rng.choice(edges) if rng.random() < 0.1 else start - timedelta(days=3) + timedelta(
-            seconds=rng.randrange(36 * 86400))
+        ts = (
+            rng.choice(edges)
+            if rng.random() < 0.1
+            else start - timedelta(days=3) + timedelta(seconds=rng.randrange(36 * 86400))
+        )
         lines.append(OrderLine(f"u{rng.randrange(25)}", product_id, ts, category_id))
     return lines
 
@@ -96,16 +134,18 @@ def random_order_lines(rng: random.Random, count: int) -> list[OrderLine]:
 @pytest.mark.parametrize("limit", [100, 4])
 def test_spark_bestsellers_equal_the_domain_rule_on_random_order_lines(spark, limit):
     lines = random_order_lines(random.Random(5), 700)
-    orders = spark.createDataFrame([(f"o{i}", line.user_id, line.product_id, 1, 2.0, line.ts)
-                                    for i, line in enumerate(lines)], ORDER_LINES)
+    orders = spark.createDataFrame(
+        [(f"o{i}", line.user_id, line.product_id, 1, 2.0, line.ts) for i, line in enumerate(lines)], ORDER_LINES
+    )
     catalog = sorted({(line.product_id, line.category_id) for line in lines if line.category_id is not None})
     categories = spark.createDataFrame(catalog, "product_id string, category_id string")
 
     overall, per_category = bestseller_frames(orders, categories, AS_OF, 30, limit)
 
     expected_overall = rank_bestsellers(lines, AS_OF, 30, limit)
-    assert [{"product_id": r.product_id, "buyers": r.buyers} for r in overall.orderBy("rank").collect()] == \
-        expected_overall
+    assert [
+        {"product_id": r.product_id, "buyers": r.buyers} for r in overall.orderBy("rank").collect()
+    ] == expected_overall
     got: dict[str, list] = {}
     for r in per_category.orderBy("category_id", "rank").collect():
         got.setdefault(r.category_id, []).append({"product_id": r.product_id, "buyers": r.buyers})

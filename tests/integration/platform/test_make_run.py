@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT  # noqa: E402
-SMALL_SEARCH = {"ops": {"als_model": {"config": {"search_reg_params": [1.0], "search_alphas": [1.0],
-                                                 "max_iter": 5}}}}
+
+SMALL_SEARCH = {"ops": {"als_model": {"config": {"search_reg_params": [1.0], "search_alphas": [1.0], "max_iter": 5}}}}
 
 
 def _free_ports(count: int) -> list[int]:
@@ -59,8 +59,15 @@ def _get(url: str) -> int:
 def _start_make_run(env: dict[str, str], config: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
     started = time.monotonic()
     args = f"--days 2 --users 80 --products 40 --categories 4 --live-rate 5 --materialize-config {config}"
-    proc = subprocess.Popen(["make", "--no-print-directory", "run", f"RUN_ARGS={args}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run", f"RUN_ARGS={args}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output = []
     deadline = time.monotonic() + 1200
     assert proc.stdout is not None
@@ -96,9 +103,15 @@ def _ctrl_c(proc: subprocess.Popen, marker: str) -> int:
 def test_make_run_comes_up_answers_and_ctrl_c_leaves_nothing_running(stack, tmp_path):
     kafka, controller, mongo, api, dagster = _free_ports(5)
     data_dir = tmp_path / "platform"
-    env = {**os.environ, "RECSYS_DATA_DIR": str(data_dir), "RECSYS_KAFKA_PORT": str(kafka),
-           "RECSYS_KAFKA_CONTROLLER_PORT": str(controller), "RECSYS_MONGO_PORT": str(mongo),
-           "RECSYS_API_PORT": str(api), "RECSYS_DAGSTER_PORT": str(dagster)}
+    env = {
+        **os.environ,
+        "RECSYS_DATA_DIR": str(data_dir),
+        "RECSYS_KAFKA_PORT": str(kafka),
+        "RECSYS_KAFKA_CONTROLLER_PORT": str(controller),
+        "RECSYS_MONGO_PORT": str(mongo),
+        "RECSYS_API_PORT": str(api),
+        "RECSYS_DAGSTER_PORT": str(dagster),
+    }
     config = tmp_path / "small-search.json"
     config.write_text(json.dumps(SMALL_SEARCH))
 

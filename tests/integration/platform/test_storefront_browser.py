@@ -16,10 +16,10 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from tests.support.stream import wait_for
-from tests.support.isolation import env_of
 
 from recsys_io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
+from tests.support.isolation import env_of
+from tests.support.stream import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
@@ -37,22 +37,59 @@ def _free_port() -> int:
 def _seed_store(db, unique: str) -> dict[str, list[str]]:
     """Two categories of six products; neighbours within a category; bestsellers per scope."""
     now = datetime.now(UTC)
-    catalog = {f"{unique}-shoes": [f"{unique}-s{i}" for i in range(6)],
-               f"{unique}-hats": [f"{unique}-h{i}" for i in range(6)]}
+    catalog = {
+        f"{unique}-shoes": [f"{unique}-s{i}" for i in range(6)],
+        f"{unique}-hats": [f"{unique}-h{i}" for i in range(6)],
+    }
     for category, products in catalog.items():
-        db[PRODUCTS].insert_many([{"_id": p, "product_id": p, "category_id": category, "name": f"Product {p[-2:]}",
-                                   "description": "", "price": 10.0 + i, "updated_at": now}
-                                  for i, p in enumerate(products)])
-        db[SIMILAR_ITEMS].insert_many([{"_id": p, "product_id": p, "source": "als", "model_version": None,
-                                        "computed_at": now,
-                                        "neighbours": [{"product_id": q, "score": 1.0 - 0.1 * j}
-                                                       for j, q in enumerate(x for x in products if x != p)]}
-                                       for p in products])
-        db[BESTSELLERS].insert_one({"_id": category, "scope": category, "window_days": 30, "computed_at": now,
-                                    "products": [{"product_id": p, "buyers": 10 - i} for i, p in enumerate(products)]})
+        db[PRODUCTS].insert_many(
+            [
+                {
+                    "_id": p,
+                    "product_id": p,
+                    "category_id": category,
+                    "name": f"Product {p[-2:]}",
+                    "description": "",
+                    "price": 10.0 + i,
+                    "updated_at": now,
+                }
+                for i, p in enumerate(products)
+            ]
+        )
+        db[SIMILAR_ITEMS].insert_many(
+            [
+                {
+                    "_id": p,
+                    "product_id": p,
+                    "source": "als",
+                    "model_version": None,
+                    "computed_at": now,
+                    "neighbours": [
+                        {"product_id": q, "score": 1.0 - 0.1 * j} for j, q in enumerate(x for x in products if x != p)
+                    ],
+                }
+                for p in products
+            ]
+        )
+        db[BESTSELLERS].insert_one(
+            {
+                "_id": category,
+                "scope": category,
+                "window_days": 30,
+                "computed_at": now,
+                "products": [{"product_id": p, "buyers": 10 - i} for i, p in enumerate(products)],
+            }
+        )
     everything = [p for products in catalog.values() for p in products]
-    db[BESTSELLERS].insert_one({"_id": "global", "scope": "global", "window_days": 30, "computed_at": now,
-                                "products": [{"product_id": p, "buyers": 20 - i} for i, p in enumerate(everything)]})
+    db[BESTSELLERS].insert_one(
+        {
+            "_id": "global",
+            "scope": "global",
+            "window_days": 30,
+            "computed_at": now,
+            "products": [{"product_id": p, "buyers": 20 - i} for i, p in enumerate(everything)],
+        }
+    )
     return catalog
 
 
@@ -73,22 +110,32 @@ def platform(settings, mongo_db, unique, tmp_path):
     """`recsys api` and `recsys stream` on the test stack, with a serving database of this test's own."""
     catalog = _seed_store(mongo_db, unique)
     port = _free_port()
-    env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": API_KEY, "RECSYS_API_READ_KEYS": READ_KEY,
-           "RECSYS_API_PORT": str(port),
-           "RECSYS_STREAM_TRIGGER_SECONDS": "0.5", "RECSYS_MIN_LIST_SIZE": "1"}
+    env = {
+        **os.environ,
+        **env_of(settings),
+        "RECSYS_API_KEYS": API_KEY,
+        "RECSYS_API_READ_KEYS": READ_KEY,
+        "RECSYS_API_PORT": str(port),
+        "RECSYS_STREAM_TRIGGER_SECONDS": "0.5",
+        "RECSYS_MIN_LIST_SIZE": "1",
+    }
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = {}
     for name, args in (("stream", ["stream"]), ("api", ["api"])):
-        procs[name] = subprocess.Popen([sys.executable, "-m", "recsys_cli.main", *args], env=env,
-                                       stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "recsys_cli.main", *args],
+            env=env,
+            stdout=open(logs / f"{name}.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", procs["api"])
         yield f"http://127.0.0.1:{port}", catalog
     finally:
         for proc in procs.values():
             proc.terminate()
-        for name, proc in procs.items():
+        for proc in procs.values():
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -98,8 +145,9 @@ def platform(settings, mongo_db, unique, tmp_path):
 
 
 def _ids(page, testid: str) -> list[str]:
-    return page.eval_on_selector_all(f'[data-testid="{testid}"] [data-testid="product"]',
-                                     "cards => cards.map(c => c.dataset.productId)")
+    return page.eval_on_selector_all(
+        f'[data-testid="{testid}"] [data-testid="product"]', "cards => cards.map(c => c.dataset.productId)"
+    )
 
 
 def test_clicks_show_in_history_newest_first_and_change_recommendations(platform, unique):
@@ -109,9 +157,19 @@ def test_clicks_show_in_history_newest_first_and_change_recommendations(platform
     shoes = catalog[f"{unique}-shoes"]
     user = f"{unique}-shopper"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-            "--no-first-run", "--disable-component-update", "--disable-sync"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page()
             page.goto(f"{base}/demo?user={user}#key={API_KEY}&read={READ_KEY}")
@@ -124,18 +182,29 @@ def test_clicks_show_in_history_newest_first_and_change_recommendations(platform
                 page.click(f'[data-testid="catalog"] [data-product-id="{product_id}"]')
                 page.wait_for_timeout(300)
 
-            history = wait_for(lambda: _ids(page, "history") if len(_ids(page, "history")) >= 3 else None,
-                                  90, "three products in the history")
+            history = wait_for(
+                lambda: _ids(page, "history") if len(_ids(page, "history")) >= 3 else None,
+                90,
+                "three products in the history",
+            )
             assert history[:3] == [shoes[1], shoes[2], shoes[3]]
             after = wait_for(
-                lambda: (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]'))
-                if (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]')) != before else None,
-                60, "the recommendations to change")
+                lambda: (
+                    (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]'))
+                    if (_ids(page, "recommendations"), page.inner_text('[data-testid="recs-meta"]')) != before
+                    else None
+                ),
+                60,
+                "the recommendations to change",
+            )
             assert after != before
 
             page.click(f'[data-testid="history"] [data-product-id="{shoes[2]}"] [data-testid="delete"]')
-            remaining = wait_for(lambda: _ids(page, "history") if shoes[2] not in _ids(page, "history") else None,
-                                    20, "the deleted product to leave the history")
+            remaining = wait_for(
+                lambda: _ids(page, "history") if shoes[2] not in _ids(page, "history") else None,
+                20,
+                "the deleted product to leave the history",
+            )
             assert remaining[:2] == [shoes[1], shoes[3]]
         finally:
             browser.close()

@@ -13,18 +13,18 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.support.isolation import env_of
 from kafka import TopicPartition
 from kafka.partitioner.default import murmur2
 from typer.testing import CliRunner
 
 from recsys_cli.main import app
 from recsys_core.catalog import parse_product
+from recsys_core.settings import Settings
 from recsys_io.kafka import make_consumer
 from recsys_io.mongo import PRODUCTS
-from recsys_core.settings import Settings
 from recsys_simulator import StoreConfig, build_store, history_events, load_catalog, replay_file, run_live, send_history
 from recsys_simulator.via_api import ApiRefused, load_catalog_via_api
+from tests.support.isolation import env_of
 
 pytestmark = pytest.mark.integration
 
@@ -104,12 +104,23 @@ def test_catalog_is_published_and_upserted_once_per_product(stack, settings, mon
 def test_replay_sends_valid_lines_stamped_now_and_reports_bad_ones(stack, settings, unique, tmp_path):
     user = f"r{unique}"
     lines = [
-        {"event": "ProductView", "messageid": f"{unique}-1", "userid": user, "properties": {"productid": "p00001"},
-         "context": {"source": "email"}, "timestamp": "2019-01-01T00:00:00Z"},
+        {
+            "event": "ProductView",
+            "messageid": f"{unique}-1",
+            "userid": user,
+            "properties": {"productid": "p00001"},
+            "context": {"source": "email"},
+            "timestamp": "2019-01-01T00:00:00Z",
+        },
         "this is not json",
         {"event": "ProductView", "messageid": f"{unique}-2", "properties": {"productid": "p00002"}},
-        {"event": "ProductView", "messageid": f"{unique}-3", "userid": user, "properties": {"productid": "p00003"},
-         "context": {"source": "search"}},
+        {
+            "event": "ProductView",
+            "messageid": f"{unique}-3",
+            "userid": user,
+            "properties": {"productid": "p00003"},
+            "context": {"source": "search"},
+        },
         {"event": "ProductView", "messageid": f"{unique}-4", "userid": user, "properties": {}},
         {"event": "ProductView", "messageid": f"{unique}-5", "userid": user, "properties": {"productid": "p00005"}},
     ]
@@ -124,7 +135,8 @@ def test_replay_sends_valid_lines_stamped_now_and_reports_bad_ones(stack, settin
     assert [(line.number, line.reason) for line in skipped] == [
         (2, "not valid JSON (Expecting value: line 1 column 1 (char 0))"),
         (3, "userid: is required"),
-        (5, "properties.productid: is required")]
+        (5, "properties.productid: is required"),
+    ]
     assert tally.events == 3 and tally.invalid == 3
     sent = [r.value for r in records_since(settings, before) if r.key == user]
     assert [e["product_id"] for e in sent] == ["p00001", "p00003", "p00005"]
@@ -158,11 +170,27 @@ def test_cli_loads_a_store_and_summarises_it(stack, settings, mongo_db, unique):
     result = runner.invoke(app, ["simulate", "catalog", *sizes], env=env)
     assert result.exit_code == 0, result.output
     assert "loaded 24 products in 3 categories" in result.output
-    result = runner.invoke(app, ["simulate", "history", "--days", "2", "--users", "10", *sizes,
-                                 "--user-prefix", f"c{unique}-", "--until", "2026-11-01T00:00:00Z"], env=env)
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "history",
+            "--days",
+            "2",
+            "--users",
+            "10",
+            *sizes,
+            "--user-prefix",
+            f"c{unique}-",
+            "--until",
+            "2026-11-01T00:00:00Z",
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
-    expected = list(history_events(build_store(StoreConfig(products=24, categories=3, users=10,
-                                                           user_prefix=f"c{unique}-")), 2, END))
+    expected = list(
+        history_events(build_store(StoreConfig(products=24, categories=3, users=10, user_prefix=f"c{unique}-")), 2, END)
+    )
     assert f"sent {len(expected):,} events" in result.output
     assert "by type: add_to_cart" in result.output and "time span:" in result.output
     assert mongo_db[PRODUCTS].count_documents({}) == 24
@@ -170,8 +198,12 @@ def test_cli_loads_a_store_and_summarises_it(stack, settings, mongo_db, unique):
 
 def test_cli_replay_reports_bad_lines_and_counts_them(stack, settings, unique, tmp_path):
     path = tmp_path / "clicks.jsonl"
-    good = {"event": "ProductView", "messageid": f"{unique}-a", "userid": f"cr{unique}",
-            "properties": {"productid": "p00001"}}
+    good = {
+        "event": "ProductView",
+        "messageid": f"{unique}-a",
+        "userid": f"cr{unique}",
+        "properties": {"productid": "p00001"},
+    }
     path.write_text(json.dumps(good) + "\n{broken\n" + json.dumps(good) + "\n")
     result = CliRunner().invoke(app, ["replay", str(path), "--rate", "50"])
     assert result.exit_code == 0, result.output
@@ -181,9 +213,27 @@ def test_cli_replay_reports_bad_lines_and_counts_them(stack, settings, unique, t
 
 def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
     process = subprocess.Popen(
-        [sys.executable, "-m", "recsys_cli.main", "simulate", "live", "--rate", "50", "--users", "20",
-         "--products", "30", "--categories", "3", "--user-prefix", f"s{unique}-"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "recsys_cli.main",
+            "simulate",
+            "live",
+            "--rate",
+            "50",
+            "--users",
+            "20",
+            "--products",
+            "30",
+            "--categories",
+            "3",
+            "--user-prefix",
+            f"s{unique}-",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     watchdog = threading.Timer(90, process.kill)  # a start-up that never says it is sending fails, not hangs
     watchdog.start()
     try:
@@ -207,8 +257,13 @@ def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
 def test_catalog_via_the_api_lands_in_the_products_collection(stack, settings, mongo_db):
     env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": "sim-key"}
     base = f"http://127.0.0.1:{settings.api_port}"
-    api = subprocess.Popen([sys.executable, "-m", "recsys_cli.main", "api"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "recsys_cli.main", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -75,15 +75,15 @@ def test_consumer_group_resumes_after_committed_offset(settings, unique):
 def test_mongo_upsert_find_and_index_round_trip(mongo_db):
     products = mongo_db["products"]
     now = datetime.now(UTC).replace(microsecond=0)
-    products.update_one({"_id": "p1"}, {"$set": {"category_id": "shoes", "price": 10.0, "updated_at": now}},
-                        upsert=True)
+    products.update_one(
+        {"_id": "p1"}, {"$set": {"category_id": "shoes", "price": 10.0, "updated_at": now}}, upsert=True
+    )
     products.update_one({"_id": "p1"}, {"$set": {"price": 12.5}}, upsert=True)
     products.update_one({"_id": "p2"}, {"$set": {"category_id": "shoes", "price": 3.0}}, upsert=True)
     products.create_index([("category_id", 1), ("_id", 1)], name="category_products")
 
     assert products.count_documents({}) == 2
-    assert products.find_one({"_id": "p1"}) == {"_id": "p1", "category_id": "shoes", "price": 12.5,
-                                                "updated_at": now}
+    assert products.find_one({"_id": "p1"}) == {"_id": "p1", "category_id": "shoes", "price": 12.5, "updated_at": now}
     assert [d["_id"] for d in products.find({"category_id": "shoes"}).sort("_id", 1)] == ["p1", "p2"]
     assert "category_products" in products.index_information()
 
@@ -101,13 +101,15 @@ def test_spark_writes_delta_appends_reads_back_and_time_travels(spark, settings)
 
 def test_spark_reads_kafka_topic_in_batch_through_the_connector(spark, settings, unique):
     _produce(settings, settings.topics.dlq, unique, [{"n": i} for i in range(3)])
-    frame = (spark.read.format("kafka")
-             .option("kafka.bootstrap.servers", settings.kafka_servers)
-             .option("subscribe", settings.topics.dlq)
-             .option("startingOffsets", "earliest")
-             .load()
-             .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
-             .where(f"key = '{unique}'"))
+    frame = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_servers)
+        .option("subscribe", settings.topics.dlq)
+        .option("startingOffsets", "earliest")
+        .load()
+        .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
+        .where(f"key = '{unique}'")
+    )
     assert sorted(r.value for r in frame.collect()) == ['{"n":0}', '{"n":1}', '{"n":2}']
 
 
@@ -203,9 +205,13 @@ def test_taken_port_fails_naming_the_port_and_the_variable(stack, tmp_path):
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        env = {**os.environ, "RECSYS_DATA_DIR": str(tmp_path), "RECSYS_KAFKA_PORT": str(port),
-               "RECSYS_KAFKA_CONTROLLER_PORT": str(port + 1 if port < 65535 else port - 1),
-               "RECSYS_MONGO_PORT": str(stack.mongo_port + 5)}
+        env = {
+            **os.environ,
+            "RECSYS_DATA_DIR": str(tmp_path),
+            "RECSYS_KAFKA_PORT": str(port),
+            "RECSYS_KAFKA_CONTROLLER_PORT": str(port + 1 if port < 65535 else port - 1),
+            "RECSYS_MONGO_PORT": str(stack.mongo_port + 5),
+        }
         result = subprocess.run(RECSYS + ["stack", "up"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert f"port {port} is already taken" in result.stderr
@@ -245,8 +251,9 @@ def test_one_update_command_can_replace_hundreds_of_documents(mongo_db):
     """A bulk of guarded replaces larger than FerretDB's connection pool (100) completes."""
     collection = mongo_db["recommendations"]
     collection.insert_many([{"_id": f"u{i}", "token": 0} for i in range(300)])
-    result = collection.bulk_write([ReplaceOne({"_id": f"u{i}", "token": 0}, {"token": 1}) for i in range(300)],
-                                   ordered=False)
+    result = collection.bulk_write(
+        [ReplaceOne({"_id": f"u{i}", "token": 0}, {"token": 1}) for i in range(300)], ordered=False
+    )
     assert result.matched_count == 300
     assert collection.count_documents({"token": 1}) == 300
 
@@ -255,19 +262,23 @@ def test_statements_of_one_update_command_see_the_writes_before_them(mongo_db):
     """FerretDB writes a command's statements by `_id` in batches; each still reads what came before it."""
     collection = mongo_db["history"]
     collection.insert_one({"_id": "b", "v": 0})
-    result = collection.bulk_write([
-        ReplaceOne({"_id": "a"}, {"v": 1}, upsert=True),           # inserted
-        UpdateOne({"_id": "a"}, {"$inc": {"v": 1}}),                # the same document again: sees v 1
-        UpdateOne({"_id": "b", "v": 1}, {"$set": {"v": 9}}),        # guard does not hold
-        ReplaceOne({"_id": "b", "v": 0}, {"v": 3}),                 # guard holds
-        UpdateMany({"v": {"$gte": 2, "$lt": 5}}, {"$set": {"seen": True}}),  # not by _id: sees a and b
-        ReplaceOne({"_id": "c"}, {"v": 4}, upsert=True),
-    ])
+    result = collection.bulk_write(
+        [
+            ReplaceOne({"_id": "a"}, {"v": 1}, upsert=True),  # inserted
+            UpdateOne({"_id": "a"}, {"$inc": {"v": 1}}),  # the same document again: sees v 1
+            UpdateOne({"_id": "b", "v": 1}, {"$set": {"v": 9}}),  # guard does not hold
+            ReplaceOne({"_id": "b", "v": 0}, {"v": 3}),  # guard holds
+            UpdateMany({"v": {"$gte": 2, "$lt": 5}}, {"$set": {"seen": True}}),  # not by _id: sees a and b
+            ReplaceOne({"_id": "c"}, {"v": 4}, upsert=True),
+        ]
+    )
     assert (result.matched_count, result.modified_count, result.upserted_count) == (4, 4, 2)
     assert sorted(result.upserted_ids.values()) == ["a", "c"]
     assert {doc["_id"]: doc for doc in collection.find()} == {
-        "a": {"_id": "a", "v": 2, "seen": True}, "b": {"_id": "b", "v": 3, "seen": True},
-        "c": {"_id": "c", "v": 4}}
+        "a": {"_id": "a", "v": 2, "seen": True},
+        "b": {"_id": "b", "v": 3, "seen": True},
+        "c": {"_id": "c", "v": 4},
+    }
 
 
 def test_a_failing_statement_keeps_the_writes_before_it_and_stops_the_command(mongo_db):
@@ -276,10 +287,17 @@ def test_a_failing_statement_keeps_the_writes_before_it_and_stops_the_command(mo
     collection.create_index("email", unique=True)
     collection.insert_one({"_id": "taken", "email": "x@example.com"})
     # The command itself: pymongo cannot read FerretDB's reply to a failed update (no nModified).
-    reply = mongo_db.command({"update": "history", "ordered": True, "updates": [
-        {"q": {"_id": "a"}, "u": {"email": "a@example.com"}, "upsert": True},
-        {"q": {"_id": "b"}, "u": {"email": "x@example.com"}, "upsert": True},
-        {"q": {"_id": "c"}, "u": {"email": "c@example.com"}, "upsert": True}]})
+    reply = mongo_db.command(
+        {
+            "update": "history",
+            "ordered": True,
+            "updates": [
+                {"q": {"_id": "a"}, "u": {"email": "a@example.com"}, "upsert": True},
+                {"q": {"_id": "b"}, "u": {"email": "x@example.com"}, "upsert": True},
+                {"q": {"_id": "c"}, "u": {"email": "c@example.com"}, "upsert": True},
+            ],
+        }
+    )
     assert [error["code"] for error in reply["writeErrors"]] == [11000]
     assert sorted(doc["_id"] for doc in collection.find()) == ["a", "taken"]
 
@@ -293,12 +311,18 @@ def test_write_ahead_log_stays_bounded_under_steady_replaces(mongo_db, settings,
     if shutil.which("mongod"):
         pytest.skip("mongod has no SQLite write-ahead log")
     collection = mongo_db["recommendations"]
-    collection.insert_many([{"_id": f"u{i}", "token": 0, "items": [f"p{k}" for k in range(40)]}
-                            for i in range(200)])
+    collection.insert_many([{"_id": f"u{i}", "token": 0, "items": [f"p{k}" for k in range(40)]} for i in range(200)])
     for token in range(1, 21):  # 4,000 replaces: some 12,000 log pages if the log never restarted
-        collection.bulk_write([ReplaceOne({"_id": f"u{i}", "token": token - 1},
-                                          {"token": token, "items": [f"p{k + token}" for k in range(40)]})
-                               for i in range(200)], ordered=False)
+        collection.bulk_write(
+            [
+                ReplaceOne(
+                    {"_id": f"u{i}", "token": token - 1},
+                    {"token": token, "items": [f"p{k + token}" for k in range(40)]},
+                )
+                for i in range(200)
+            ],
+            ordered=False,
+        )
     assert collection.count_documents({"token": 20}) == 200
     wal = stack.stack_dir / "ferretdb" / f"{settings.mongo_db}.sqlite-wal"
     page_size = 4096
@@ -316,9 +340,14 @@ def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_i
     # Not pytest's tmp_path, whose parents only root may enter: PostgreSQL runs as `postgres`.
     data_dir = Path(tempfile.mkdtemp(prefix="recsys-postgresql-stack-"))
     data_dir.chmod(0o755)
-    env = {**os.environ, "RECSYS_DATA_DIR": str(data_dir), "RECSYS_FERRETDB_BACKEND": "postgresql",
-           "RECSYS_KAFKA_BOOTSTRAP": stack.kafka_servers,  # the test stack's broker: only the store is new
-           "RECSYS_MONGO_PORT": str(stack.mongo_port + 3), "RECSYS_POSTGRES_PORT": str(stack.postgres_port)}
+    env = {
+        **os.environ,
+        "RECSYS_DATA_DIR": str(data_dir),
+        "RECSYS_FERRETDB_BACKEND": "postgresql",
+        "RECSYS_KAFKA_BOOTSTRAP": stack.kafka_servers,  # the test stack's broker: only the store is new
+        "RECSYS_MONGO_PORT": str(stack.mongo_port + 3),
+        "RECSYS_POSTGRES_PORT": str(stack.postgres_port),
+    }
     settings = Settings.from_env(env)
     try:
         result = subprocess.run(RECSYS + ["stack", "up"], env=env, capture_output=True, text=True, timeout=300)
@@ -335,13 +364,16 @@ def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_i
             collection = serving_db(client, settings)["recommendations"]
             collection.insert_many([{"_id": f"u{i}", "token": 0} for i in range(300)])
             # Guarded replaces by `_id`, more than one batch of them, as the speed layer writes them.
-            written = collection.bulk_write([ReplaceOne({"_id": f"u{i}", "token": 0}, {"token": 1})
-                                             for i in range(300)], ordered=False)
+            written = collection.bulk_write(
+                [ReplaceOne({"_id": f"u{i}", "token": 0}, {"token": 1}) for i in range(300)], ordered=False
+            )
             assert written.matched_count == 300
             assert collection.find_one({"_id": "u7"}) == {"_id": "u7", "token": 1}
             assert collection.find_one({"_id": "u7", "token": 0}) is None
             assert sorted(doc["_id"] for doc in collection.find({"_id": {"$in": ["u3", "u9", "nobody"]}})) == [
-                "u3", "u9"]
+                "u3",
+                "u9",
+            ]
             for query in ({"_id": "u7", "token": 1}, {"_id": {"$in": ["u3", "u9"]}}):
                 plan = collection.find(query).explain()
                 assert plan["filterPushdown"] is True

@@ -16,22 +16,26 @@ import pytest
 from recsys_io.mongo import HISTORY, MODELS, RECOMMENDATIONS, mongo_client
 from streaming.batch import BatchProcessor
 from streaming.job import start_query
-from tests.support.stream import (BOOKS, SHOES, delete, produce, purchase, stable_fields, view, wait_for,
-                                 write_model)
 from tests.support.isolation import env_of
+from tests.support.stream import BOOKS, SHOES, delete, produce, purchase, stable_fields, view, wait_for, write_model
 
 pytestmark = pytest.mark.integration
 RECSYS = Path(sys.executable).with_name("recsys")
 
 
 def stream_process(settings, log: Path) -> subprocess.Popen:
-    env = {**os.environ, **env_of(settings),
-           # Small batches close together, so the kill lands in the middle of the stream.
-           "RECSYS_STREAM_MAX_EVENTS_PER_BATCH": "50", "RECSYS_STREAM_TRIGGER_SECONDS": "0.2",
-           "RECSYS_SPARK_DRIVER_MEMORY": "1g"}
+    env = {
+        **os.environ,
+        **env_of(settings),
+        # Small batches close together, so the kill lands in the middle of the stream.
+        "RECSYS_STREAM_MAX_EVENTS_PER_BATCH": "50",
+        "RECSYS_STREAM_TRIGGER_SECONDS": "0.2",
+        "RECSYS_SPARK_DRIVER_MEMORY": "1g",
+    }
     # A session of its own: SIGKILL takes the JVM down with it, like a machine failure.
-    return subprocess.Popen([str(RECSYS), "stream"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [str(RECSYS), "stream"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def snapshot(db, prefix: str) -> dict[str, list[str]]:
@@ -43,7 +47,7 @@ def shopper_events(prefix: str) -> list[dict]:
     rng = random.Random(11)
     products = [*SHOES, *BOOKS, *(f"x{i}" for i in range(30))]
     events = []
-    for i in range(600):
+    for _ in range(600):
         user, second = f"{prefix}{rng.randrange(30):02d}", rng.randrange(3600)
         roll = rng.random()
         if roll < 0.85:
@@ -56,15 +60,23 @@ def shopper_events(prefix: str) -> list[dict]:
 
 
 def test_sigkill_mid_stream_then_restart_gives_the_same_documents_as_an_uninterrupted_run(
-        spark, settings, mongo_db, unique):
+    spark, settings, mongo_db, unique
+):
     prefix = f"k{unique}-"
-    reference = dataclasses.replace(settings, mongo_db=settings.mongo_db + "_ref",
-                                    data_dir=settings.data_dir / "reference")
+    reference = dataclasses.replace(
+        settings, mongo_db=settings.mongo_db + "_ref", data_dir=settings.data_dir / "reference"
+    )
     client = mongo_client(settings)
     reference_db = client[reference.mongo_db]
     try:
-        write_model(spark, settings, mongo_db, f"v1-{unique}", {**SHOES, **BOOKS},
-                    {f"{prefix}{i:02d}": [0.5, 0.5, 0.0] for i in range(0, 30, 3)})
+        write_model(
+            spark,
+            settings,
+            mongo_db,
+            f"v1-{unique}",
+            {**SHOES, **BOOKS},
+            {f"{prefix}{i:02d}": [0.5, 0.5, 0.0] for i in range(0, 30, 3)},
+        )
         reference_db[MODELS].insert_one(mongo_db[MODELS].find_one())
         produce(settings, shopper_events(prefix))
 
@@ -78,8 +90,11 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_documents_as_an_uninterr
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         first = stream_process(settings, log)
         try:
-            wait_for(lambda: mongo_db[HISTORY].count_documents({"_id": {"$regex": f"^{prefix}"}}) > 0, 120,
-                     "the first batch of the killed run")
+            wait_for(
+                lambda: mongo_db[HISTORY].count_documents({"_id": {"$regex": f"^{prefix}"}}) > 0,
+                120,
+                "the first batch of the killed run",
+            )
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(timeout=30)
         finally:

@@ -13,8 +13,21 @@ from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
 from tests.support.api import api_client
-from tests.support.stream import (BOOKS, SHOES, T0, dead_letters, delete, product_ids, produce, purchase,
-                                 stable_fields, view, wait_for, write_catalog, write_model)
+from tests.support.stream import (
+    BOOKS,
+    SHOES,
+    T0,
+    dead_letters,
+    delete,
+    produce,
+    product_ids,
+    purchase,
+    stable_fields,
+    view,
+    wait_for,
+    write_catalog,
+    write_model,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +44,8 @@ def run_once(spark, settings) -> BatchProcessor:
 
 
 def test_view_reaches_history_and_recommendations_within_seconds_and_new_model_is_used_next_batch(
-        spark, settings, mongo_db, unique):
+    spark, settings, mongo_db, unique
+):
     settings = dataclasses.replace(settings, stream_trigger_seconds=0.5)
     user = f"u-{unique}"
     write_model(spark, settings, mongo_db, f"v1-{unique}", {**SHOES, **BOOKS}, {user: [0.0, 1.0, 0.0]})
@@ -51,12 +65,20 @@ def test_view_reaches_history_and_recommendations_within_seconds_and_new_model_i
         assert "s1" not in product_ids(recommendations)
 
         # A newer promoted model with a product the first one did not know.
-        write_model(spark, settings, mongo_db, f"v2-{unique}", {**SHOES, **BOOKS, "new1": [0.0, 2.0, 0.0]},
-                    {user: [0.0, 1.0, 0.0]})
+        write_model(
+            spark,
+            settings,
+            mongo_db,
+            f"v2-{unique}",
+            {**SHOES, **BOOKS, "new1": [0.0, 2.0, 0.0]},
+            {user: [0.0, 1.0, 0.0]},
+        )
         produce(settings, [view(user, "b1", 20)])
         recommendations = wait_for(
-            lambda: mongo_db[RECOMMENDATIONS].find_one({"_id": user, "model_version": f"v2-{unique}"}), 30,
-            "the new model's recommendations")
+            lambda: mongo_db[RECOMMENDATIONS].find_one({"_id": user, "model_version": f"v2-{unique}"}),
+            30,
+            "the new model's recommendations",
+        )
         assert "new1" in product_ids(recommendations)
     finally:
         stop_after_batch(query, processor)
@@ -64,26 +86,33 @@ def test_view_reaches_history_and_recommendations_within_seconds_and_new_model_i
 
 
 def test_bad_records_go_to_the_dlq_with_reasons_while_good_ones_in_the_same_batch_apply(
-        spark, settings, mongo_db, unique):
+    spark, settings, mongo_db, unique
+):
     user = f"u-{unique}"
-    produce(settings, [
-        view(user, "s1", 1),
-        f"not json {unique}".encode(),
-        b"\xff\xfe" + unique.encode(),
-        {"type": "product_view", "user_id": user, "ts": "yesterday", "note": unique},
-        view(user, "s2", 2),
-        # Times the lake has no day for: before RECSYS_EVENTS_START_DATE, and no UTC instant at all.
-        {**view(user, "old", 3), "ts": "2025-12-31T23:59:59Z", "note": unique},
-        {**view(user, "overflow", 4), "ts": "0001-01-01T00:00:00+01:00", "note": unique},
-    ], key=user)
+    produce(
+        settings,
+        [
+            view(user, "s1", 1),
+            f"not json {unique}".encode(),
+            b"\xff\xfe" + unique.encode(),
+            {"type": "product_view", "user_id": user, "ts": "yesterday", "note": unique},
+            view(user, "s2", 2),
+            # Times the lake has no day for: before RECSYS_EVENTS_START_DATE, and no UTC instant at all.
+            {**view(user, "old", 3), "ts": "2025-12-31T23:59:59Z", "note": unique},
+            {**view(user, "overflow", 4), "ts": "0001-01-01T00:00:00+01:00", "note": unique},
+        ],
+        key=user,
+    )
     processor = run_once(spark, settings)
     assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s2", "s1"]
-    letters = wait_for(lambda: (found := dead_letters(settings, unique)) and len(found) >= 5 and found, 30,
-                       "five dead letters")
+    letters = wait_for(
+        lambda: (found := dead_letters(settings, unique)) and len(found) >= 5 and found, 30, "five dead letters"
+    )
     reasons = sorted(letter["reason"] for letter in letters)
     assert reasons == ["invalid event"] * 3 + ["not JSON", "not JSON"]
-    fields = sorted(sorted(e["field"] for e in letter["errors"]) for letter in letters
-                    if letter["reason"] == "invalid event")
+    fields = sorted(
+        sorted(e["field"] for e in letter["errors"]) for letter in letters if letter["reason"] == "invalid event"
+    )
     assert fields == [["product_id", "ts"], ["ts"], ["ts"]]
     ts_reasons = [e["reason"] for letter in letters for e in letter["errors"] if e["field"] == "ts"]
     assert any(r.startswith("before RECSYS_EVENTS_START_DATE (2026-01-01)") for r in ts_reasons)
@@ -96,8 +125,18 @@ def test_bad_records_go_to_the_dlq_with_reasons_while_good_ones_in_the_same_batc
 
 def test_out_of_order_views_and_history_delete_land_by_event_time(spark, settings, mongo_db, unique):
     user = f"u-{unique}"
-    produce(settings, [view(user, "a", 10), view(user, "b", 30), view(user, "c", 20), delete(user, "b", 40),
-                       view(user, "b", 35), view(user, "d", 5), purchase(user, "s3", 50)])
+    produce(
+        settings,
+        [
+            view(user, "a", 10),
+            view(user, "b", 30),
+            view(user, "c", 20),
+            delete(user, "b", 40),
+            view(user, "b", 35),
+            view(user, "d", 5),
+            purchase(user, "s3", 50),
+        ],
+    )
     run_once(spark, settings)
     history = mongo_db[HISTORY].find_one({"_id": user})
     assert product_ids(history) == ["c", "a", "d"]
@@ -107,11 +146,11 @@ def test_out_of_order_views_and_history_delete_land_by_event_time(spark, setting
 
 
 def test_views_of_one_millisecond_land_in_arrival_order_and_are_served_so_also_after_a_replay(
-        spark, settings, mongo_db, unique):
+    spark, settings, mongo_db, unique
+):
     few, many = f"few-{unique}", f"many-{unique}"
     # Product-id order (the tie-break without arrival positions) differs from arrival order in both.
-    produce(settings, [view(few, p, 7) for p in ("c", "a", "d", "b")]
-            + [view(many, f"p{i:02d}", 7) for i in range(40)])
+    produce(settings, [view(few, p, 7) for p in ("c", "a", "d", "b")] + [view(many, f"p{i:02d}", 7) for i in range(40)])
     run_once(spark, settings)
     assert product_ids(mongo_db[HISTORY].find_one({"_id": few})) == ["b", "d", "a", "c"]
     last_ten = [f"p{i:02d}" for i in range(39, 29, -1)]
@@ -125,10 +164,12 @@ def test_views_of_one_millisecond_land_in_arrival_order_and_are_served_so_also_a
 
 
 def test_without_a_model_browsed_category_bestsellers_fill_and_bought_products_stay_out(
-        spark, settings, mongo_db, unique):
+    spark, settings, mongo_db, unique
+):
     user = f"u-{unique}"
-    write_catalog(mongo_db, CATEGORIES, {}, {"shoes": [("s4", 9), ("s3", 5), ("s2", 1)],
-                                            "global": [("b4", 50), ("s4", 9)]})
+    write_catalog(
+        mongo_db, CATEGORIES, {}, {"shoes": [("s4", 9), ("s3", 5), ("s2", 1)], "global": [("b4", 50), ("s4", 9)]}
+    )
     produce(settings, [view(user, "s1", 1), purchase(user, "s3", 2)])
     run_once(spark, settings)
     recommendations = mongo_db[RECOMMENDATIONS].find_one({"_id": user})
@@ -141,7 +182,9 @@ def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings,
     write_model(spark, settings, mongo_db, f"v1-{unique}", {**SHOES, **BOOKS}, {})
     produce(settings, [view(user, f"s{i % 4 + 1}", i) for i in range(12)] + [delete(user, "s2", 100)])
     run_once(spark, settings)
-    before = {c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)}
+    before = {
+        c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)
+    }
     shutil.rmtree(checkpoint_dir(settings))  # forget the offsets: every batch is applied again
     run_once(spark, settings)
     after = {c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)}
@@ -150,8 +193,9 @@ def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings,
 
 
 @pytest.mark.parametrize("on_writes_thread", [False, True], ids=["inline", "writes-thread"])
-def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(settings, mongo_db,
-                                                                                        on_writes_thread):
+def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_overwritten(
+    settings, mongo_db, on_writes_thread
+):
     """The job starts a shopper's next batch from the history it wrote last, unless the stored
     document moved on (the API deleting from it): then the guard fails and it merges onto the
     stored one. On the writes thread, the histories returned are final once their write is done."""
@@ -173,8 +217,10 @@ def test_a_history_changed_by_someone_else_between_batches_is_read_again_not_ove
     try:
         apply(view("u1", "a", 1))
         assert known.get_many(["u1"])  # remembered: the next batch need not read it
-        mongo_db[HISTORY].update_one({"_id": "u1"}, {"$set": {"product_ids": [], "viewed_at": [],
-                                                              "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}})
+        mongo_db[HISTORY].update_one(
+            {"_id": "u1"},
+            {"$set": {"product_ids": [], "viewed_at": [], "updated_at": datetime(2000, 1, 1, tzinfo=UTC)}},
+        )
         histories = apply(view("u1", "b", 2))
     finally:
         if writes is not None:
@@ -247,8 +293,7 @@ def test_categories_and_neighbours_are_kept_for_their_ttl_and_neighbours_go_with
     now[0] = 59
     assert reference.lookup(mongo_db[PRODUCTS], "category_id", {known, missing}) == {known: "shoes"}
     now[0] = 61
-    assert reference.lookup(mongo_db[PRODUCTS], "category_id", {known, missing}) == {known: "books",
-                                                                                     missing: "books"}
+    assert reference.lookup(mongo_db[PRODUCTS], "category_id", {known, missing}) == {known: "books", missing: "books"}
     reference.model_changed("v1")
     assert reference.lookup(mongo_db[SIMILAR_ITEMS], "neighbours", {known}) == {known: [{"product_id": "x"}]}
     mongo_db[SIMILAR_ITEMS].update_one({"_id": known}, {"$set": {"neighbours": [{"product_id": "y"}]}})
