@@ -81,7 +81,7 @@ class Scorer:
     a prepared table, and only the best `limit` are turned into Python objects. Neighbours the
     model does not know (a product added since it was trained) are kept beside the arrays. The
     lists are the same as scoring product by product in dicts, at a fraction of the cost per
-    shopper (tests/test_stream_realtime.py holds that plain definition).
+    shopper (tests/unit/test_stream_realtime.py holds that plain definition).
     """
 
     def __init__(

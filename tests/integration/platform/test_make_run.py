@@ -111,6 +111,8 @@ def test_make_run_comes_up_answers_and_ctrl_c_leaves_nothing_running(stack, tmp_
         "RECSYS_MONGO_PORT": str(mongo),
         "RECSYS_API_PORT": str(api),
         "RECSYS_DAGSTER_PORT": str(dagster),
+        # `make run` as a new user has it: Spark in-process (the rest of the suite runs on the cluster).
+        "RECSYS_SPARK_WORKERS": "0",
     }
     config = tmp_path / "small-search.json"
     config.write_text(json.dumps(SMALL_SEARCH))

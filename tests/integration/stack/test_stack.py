@@ -347,6 +347,7 @@ def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_i
         "RECSYS_KAFKA_BOOTSTRAP": stack.kafka_servers,  # the test stack's broker: only the store is new
         "RECSYS_MONGO_PORT": str(stack.mongo_port + 3),
         "RECSYS_POSTGRES_PORT": str(stack.postgres_port),
+        "RECSYS_SPARK_WORKERS": "0",  # the test stack's cluster already holds the master's port
     }
     settings = Settings.from_env(env)
     try:
