@@ -35,7 +35,6 @@ class BatchProcessor:
 
     def __init__(self, settings: Settings, spark: SparkSession):
         self.settings = settings
-        self.spark = spark
         self.models = ModelCache(spark, settings)
         self.stopping = threading.Event()
         # Held for a whole batch: shutdown takes it to know no batch is half done.
