@@ -2,17 +2,19 @@
 
 `bench/freshness.py` measures the whole path, with the API, Kafka and the benchmark itself on
 the same two cores; this one measures the part that bounds it, the job's `foreachBatch`
-function (`streaming.batch.BatchProcessor`), so a change to the job or the store shows up
-without the noise of the rest.
+function (`streaming.batch.BatchProcessor`, whose tasks do the work on the session's executors),
+so a change to the job or the store shows up without the noise of the rest.
 
 1. Seeds a database of its own (`bench_stream_capacity`, dropped at the end) with the catalog,
    neighbours and bestsellers of `bench/freshness.py`, for every shopper a full history
    (--history, 50 views), and a promoted model of the production rank that knows every second
    shopper, as in a store that has run a while.
 2. Builds batches of --events product views over --users shoppers as Spark DataFrames shaped
-   like the Kafka source's, and calls the batch function on each: --warmup rounds untimed (the
-   job fills its caches), then --rounds timed. Per shopper: wall time, FerretDB's CPU and the
-   job's Python CPU (the Spark JVM is not counted).
+   like the Kafka source's (one Spark partition per Kafka partition of RECSYS_EVENTS_PARTITIONS,
+   each shopper in the partition its key would pick), and calls the batch function on each:
+   --warmup rounds untimed (the Python workers fill their caches), then --rounds timed. Per
+   shopper: wall time, FerretDB's CPU and the CPU of the tasks' Python workers (as they report
+   it; the JVMs are not counted).
 3. Baseline, in the same run: the store alone replacing the same two documents per shopper
    (the last round's histories and recommendations, written back unguarded in groups of 128,
    as the job groups them; the median of three passes). Reported as a ratio: what the job costs
@@ -35,6 +37,7 @@ import statistics
 import sys
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,13 +65,16 @@ def store_pid(settings) -> int | None:
     return ManagedProcess("mongo", settings.stack_dir).pid() if settings.mongo_is_local else None
 
 
-def batch_frame(spark, rng: random.Random, users: int, events: int, clock: list[datetime], offset: list[int]):
+def batch_frame(
+    spark, rng: random.Random, users: int, events: int, partitions: int, clock: list[datetime], offset: list[int]
+):
     """A DataFrame shaped like the Kafka source's (topic, partition, offset, value) and its distinct shoppers."""
     rows, shoppers = [], set()
     for _ in range(events):
         clock[0] += timedelta(milliseconds=1)
         offset[0] += 1
         user = f"fresh-{rng.randrange(users)}"
+        partition = zlib.crc32(user.encode()) % partitions
         shoppers.add(user)
         event = {
             "event_id": str(uuid.uuid4()),
@@ -77,8 +83,10 @@ def batch_frame(spark, rng: random.Random, users: int, events: int, clock: list[
             "product_id": rng.choice(PRODUCTS),
             "ts": format_ts(clock[0]),
         }
-        rows.append(("recsys.events", 0, offset[0], bytearray(json.dumps(event).encode())))
-    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary").cache()
+        rows.append(("recsys.events", partition, offset[0], bytearray(json.dumps(event).encode())))
+    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
+    # As the Kafka source reads a batch: a Spark partition per Kafka partition, its shoppers its own.
+    frame = frame.repartitionByRange(partitions, "partition").sortWithinPartitions("offset").cache()
     frame.count()
     return frame, shoppers
 
@@ -136,10 +144,9 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     model_path = seed_model(spark, db, settings.data_dir / "bench" / DB_NAME, users)
 
-    from streaming.batch import BatchProcessor, tune_collector
+    from streaming.batch import BatchProcessor
 
     processor = BatchProcessor(settings, spark)
-    tune_collector()  # as `recsys stream` does
     pid = store_pid(settings)
     rng, clock, offset = random.Random(1), [datetime.now(UTC) - timedelta(hours=1)], [0]
     rounds: list[dict] = []
@@ -154,18 +161,21 @@ def main() -> None:
     }
     try:
         for number in range(args.warmup + args.rounds):
-            frame, shoppers = batch_frame(spark, rng, args.users, args.events, clock, offset)
+            frame, shoppers = batch_frame(
+                spark, rng, args.users, args.events, settings.events_partitions, clock, offset
+            )
             store_cpu = process_cpu_seconds(pid) if pid else 0.0
-            job_cpu, started = time.process_time(), time.perf_counter()
+            started = time.perf_counter()
             processor(frame, number)
             wall = time.perf_counter() - started
-            job_cpu, store_cpu = time.process_time() - job_cpu, (process_cpu_seconds(pid) if pid else 0.0) - store_cpu
+            job_cpu = processor.last_batch["cpu_seconds"]
+            store_cpu = (process_cpu_seconds(pid) if pid else 0.0) - store_cpu
             frame.unpersist()
             row = {
                 "shoppers": len(shoppers),
                 "us_per_shopper": round(wall * 1e6 / len(shoppers), 1),
                 "store_cpu_us_per_shopper": round(store_cpu * 1e6 / len(shoppers), 1) if pid else None,
-                "job_python_cpu_us_per_shopper": round(job_cpu * 1e6 / len(shoppers), 1),
+                "tasks_python_cpu_us_per_shopper": round(job_cpu * 1e6 / len(shoppers), 1),
             }
             timed = number >= args.warmup
             if timed:

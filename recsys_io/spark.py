@@ -8,6 +8,7 @@ that importing recsys_core never starts a JVM.
 from __future__ import annotations
 
 import json
+import os
 import site
 import sys
 import urllib.error
@@ -130,6 +131,10 @@ def get_spark(settings: Settings, app_name: str = "recsys", min_executors: int =
     """Get or create the process's SparkSession, with the checkpoint directory ALS needs."""
     from pyspark.sql import SparkSession
 
+    # Python tasks run the interpreter pyspark names when the context starts: from PYSPARK_PYTHON,
+    # else whatever `python3` is. `spark.pyspark.python` only reaches it through spark-submit, and
+    # the platform's processes start Spark themselves.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name, min_executors).items():
         builder = builder.config(key, value)

@@ -1,4 +1,4 @@
-"""The speed layer's streaming query: Kafka `recsys.events` -> foreachBatch -> MongoDB.
+"""The speed layer's streaming query: Kafka `recsys.events` -> foreachBatch (tasks on executors) -> MongoDB.
 
 Offsets live in the query's checkpoint (RECSYS_DATA_DIR/checkpoints/stream), so a restart,
 even after SIGKILL, resumes with the first batch that was not committed. SIGTERM lets the
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from recsys_core.errors import RecsysError
 from recsys_core.settings import Settings
 from recsys_io.spark import get_spark
-from streaming.batch import BatchProcessor, tune_collector
+from streaming.batch import BatchProcessor
 from streaming.retry import FIRST_DELAY, MAX_DELAY
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("recsys.stream")
 QUERY_NAME = "recsys_speed_layer"
 POLL_SECONDS = 0.5
+STOP_GRACE_SECONDS = 20.0
 
 
 def checkpoint_dir(settings: Settings) -> Path:
@@ -64,10 +65,17 @@ def start_query(
 
 
 def stop_after_batch(query: StreamingQuery, processor: BatchProcessor) -> None:
-    """Stop between batches: a running batch finishes; one about to start is refused and replays later."""
+    """Stop between batches: a running batch finishes; one about to start is refused and replays later.
+
+    A batch still running after STOP_GRACE_SECONDS is waiting out an outage in its tasks: it is
+    cancelled, uncommitted, and replays when the job starts again.
+    """
     processor.stopping.set()
-    with processor.busy:
-        pass  # the batch in flight, if any, has finished; later ones refuse to start
+    if not processor.busy.acquire(timeout=STOP_GRACE_SECONDS):
+        log.warning("the batch in flight is still running after %.0fs: cancelling it, it replays", STOP_GRACE_SECONDS)
+        query.stop()  # cancels the query's jobs, the batch's tasks with them
+        processor.busy.acquire()
+    processor.busy.release()  # the batch in flight, if any, has ended; later ones refuse to start
     query.stop()
 
 
@@ -98,7 +106,6 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
     # within seconds rather than after an executor has started (on the local cluster).
     spark = spark or get_spark(settings, "recsys-stream", min_executors=1)
     processor = BatchProcessor(settings, spark)
-    tune_collector()
     delay = FIRST_DELAY
     log.info(
         "reading %s at %s every %ss, checkpoint %s",

@@ -1,26 +1,44 @@
-"""The promoted ALS model, hot-reloaded: looked up at the start of every micro-batch, loaded once per version.
+"""The promoted ALS model, hot-reloaded: the driver names it every micro-batch, each Python worker loads it once.
 
-The lookup is one indexed read of the registry (recsys_io.registry.current_model); the factors are
-read with Spark only when the version changes and kept in the driver as numpy arrays, so a
-newly promoted model is used from the next batch on without restarting the job.
+The driver looks the current version up at the start of every batch (one indexed read of the
+registry, recsys_io.registry.current_model). When the version changes, a Spark job copies its
+Parquet factors into JSON lines under RECSYS_DATA_DIR/models/stream/<version>: executors read
+those with the standard library alone, the factors never pass through the driver, and a newly
+promoted model is used from the next batch on without restarting the job. The tasks of a batch
+receive the version and that directory (`ModelFiles`); each Python worker loads a version once
+and keeps it until the driver names another.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import numpy as np
 
 from recsys_core.realtime import ItemFactors
+from recsys_core.settings import Settings
 from recsys_io.registry import current_model
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("recsys.stream")
+FACTORS = ("item_factors", "user_factors")
+# What Spark writes last when a job's output is complete: a directory without it was cut short.
+COMPLETE = "_SUCCESS"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Which model the tasks of a batch score with, and where its factors are as JSON lines."""
+
+    version: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -35,39 +53,82 @@ class PromotedModel:
         return None if row is None else self.user_matrix[row]
 
 
-def read_factors(spark: SparkSession, path: Path) -> tuple[tuple[str, ...], np.ndarray]:
-    """Parquet factors (id: string, features: array<float>) -> (ids, matrix), ordered by id."""
-    rows = spark.read.parquet(str(path)).select("id", "features").orderBy("id").collect()
-    ids = tuple(str(row["id"]) for row in rows)
-    matrix = np.asarray([row["features"] for row in rows], dtype=np.float32)
-    return ids, matrix.reshape(len(ids), -1)
+def stream_factors_dir(settings: Settings, version: str) -> Path:
+    return settings.models_dir / "stream" / quote(version, safe="")
 
 
-def load_model(spark: SparkSession, version: str, path: Path) -> PromotedModel:
-    item_ids, item_matrix = read_factors(spark, path / "item_factors")
-    user_ids, user_matrix = read_factors(spark, path / "user_factors")
+def export_factors(spark: SparkSession, source: Path, target: Path) -> None:
+    """Parquet factors (id: string, features: array<float>) -> JSON lines, written by executors.
+
+    A copy that is complete (a crash may leave one that is not) is used as it is.
+    """
+    for name in FACTORS:
+        if not (target / name / COMPLETE).exists():
+            spark.read.parquet(str(source / name)).select("id", "features").write.mode("overwrite").json(
+                str(target / name)
+            )
+
+
+def read_factors(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """JSON-lines factors -> (ids, matrix), ordered by id."""
+    if not (path / COMPLETE).exists():
+        raise FileNotFoundError(f"{path} holds no complete copy of the factors")
+    rows = sorted(
+        (row["id"], row["features"])
+        for part in sorted(path.glob("part-*"))
+        for line in part.read_text().splitlines()
+        if line and (row := json.loads(line))
+    )
+    ids = tuple(str(pid) for pid, _ in rows)
+    matrix = np.asarray([features for _, features in rows], dtype=np.float32)
+    return ids, matrix.reshape(len(ids), -1) if ids else np.zeros((0, 0), dtype=np.float32)
+
+
+def load_model(files: ModelFiles) -> PromotedModel:
+    item_ids, item_matrix = read_factors(Path(files.path) / "item_factors")
+    user_ids, user_matrix = read_factors(Path(files.path) / "user_factors")
     return PromotedModel(
-        version, ItemFactors(item_ids, item_matrix), {uid: i for i, uid in enumerate(user_ids)}, user_matrix
+        files.version, ItemFactors(item_ids, item_matrix), {uid: i for i, uid in enumerate(user_ids)}, user_matrix
     )
 
 
-class ModelCache:
-    """Keeps the current promoted model; `current(db)` costs one small read unless a new one is promoted."""
+# This Python worker's model: tasks come and go, the worker (spark.python.worker.reuse) stays.
+_loaded: PromotedModel | None = None
 
-    def __init__(self, spark: SparkSession):
+
+def promoted_model(files: ModelFiles | None) -> PromotedModel | None:
+    """The model `files` names, loaded once per Python worker (and again only for another version)."""
+    global _loaded
+    if files is None:
+        return None
+    if _loaded is None or _loaded.version != files.version:
+        _loaded = None  # the previous factors go before the next are read
+        _loaded = load_model(files)
+        log.info("model %s loaded: %d items, %d users", files.version, len(_loaded.items.ids), len(_loaded.user_index))
+    return _loaded
+
+
+class ModelCache:
+    """On the driver: the model the next batch scores with; `current(db)` costs one small read unless
+    a new one is promoted."""
+
+    def __init__(self, spark: SparkSession, settings: Settings):
         self.spark = spark
-        self.model: PromotedModel | None = None
+        self.settings = settings
+        self.model: ModelFiles | None = None
+        self._previous: ModelFiles | None = None
         self._broken: set[str] = set()
 
-    def current(self, db) -> PromotedModel | None:
+    def current(self, db) -> ModelFiles | None:
         document = current_model(db, ("version", "path"))
         if document is None:
             return self.model
         version = str(document.get("version", document["_id"]))
         if (self.model and self.model.version == version) or version in self._broken:
             return self.model
+        target = stream_factors_dir(self.settings, version)
         try:
-            model = load_model(self.spark, version, Path(document["path"]))
+            export_factors(self.spark, Path(document["path"]), target)
         except Exception as error:  # noqa: BLE001 - a bad model must not stop the stream
             # Keep serving with the previous model; do not retry this version every batch.
             self._broken.add(version)
@@ -75,10 +136,19 @@ class ModelCache:
                 "model %s at %s cannot be loaded (%s); keeping %s",
                 version,
                 document.get("path"),
-                error,
+                str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__,
                 self.model.version if self.model else "no model",
             )
             return self.model
-        log.info("model %s loaded: %d items, %d users", version, len(model.items.ids), len(model.user_index))
-        self.model = model
-        return model
+        log.info("model %s promoted: the next batches score with it", version)
+        self._previous, self.model = self.model, ModelFiles(version, str(target))
+        return self.model
+
+    def failed(self, version: str, reason: str) -> None:
+        """A task could not load `version`: the next batches go back to the model before it."""
+        if self.model is None or self.model.version != version:
+            return
+        self._broken.add(version)
+        self.model, self._previous = self._previous, None
+        keeping = self.model.version if self.model else "no model"
+        log.error("model %s cannot be loaded (%s); keeping %s", version, reason, keeping)

@@ -44,6 +44,17 @@ class Tokens:
             return self._last
 
 
+def token_after(document: Mapping[str, Any] | None, token: str, stamp: datetime) -> datetime:
+    """`stamp`, or if the document already holds a token as late, one just after it.
+
+    Every Python worker of the job draws its own tokens, and a document's shopper may be written
+    from another worker (or another attempt of the same task) next: a token that did not move past
+    the one it replaces could let a guard that read the older document win over the newer one.
+    """
+    previous = (document or {}).get(token)
+    return stamp if previous is None else next_write_token(previous, now=stamp)
+
+
 class Writes:
     """The store writes of a micro-batch, run one at a time in the order given on a thread of their own.
 
@@ -215,7 +226,7 @@ def rewrite_guarded(
 
     def computed(ids: set[str], old: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         stamp = tokens.next()
-        return {doc_id: compute(doc_id, old.get(doc_id), stamp) for doc_id in ids}
+        return {doc_id: compute(doc_id, old.get(doc_id), token_after(old.get(doc_id), token, stamp)) for doc_id in ids}
 
     new = computed(wanted, old)
     if writes is None:

@@ -52,3 +52,10 @@ def test_a_bug_is_not_retried():
 
     with pytest.raises(KeyError):
         with_backoff(broken, "batch 9", threading.Event())
+
+
+def test_a_task_gives_up_after_its_patience_so_spark_can_run_it_again():
+    action, calls = flaky(1000)
+    with pytest.raises(ServerSelectionTimeoutError):
+        with_backoff(action, "batch 10, partition 0", give_up_after=0.1)
+    assert 1 < len(calls) < 1000

@@ -26,3 +26,14 @@ def test_the_streaming_jobs_tokens_follow_the_same_rule():
     tokens = Tokens()
     drawn = [tokens.next() for _ in range(50)]
     assert drawn == sorted(set(drawn)) and all(t.microsecond % 1000 == 0 for t in drawn)
+
+
+def test_a_document_written_by_another_worker_gets_a_token_past_its_own():
+    """Each Python worker of the job draws its own tokens: a write still moves past the stored one."""
+    from streaming.store import token_after
+
+    stamp = NOW.replace(microsecond=123_000)
+    assert token_after(None, "updated_at", stamp) == stamp
+    assert token_after({"updated_at": stamp - MS}, "updated_at", stamp) == stamp
+    assert token_after({"updated_at": stamp}, "updated_at", stamp) == stamp + MS
+    assert token_after({"updated_at": stamp + 5 * MS}, "updated_at", stamp) == stamp + 6 * MS

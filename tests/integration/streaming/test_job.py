@@ -303,30 +303,33 @@ def test_categories_and_neighbours_are_kept_for_their_ttl_and_neighbours_go_with
     assert reference.lookup(mongo_db[SIMILAR_ITEMS], "neighbours", {known}) == {known: [{"product_id": "y"}]}
 
 
-def test_shoppers_are_written_in_groups_oldest_events_first(spark, settings, mongo_db, unique, monkeypatch):
-    """A batch is written group by group, the shoppers whose events waited longest first; all land."""
-    import streaming.batch as batch
+def test_shoppers_are_written_in_groups_oldest_events_first(settings, mongo_db, unique, monkeypatch):
+    """A task writes its shoppers group by group, those whose events waited longest first; all land."""
+    import streaming.shoppers as shoppers
     from recsys_core.events import parse_event
+    from recsys_io.mongo import mongo_client
 
     write_catalog(mongo_db, CATEGORIES, {"s1": [("s2", 0.9)]}, {})
-    monkeypatch.setattr(batch, "WRITE_GROUP", 2)
+    monkeypatch.setattr(shoppers, "WRITE_GROUP", 2)
     groups = []
 
     def recording(db, events_by_user, *args, **kwargs):
         groups.append(sorted(events_by_user))
         return update_histories(db, events_by_user, *args, **kwargs)
 
-    update_histories = batch.update_histories
-    monkeypatch.setattr(batch, "update_histories", recording)
+    update_histories = shoppers.update_histories
+    monkeypatch.setattr(shoppers, "update_histories", recording)
     # u0's events are the oldest, u4's the newest; u2 also has a late-arriving old event.
     users = [f"u{i}-{unique}" for i in range(5)]
     raw = [view(users[i], "s1", 10 + 10 * i) for i in range(5)] + [view(users[2], "b1", 5)]
     events = [parse_event(event, first_day=settings.events_first_day, allow_internal=True) for event in raw]
-    processor = BatchProcessor(settings, spark)
+    client = mongo_client(settings)
+    worker = shoppers.ShopperWorker(settings, client)
     try:
-        processor._apply(events, {})
+        worker.apply(events, None, {})
     finally:
-        processor.close()
+        worker.close()
+        client.close()
     assert groups == [sorted([users[2], users[0]]), sorted([users[1], users[3]]), [users[4]]]
     for i, user in enumerate(users):
         assert mongo_db[HISTORY].find_one({"_id": user}) is not None
