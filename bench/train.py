@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys_assets.als_training import AlsParams, SearchSpace, evaluate_params, top_k_from_factors
+from recsys_assets.als_training import AlsParams, top_k_from_factors
+from recsys_assets.evaluation import SearchSpace, evaluate_split, frame_of, split_frame
 from recsys_core.datasets import parse_movielens
 from recsys_core.metrics import Interaction, evaluate, metrics_table, seen_items, split_interactions
 from recsys_core.settings import Settings
@@ -103,11 +104,10 @@ def main() -> None:
         f"{len({r.item_id for r in rows})} items",
         flush=True,
     )
-    train, test = split_interactions(rows)
     spark = get_spark(settings, "recsys-bench")
-
+    split = split_frame(frame_of(spark, rows)).cache()
     # Tune on a validation split of the training set only.
-    fit, valid = split_interactions(train, seed=TUNING_SEED)
+    tuning = split_frame(split.where("not held_out"), seed=TUNING_SEED).cache()
     space = SearchSpace(
         ranks=(32, 48), reg_params=(0.1, 0.3, 1.0), alphas=(1.0, 3.0), budget_seconds=args.budget_seconds
     )
@@ -116,7 +116,7 @@ def main() -> None:
     for params in space.grid(AlsParams(max_iter=15)):
         if trials and time.perf_counter() - started > space.budget_seconds:
             break
-        result = evaluate_params(spark, fit, valid, params, args.k)
+        result = evaluate_split(tuning, params, args.k)
         trials.append({"params": params.as_dict(), "validation_ndcg": result["als"]["ndcg"]})
         print(
             f"  rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
@@ -126,7 +126,9 @@ def main() -> None:
     best = AlsParams(**max(trials, key=lambda t: t["validation_ndcg"])["params"])
     print(f"tuned parameters: {best.as_dict()}", flush=True)
 
-    spark_result = evaluate_params(spark, train, test, best, args.k)
+    spark_result = evaluate_split(split, best, args.k)
+    # `implicit` runs on one machine: it gets the same split, brought to the driver.
+    train, test = split_interactions(rows)
     implicit_result = implicit_als(train, test, replace(best), args.k)
     table = metrics_table(
         {

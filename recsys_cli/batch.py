@@ -81,6 +81,9 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
         # Start the session the runs will reuse, with the expected warnings left out of its log.
         from pyspark.sql import SparkSession
 
+        from recsys_io.spark import name_executors_python
+
+        name_executors_python()
         SparkSession.builder.config(map=quiet_spark_conf(resources["spark"].spark_config)).getOrCreate()
     # What dagster.materialize does, with a readable console logger unless --verbose.
     defs = Definitions(
@@ -174,9 +177,10 @@ def evaluate_command(
     NDCG and MAP at k under the evaluation protocol."""
     from dataclasses import fields
 
-    from recsys_assets.als_training import AlsParams, evaluate_params
+    from recsys_assets.als_training import AlsParams
+    from recsys_assets.evaluation import evaluate_split, frame_of, split_frame
     from recsys_core.datasets import read_interactions
-    from recsys_core.metrics import metrics_table, split_interactions
+    from recsys_core.metrics import metrics_table
     from recsys_io.spark import get_spark
 
     if split not in ("random", "time"):
@@ -198,8 +202,8 @@ def evaluate_command(
         f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}",
         err=True,
     )
-    train, test = split_interactions(rows, split)
-    result = evaluate_params(get_spark(settings(), "recsys-evaluate"), train, test, als_params, k)
+    spark = get_spark(settings(), "recsys-evaluate")
+    result = evaluate_split(split_frame(frame_of(spark, rows), split), als_params, k)
     typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
     typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
     if out:

@@ -26,6 +26,7 @@ DEFAULT_K = 10
 TRAIN_RATIO = 0.75
 SPLIT_SEED = 42
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
+SPLITS = ("random", "time")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,19 @@ def average_precision_at_k(recommended: Sequence[str], relevant: set[str], k: in
     return total / min(k, len(relevant)) if relevant else 0.0
 
 
+METRICS: dict[str, Callable[[Sequence[str], set[str], int], float]] = {
+    "precision": precision_at_k,
+    "recall": recall_at_k,
+    "ndcg": ndcg_at_k,
+    "map": average_precision_at_k,
+}
+
+
+def user_metrics(recommended: Sequence[str], relevant: set[str], k: int = DEFAULT_K) -> dict[str, float]:
+    """Every metric of one user's list, in METRIC_NAMES order."""
+    return {name: METRICS[name](recommended, relevant, k) for name in METRIC_NAMES}
+
+
 def evaluate(
     recommendations: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int = DEFAULT_K
 ) -> dict[str, float]:
@@ -68,24 +82,30 @@ def evaluate(
     users = [user for user, items in truth.items() if items]
     if not users:
         return {name: 0.0 for name in METRIC_NAMES}
-    functions: dict[str, Callable[[Sequence[str], set[str], int], float]] = {
-        "precision": precision_at_k,
-        "recall": recall_at_k,
-        "ndcg": ndcg_at_k,
-        "map": average_precision_at_k,
-    }
-    return {
-        name: sum(fn(recommendations.get(u, ()), truth[u], k) for u in users) / len(users)
-        for name, fn in functions.items()
-    }
+    scores = [user_metrics(recommendations.get(u, ()), truth[u], k) for u in users]
+    return {name: sum(s[name] for s in scores) / len(users) for name in METRIC_NAMES}
+
+
+def split_user(
+    rows: Iterable[Interaction], how: str = "random", ratio: float = TRAIN_RATIO, seed: int = SPLIT_SEED
+) -> tuple[list[Interaction], list[Interaction]]:
+    """One user's split: `random` shuffles the user's items with a generator seeded by the user id,
+    `time` keeps the oldest `ratio` for training. A single interaction stays in training."""
+    if how not in SPLITS:
+        raise ValueError(f"unknown split {how!r}: expected random or time")
+    # Sorting first makes the split independent of the order rows arrived in.
+    items = sorted(rows, key=lambda r: (r.ts, r.item_id) if how == "time" else (r.item_id, r.ts))
+    if how == "random" and items:
+        random.Random(f"{seed}:{items[0].user_id}").shuffle(items)
+    cut = max(1, round(len(items) * ratio))
+    return items[:cut], items[cut:]
 
 
 def split_interactions(
     rows: Iterable[Interaction], how: str = "random", ratio: float = TRAIN_RATIO, seed: int = SPLIT_SEED
 ) -> tuple[list[Interaction], list[Interaction]]:
-    """Per-user split: `random` shuffles each user's items with a seeded generator, `time` keeps
-    the oldest `ratio` for training. A user with a single interaction stays in training only."""
-    if how not in ("random", "time"):
+    """Every user's split (split_user), users in id order."""
+    if how not in SPLITS:
         raise ValueError(f"unknown split {how!r}: expected random or time")
     by_user: dict[str, list[Interaction]] = defaultdict(list)
     for row in rows:
@@ -93,13 +113,9 @@ def split_interactions(
     train: list[Interaction] = []
     test: list[Interaction] = []
     for user in sorted(by_user):
-        # Sorting first makes the split independent of the order rows arrived in.
-        items = sorted(by_user[user], key=lambda r: (r.ts, r.item_id) if how == "time" else (r.item_id, r.ts))
-        if how == "random":
-            random.Random(f"{seed}:{user}").shuffle(items)
-        cut = max(1, round(len(items) * ratio))
-        train.extend(items[:cut])
-        test.extend(items[cut:])
+        kept, held_out = split_user(by_user[user], how, ratio, seed)
+        train.extend(kept)
+        test.extend(held_out)
     return train, test
 
 
@@ -116,21 +132,22 @@ def popularity_ranking(train: Iterable[Interaction]) -> list[str]:
     return [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def top_unseen(ranking: Sequence[str], skip: set[str], k: int = DEFAULT_K) -> list[str]:
+    """The first k items of a ranking the user has not seen in training."""
+    picked: list[str] = []
+    for item in ranking:
+        if item not in skip:
+            picked.append(item)
+            if len(picked) == k:
+                break
+    return picked
+
+
 def recommend_popular(
     ranking: Sequence[str], seen: Mapping[str, set[str]], users: Iterable[str], k: int = DEFAULT_K
 ) -> dict[str, list[str]]:
     """The popularity baseline: the most popular items each user has not seen in training."""
-    result = {}
-    for user in users:
-        skip = seen.get(user, set())
-        picked: list[str] = []
-        for item in ranking:
-            if item not in skip:
-                picked.append(item)
-                if len(picked) == k:
-                    break
-        result[user] = picked
-    return result
+    return {user: top_unseen(ranking, seen.get(user, set()), k) for user in users}
 
 
 def metrics_table(rows: Mapping[str, Mapping[str, Any]], k: int = DEFAULT_K) -> str:

@@ -8,6 +8,7 @@ that importing recsys_core never starts a JVM.
 from __future__ import annotations
 
 import json
+import os
 import site
 import sys
 import urllib.error
@@ -126,10 +127,21 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
     }
 
 
+def name_executors_python() -> None:
+    """Make Python workers run this interpreter (the platform's venv) before a SparkContext starts.
+
+    A driver started from Python tells executors to run $PYSPARK_PYTHON, else `python3` from their
+    PATH (spark.pyspark.python only reaches spark-submit): without this, tasks would run a Python
+    without the project's dependencies whenever the venv is not on the worker's PATH.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def get_spark(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> SparkSession:
     """Get or create the process's SparkSession, with the checkpoint directory ALS needs."""
     from pyspark.sql import SparkSession
 
+    name_executors_python()
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name, min_executors).items():
         builder = builder.config(key, value)
