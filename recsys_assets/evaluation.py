@@ -25,6 +25,8 @@ from recsys_core.metrics import (
     SPLITS,
     TRAIN_RATIO,
     Interaction,
+    intra_list_diversity,
+    list_popularity,
     split_user,
     top_unseen,
     user_metrics,
@@ -32,7 +34,11 @@ from recsys_core.metrics import (
 
 INTERACTION_SCHEMA = "user_id string, item_id string, weight double, ts double"
 SPLIT_SCHEMA = INTERACTION_SCHEMA + ", held_out boolean"
-SCORE_SCHEMA = "model string, " + ", ".join(f"{name} double" for name in METRIC_NAMES)
+SCORE_SCHEMA = (
+    "model string, "
+    + ", ".join(f"{name} double" for name in METRIC_NAMES)
+    + ", avg_popularity double, diversity double, items array<string>"
+)
 
 
 def frame_of(spark, rows: Iterable[Interaction]):
@@ -62,43 +68,77 @@ def split_frame(frame, how: str = "random", ratio: float = TRAIN_RATIO, seed: in
 
 
 def _score_users(rows, catalog, k: int):
-    """Each held-out user's metrics for ALS and for popularity: (model, precision, recall, ndcg, map)."""
-    item_ids, items, ranking = catalog.value
+    """Each held-out user's list from ALS and from popularity, with its metrics: SCORE_SCHEMA rows."""
+    item_ids, items, ranking, popularity, category_of = catalog.value
     col_of = {p: i for i, p in enumerate(item_ids)}
     for row in rows:
         relevant, seen = set(row.relevant), set(row.seen or ())
         factors = row.features
         als = [] if factors is None else best_unseen(items @ np.asarray(factors, np.float32), item_ids, col_of, seen, k)
         for model, recommended in (("als", als), ("popularity", top_unseen(ranking, seen, k))):
-            yield (model, *user_metrics(recommended, relevant, k).values())
+            accuracy = user_metrics(recommended, relevant, k).values()
+            yield (
+                model,
+                *accuracy,
+                list_popularity(recommended, popularity),
+                intra_list_diversity(recommended, category_of),
+                recommended,
+            )
 
 
-def evaluate_split(split, params: AlsParams, k: int = DEFAULT_K) -> dict[str, Any]:
+def _catalog(train, trained, categories) -> tuple:
+    """What every task needs of the products: the item factors, the popularity ranking, each product's
+    share of training users, and its category."""
+    from pyspark.sql import functions as F
+
+    item_ids, items = trained.arrays("item")
+    popular = train.groupBy("item_id").agg(F.countDistinct("user_id").alias("users"))
+    counts = [(r.item_id, r.users) for r in popular.orderBy(F.desc("users"), "item_id").collect()]
+    train_users = train.select("user_id").distinct().count()
+    category_of = {} if categories is None else {r.item_id: r.category_id for r in categories.collect()}
+    return item_ids, items, [i for i, _ in counts], {i: n / train_users for i, n in counts}, category_of
+
+
+def _means(scores, catalog_size: int, with_diversity: bool) -> dict[str, dict[str, float | None]]:
+    """Each model's metrics over the held-out users' lists (SCORE_SCHEMA rows)."""
+    from pyspark.sql import functions as F
+
+    averaged = (*METRIC_NAMES, "avg_popularity", "diversity")
+    means = {r.model: r.asDict() for r in scores.groupBy("model").agg(*(F.avg(n).alias(n) for n in averaged)).collect()}
+    shown = scores.select("model", F.explode("items").alias("item")).groupBy("model").agg(F.countDistinct("item"))
+    coverage = {model: distinct / catalog_size for model, distinct in shown.collect()}
+    report: dict[str, dict[str, float | None]] = {}
+    for model in ("als", "popularity"):
+        values = means.get(model, {})
+        report[model] = {name: float(values.get(name) or 0.0) for name in (*METRIC_NAMES, "avg_popularity")}
+        report[model]["coverage"] = coverage.get(model, 0.0)
+        report[model]["diversity"] = values.get("diversity") if with_diversity else None
+    return report
+
+
+def evaluate_split(split, params: AlsParams, k: int = DEFAULT_K, categories=None) -> dict[str, Any]:
     """ALS fitted on the split's training part and the popularity baseline, judged on its held-out part:
-    {"als": metrics, "popularity": metrics, "seconds": ALS training time}."""
+    {"als": metrics, "popularity": metrics, "seconds": ALS training time}. Each model's metrics are the
+    accuracy ones, coverage, avg_popularity and, given `categories` (DataFrame(item_id, category_id)),
+    diversity."""
     from pyspark.sql import functions as F
 
     spark = split.sparkSession
     train = split.where(~F.col("held_out")).select("user_id", "item_id", F.col("weight").alias("strength"))
     trained = fit_als(train, params)
-    item_ids, items = trained.arrays("item")
-    popular = train.groupBy("item_id").agg(F.countDistinct("user_id").alias("users"))
-    ranking = [r.item_id for r in popular.orderBy(F.desc("users"), "item_id").collect()]
-    catalog = spark.sparkContext.broadcast((item_ids, items, ranking))
+    catalog = spark.sparkContext.broadcast(_catalog(train, trained, categories))
     held_out = split.where("held_out").groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
     seen = train.groupBy("user_id").agg(F.collect_set("item_id").alias("seen"))
     users = trained.factors("user").select(F.col("id").alias("user_id"), "features")
     per_user = held_out.join(seen, "user_id", "left").join(users, "user_id", "left")
-    scores = spark.createDataFrame(
-        per_user.rdd.mapPartitions(partial(_score_users, catalog=catalog, k=k)), SCORE_SCHEMA
-    )
-    means = {
-        row.model: {name: float(row[name]) for name in METRIC_NAMES}
-        for row in scores.groupBy("model").agg(*(F.avg(name).alias(name) for name in METRIC_NAMES)).collect()
-    }
-    catalog.destroy()
-    empty = {name: 0.0 for name in METRIC_NAMES}
-    return {"als": means.get("als", empty), "popularity": means.get("popularity", empty), "seconds": trained.seconds}
+    scored = per_user.rdd.mapPartitions(partial(_score_users, catalog=catalog, k=k))
+    scores = spark.createDataFrame(scored, SCORE_SCHEMA).cache()
+    try:
+        report = _means(scores, split.select("item_id").distinct().count(), categories is not None)
+    finally:
+        scores.unpersist()
+        catalog.destroy()
+    return {**report, "seconds": trained.seconds}
 
 
 @dataclass(frozen=True)
@@ -116,7 +156,7 @@ class SearchSpace:
 
 
 def search(
-    split, space: SearchSpace, base: AlsParams, k: int = DEFAULT_K, progress=print
+    split, space: SearchSpace, base: AlsParams, k: int = DEFAULT_K, progress=print, categories=None
 ) -> tuple[AlsParams, dict[str, Any], list[dict[str, Any]]]:
     """Try the grid on one split (split_frame), best NDCG@k first; stops starting new trials once over budget."""
     split = split.cache()
@@ -127,7 +167,7 @@ def search(
             if trials and time.perf_counter() - started > space.budget_seconds:
                 progress(f"search budget of {space.budget_seconds:.0f}s spent after {len(trials)} trials")
                 break
-            result = evaluate_split(split, params, k)
+            result = evaluate_split(split, params, k, categories)
             trials.append({"params": params, **result})
             progress(
                 f"rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "

@@ -37,7 +37,7 @@ from recsys_assets.records import STRENGTH_SCHEMA, shopper_strengths
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
 from recsys_core.markdown import markdown_table
-from recsys_core.metrics import SPLITS, metrics_table
+from recsys_core.metrics import METRIC_NAMES, SPLITS, metrics_table
 from recsys_io.registry import (
     PromotionRefused,
     find_model,
@@ -118,6 +118,16 @@ class ModelConfig(Config):
     k: int = 10
 
 
+def plotted_metrics(result: dict, k: int) -> dict[str, float]:
+    """Each model's figures as numbers, which the UI plots across materialisations."""
+    return {
+        f"{model}_{name}" + (f"@{k}" if name in METRIC_NAMES else ""): round(value, 4)
+        for model in ("als", "popularity")
+        for name, value in result[model].items()
+        if value is not None
+    }
+
+
 def _trials_table(trials, k: int) -> str:
     return markdown_table(
         ["rank", "regParam", "alpha", f"NDCG@{k}", "seconds"],
@@ -179,7 +189,11 @@ def als_model(
         (F.unix_micros("last_ts") / 1e6).alias("ts"),
     )
     split = split_frame(interactions, config.split)
-    params, best, trials = search(split, space, base, config.k, progress=context.log.info)
+    categories = None
+    if lake.exists("products"):
+        products = session.read.format("delta").load(lake.table("products"))
+        categories = products.select(F.col("product_id").alias("item_id"), "category_id")
+    params, best, trials = search(split, space, base, config.k, context.log.info, categories)
 
     trained = fit_als(frame.select("user_id", frame.product_id.alias("item_id"), "strength"), params)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -229,6 +243,7 @@ def als_model(
             "interactions": sizes.pairs,
             "raw_events_total": raw_total,
             "metrics": MetadataValue.md(table),
+            **plotted_metrics(best, config.k),
             "search": MetadataValue.md(_trials_table(trials, config.k)),
         }
     )

@@ -172,9 +172,13 @@ def evaluate_command(
     ),
     params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=32,reg_param=0.3,alpha=1,max_iter=15."),
     out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
+    categories: Path = typer.Option(
+        None, "--categories", help="CSV with header item_id,category_id: also report each list's diversity by category."
+    ),
 ) -> None:
     """Train the platform's ALS and the popularity baseline on a file and print precision, recall,
-    NDCG and MAP at k under the evaluation protocol."""
+    NDCG and MAP at k under the evaluation protocol, with catalog coverage, the average popularity
+    of the recommended items and (given --categories) intra-list diversity."""
     from dataclasses import fields
 
     from recsys_assets.als_training import AlsParams
@@ -185,6 +189,8 @@ def evaluate_command(
 
     if split not in ("random", "time"):
         fail("--split is random or time", code=2)
+    if categories and not categories.is_file():
+        fail(f"--categories {categories}: no such file", code=2)
     types = {f.name: f.type for f in fields(AlsParams)}
     chosen = {}
     for pair in filter(None, params.split(",")):
@@ -203,7 +209,10 @@ def evaluate_command(
         err=True,
     )
     spark = get_spark(settings(), "recsys-evaluate")
-    result = evaluate_split(split_frame(frame_of(spark, rows), split), als_params, k)
+    category_frame = None
+    if categories:
+        category_frame = spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+    result = evaluate_split(split_frame(frame_of(spark, rows), split), als_params, k, category_frame)
     typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
     typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
     if out:

@@ -9,6 +9,14 @@ that have at least one held-out item. Relevance is binary (an item is in the tes
     recall@k     hits in the top k / number of held-out items
     NDCG@k       sum of 1/log2(rank+1) over hits / the same sum for an ideal list
     MAP@k        sum of precision@rank over hits / min(k, number of held-out items)
+
+Beyond accuracy, over the same lists:
+
+    coverage       distinct products in any list / products in the catalog
+    avg_popularity mean over lists of the mean share of training users who have each product
+                   (lower is more novel)
+    diversity      mean over lists of the share of product pairs in different categories
+                   (lists with fewer than two categorised products are left out)
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ TRAIN_RATIO = 0.75
 SPLIT_SEED = 42
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 SPLITS = ("random", "time")
+BEYOND_ACCURACY = ("coverage", "avg_popularity", "diversity")
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,38 @@ def evaluate(
         return {name: 0.0 for name in METRIC_NAMES}
     scores = [user_metrics(recommendations.get(u, ()), truth[u], k) for u in users]
     return {name: sum(s[name] for s in scores) / len(users) for name in METRIC_NAMES}
+
+
+def list_popularity(recommended: Sequence[str], popularity: Mapping[str, float]) -> float:
+    """Mean share of training users who have each listed product (0 for an empty list)."""
+    return sum(popularity.get(item, 0.0) for item in recommended) / len(recommended) if recommended else 0.0
+
+
+def intra_list_diversity(recommended: Sequence[str], category_of: Mapping[str, str]) -> float | None:
+    """Share of the list's pairs of categorised products whose categories differ; None under two."""
+    categories = [category_of[item] for item in recommended if item in category_of]
+    pairs = len(categories) * (len(categories) - 1) / 2
+    if not pairs:
+        return None
+    same = sum(n * (n - 1) / 2 for n in Counter(categories).values())
+    return 1 - same / pairs
+
+
+def beyond_accuracy(
+    recommendations: Mapping[str, Sequence[str]],
+    popularity: Mapping[str, float],
+    category_of: Mapping[str, str],
+    catalog_size: int,
+) -> dict[str, float | None]:
+    """coverage, avg_popularity and diversity of every user's list (see the module's docstring)."""
+    lists = list(recommendations.values())
+    shown = {item for items in lists for item in items}
+    diversities = [d for d in (intra_list_diversity(items, category_of) for items in lists) if d is not None]
+    return {
+        "coverage": len(shown) / catalog_size if catalog_size else 0.0,
+        "avg_popularity": sum(list_popularity(items, popularity) for items in lists) / len(lists) if lists else 0.0,
+        "diversity": sum(diversities) / len(diversities) if diversities else None,
+    }
 
 
 def split_user(
@@ -151,8 +192,13 @@ def recommend_popular(
 
 
 def metrics_table(rows: Mapping[str, Mapping[str, Any]], k: int = DEFAULT_K) -> str:
-    """A Markdown table: one row per model, one column per metric."""
+    """A Markdown table: one row per model, one column per metric (beyond-accuracy ones where reported)."""
+    beyond = [m for m in BEYOND_ACCURACY if any(m in values for values in rows.values())]
+
+    def cell(value: Any) -> str:
+        return "n/a" if value is None else f"{float(value):.4f}"
+
     return markdown_table(
-        ["model", *(f"{m}@{k}" for m in METRIC_NAMES)],
-        [[model, *(f"{float(values[m]):.4f}" for m in METRIC_NAMES)] for model, values in rows.items()],
+        ["model", *(f"{m}@{k}" for m in METRIC_NAMES), *beyond],
+        [[model, *(cell(values.get(m)) for m in (*METRIC_NAMES, *beyond))] for model, values in rows.items()],
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,8 +29,8 @@ from recsys_assets.resources import build_resources
 from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
 from recsys_core.interactions import interaction_strengths
 from recsys_core.metrics import (
-    METRIC_NAMES,
     Interaction,
+    beyond_accuracy,
     evaluate,
     popularity_ranking,
     recommend_popular,
@@ -191,11 +192,20 @@ def test_the_split_in_spark_tasks_is_the_domains_split(spark, how):
 
 def test_metrics_computed_in_spark_tasks_are_the_domains_metrics(spark):
     rows = random_interactions(random.Random(6))
-    result = evaluate_split(split_frame(frame_of(spark, rows).repartition(3)), AlsParams(rank=4, max_iter=3), k=5)
+    category_of = {f"p{i}": f"c{i % 4}" for i in range(0, 30, 2)}  # half the products have a category
+    categories = spark.createDataFrame(list(category_of.items()), "item_id string, category_id string")
+    split = split_frame(frame_of(spark, rows).repartition(3))
+    result = evaluate_split(split, AlsParams(rank=4, max_iter=3), k=5, categories=categories)
     train, test = split_interactions(rows)
     truth: dict[str, set[str]] = {}
     for r in test:
         truth.setdefault(r.user_id, set()).add(r.item_id)
     popular = recommend_popular(popularity_ranking(train), seen_items(train), truth, k=5)
-    assert result["popularity"] == pytest.approx(evaluate(popular, truth, k=5))
-    assert set(result["als"]) == set(METRIC_NAMES) and all(0 <= v <= 1 for v in result["als"].values())
+    users = len({r.user_id for r in train})
+    share = {item: n / users for item, n in Counter(r.item_id for r in train).items()}  # one row per pair
+    expected = {
+        **evaluate(popular, truth, k=5),
+        **beyond_accuracy(popular, share, category_of, len({r.item_id for r in rows})),
+    }
+    assert result["popularity"] == pytest.approx(expected)
+    assert set(result["als"]) == set(expected) and all(0 <= v <= 1 for v in result["als"].values())
