@@ -19,19 +19,29 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from recsys_assets.als_training import AlsParams, SearchSpace, evaluate_params, top_k_from_factors
+from recsys_assets.als_training import AlsParams, top_k_from_factors
+from recsys_assets.evaluation import SearchSpace, evaluate_split, frame_of, split_frame
 from recsys_core.datasets import parse_movielens
-from recsys_core.metrics import Interaction, evaluate, metrics_table, seen_items, split_interactions
+from recsys_core.metrics import (
+    Interaction,
+    beyond_accuracy,
+    evaluate,
+    metrics_table,
+    seen_items,
+    split_interactions,
+)
 from recsys_core.settings import Settings
 from recsys_io.spark import get_spark
 
 RECBOLE = "recbole==1.2.1"
 ML100K = "recbole/dataset_example/ml-100k/ml-100k.inter"
+ML100K_ITEMS = "recbole/dataset_example/ml-100k/ml-100k.item"
 RESULTS = Path(__file__).resolve().parent / "results"
 TUNING_SEED = 43
 
@@ -47,18 +57,32 @@ def machine() -> dict[str, object]:
     }
 
 
-def load_ml100k(settings: Settings) -> list[Interaction]:
+def recbole_wheel(settings: Settings) -> Path:
     cache = settings.data_dir / "cache" / "recbole"
     wheels = sorted(cache.glob("recbole-1.2.1-*.whl"))
     if not wheels:
         print(f"downloading {RECBOLE} (MovieLens 100k inside) into {cache} ...", flush=True)
         subprocess.run([sys.executable, "-m", "pip", "download", RECBOLE, "--no-deps", "-d", str(cache)], check=True)
         wheels = sorted(cache.glob("recbole-1.2.1-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        return parse_movielens(wheel.read(ML100K).decode(), ML100K)
+    return wheels[0]
 
 
-def implicit_als(train: list[Interaction], test: list[Interaction], params: AlsParams, k: int) -> dict:
+def load_ml100k(settings: Settings) -> tuple[list[Interaction], dict[str, str]]:
+    """The ratings, and each movie's first genre as its category (for intra-list diversity)."""
+    with zipfile.ZipFile(recbole_wheel(settings)) as wheel:
+        rows = parse_movielens(wheel.read(ML100K).decode(), ML100K)
+        items = wheel.read(ML100K_ITEMS).decode().splitlines()[1:]
+    genres = {}
+    for line in items:
+        item_id, _, _, classes = line.split("\t")
+        if classes.split():
+            genres[item_id] = classes.split()[0]
+    return rows, genres
+
+
+def implicit_als(
+    train: list[Interaction], test: list[Interaction], params: AlsParams, k: int, genres: dict[str, str]
+) -> dict:
     """The `implicit` library's CPU ALS with the same rank, regularisation, alpha and iterations."""
     import scipy.sparse as sparse
     from implicit.cpu.als import AlternatingLeastSquares
@@ -87,7 +111,13 @@ def implicit_als(train: list[Interaction], test: list[Interaction], params: AlsP
     recs = top_k_from_factors(
         users, np.asarray(model.user_factors), items, np.asarray(model.item_factors), truth, seen_items(train), k
     )
-    return {"metrics": evaluate(recs, truth, k), "seconds": seconds}
+    share = {item: n / len(users) for item, n in Counter(r.item_id for r in train).items()}
+    catalog = len({r.item_id for r in train} | {r.item_id for r in test})
+    lists = {user: recs.get(user, []) for user in truth}
+    return {
+        "metrics": {**evaluate(recs, truth, k), **beyond_accuracy(lists, share, genres, catalog)},
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
@@ -97,17 +127,16 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings.from_env()
     print(json.dumps(machine()), flush=True)
-    rows = load_ml100k(settings)
+    rows, genres = load_ml100k(settings)
     print(
         f"MovieLens 100k: {len(rows)} ratings, {len({r.user_id for r in rows})} users, "
         f"{len({r.item_id for r in rows})} items",
         flush=True,
     )
-    train, test = split_interactions(rows)
     spark = get_spark(settings, "recsys-bench")
-
+    split = split_frame(frame_of(spark, rows)).cache()
     # Tune on a validation split of the training set only.
-    fit, valid = split_interactions(train, seed=TUNING_SEED)
+    tuning = split_frame(split.where("not held_out"), seed=TUNING_SEED).cache()
     space = SearchSpace(
         ranks=(32, 48), reg_params=(0.1, 0.3, 1.0), alphas=(1.0, 3.0), budget_seconds=args.budget_seconds
     )
@@ -116,7 +145,7 @@ def main() -> None:
     for params in space.grid(AlsParams(max_iter=15)):
         if trials and time.perf_counter() - started > space.budget_seconds:
             break
-        result = evaluate_params(spark, fit, valid, params, args.k)
+        result = evaluate_split(tuning, params, args.k)
         trials.append({"params": params.as_dict(), "validation_ndcg": result["als"]["ndcg"]})
         print(
             f"  rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
@@ -126,8 +155,11 @@ def main() -> None:
     best = AlsParams(**max(trials, key=lambda t: t["validation_ndcg"])["params"])
     print(f"tuned parameters: {best.as_dict()}", flush=True)
 
-    spark_result = evaluate_params(spark, train, test, best, args.k)
-    implicit_result = implicit_als(train, test, replace(best), args.k)
+    categories = spark.createDataFrame(list(genres.items()), "item_id string, category_id string")
+    spark_result = evaluate_split(split, best, args.k, categories)
+    # `implicit` runs on one machine: it gets the same split (the same rule), on the driver.
+    train, test = split_interactions(rows)
+    implicit_result = implicit_als(train, test, replace(best), args.k, genres)
     table = metrics_table(
         {
             "Spark ALS (tuned)": spark_result["als"],

@@ -1,31 +1,21 @@
-"""Spark MLlib ALS on implicit feedback: training, evaluation under the protocol, a bounded search.
+"""Spark MLlib ALS on implicit feedback: its parameters, its training and its top k for a user.
 
 The same code trains the platform's model (the `als_model` asset), `recsys evaluate` and the
-benchmark. ALS needs integer ids: users and products are numbered in id order, and the numbering
-is kept beside the model so factors are exported under the original string ids.
+benchmark; recsys_assets/evaluation.py judges it. ALS needs integer ids: users and products are
+numbered in id order, and the numbering is kept beside the model so factors are exported under
+the original string ids.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from recsys_core.metrics import (
-    DEFAULT_K,
-    Interaction,
-    evaluate,
-    popularity_ranking,
-    recommend_popular,
-    seen_items,
-    split_interactions,
-)
-
-INTERACTION_SCHEMA = "user_id string, item_id string, strength double"
+from recsys_core.metrics import DEFAULT_K
 
 
 @dataclass(frozen=True)
@@ -109,6 +99,18 @@ def fit_als(interactions, params: AlsParams) -> TrainedAls:
     return TrainedAls(model, users, items, time.perf_counter() - started)
 
 
+def best_unseen(
+    scores: np.ndarray, item_ids: Sequence[str], col_of: dict[str, int], seen: Iterable[str], k: int = DEFAULT_K
+) -> list[str]:
+    """One user's k best items by score, leaving out the ones seen in training."""
+    scores = scores.copy()
+    for item in seen:
+        if item in col_of:
+            scores[col_of[item]] = -np.inf
+    best = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+    return [item_ids[i] for i in sorted(best, key=lambda i: -scores[i]) if np.isfinite(scores[i])]
+
+
 def top_k_from_factors(
     user_ids: Sequence[str],
     users: np.ndarray,
@@ -121,75 +123,8 @@ def top_k_from_factors(
     """Each wanted user's k best unseen items by dot product (users unknown to the model get none)."""
     row_of = {u: i for i, u in enumerate(user_ids)}
     col_of = {p: i for i, p in enumerate(item_ids)}
-    result: dict[str, list[str]] = {}
-    for user in wanted:
-        if user not in row_of:
-            continue
-        scores = items @ users[row_of[user]]
-        for item in seen.get(user, ()):
-            if item in col_of:
-                scores[col_of[item]] = -np.inf
-        best = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
-        result[user] = [item_ids[i] for i in sorted(best, key=lambda i: -scores[i]) if np.isfinite(scores[i])]
-    return result
-
-
-def frame_of(spark, rows: Sequence[Interaction]):
-    return spark.createDataFrame([(r.user_id, r.item_id, float(r.weight)) for r in rows], INTERACTION_SCHEMA)
-
-
-def evaluate_params(
-    spark, train: Sequence[Interaction], test: Sequence[Interaction], params: AlsParams, k: int = DEFAULT_K
-) -> dict[str, Any]:
-    """ALS and the popularity baseline on one split: {"als": metrics, "popularity": metrics, "seconds"}."""
-    truth: dict[str, set[str]] = {}
-    for row in test:
-        truth.setdefault(row.user_id, set()).add(row.item_id)
-    seen = seen_items(train)
-    trained = fit_als(frame_of(spark, train), params)
-    user_ids, users = trained.arrays("user")
-    item_ids, items = trained.arrays("item")
-    als = top_k_from_factors(user_ids, users, item_ids, items, truth, seen, k)
-    popular = recommend_popular(popularity_ranking(train), seen, truth, k)
-    return {"als": evaluate(als, truth, k), "popularity": evaluate(popular, truth, k), "seconds": trained.seconds}
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    ranks: tuple[int, ...] = (32,)
-    reg_params: tuple[float, ...] = (0.1, 0.3, 1.0)
-    alphas: tuple[float, ...] = (1.0, 3.0)
-    budget_seconds: float = 600.0
-
-    def grid(self, base: AlsParams) -> list[AlsParams]:
-        return [
-            replace(base, rank=r, reg_param=g, alpha=a)
-            for r, g, a in itertools.product(self.ranks, self.reg_params, self.alphas)
-        ]
-
-
-def search(
-    spark,
-    rows: Sequence[Interaction],
-    space: SearchSpace,
-    base: AlsParams,
-    how: str = "random",
-    k: int = DEFAULT_K,
-    progress=print,
-) -> tuple[AlsParams, dict[str, Any], list[dict[str, Any]]]:
-    """Try the grid on one split, best NDCG@k first; stops starting new trials once over budget."""
-    train, test = split_interactions(rows, how)
-    started = time.perf_counter()
-    trials: list[dict[str, Any]] = []
-    for params in space.grid(base):
-        if trials and time.perf_counter() - started > space.budget_seconds:
-            progress(f"search budget of {space.budget_seconds:.0f}s spent after {len(trials)} trials")
-            break
-        result = evaluate_params(spark, train, test, params, k)
-        trials.append({"params": params, **result})
-        progress(
-            f"rank={params.rank} reg={params.reg_param} alpha={params.alpha}: "
-            f"NDCG@{k} {result['als']['ndcg']:.4f} (popularity {result['popularity']['ndcg']:.4f})"
-        )
-    best = max(trials, key=lambda t: t["als"]["ndcg"])
-    return best["params"], best, trials
+    return {
+        user: best_unseen(items @ users[row_of[user]], item_ids, col_of, seen.get(user, ()), k)
+        for user in wanted
+        if user in row_of
+    }

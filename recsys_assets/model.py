@@ -28,15 +28,16 @@ from dagster import (
 )
 from dagster_pyspark import PySparkResource
 
-from recsys_assets.als_training import AlsParams, SearchSpace, fit_als, search
+from recsys_assets.als_training import AlsParams, fit_als
 from recsys_assets.as_of import AsOfConfig, run_as_of
 from recsys_assets.catalog import overwrite
+from recsys_assets.evaluation import SearchSpace, search, split_frame
 from recsys_assets.ingest import load_events
 from recsys_assets.records import STRENGTH_SCHEMA, shopper_strengths
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
 from recsys_core.markdown import markdown_table
-from recsys_core.metrics import Interaction, metrics_table
+from recsys_core.metrics import METRIC_NAMES, SPLITS, metrics_table
 from recsys_io.registry import (
     PromotionRefused,
     find_model,
@@ -117,11 +118,14 @@ class ModelConfig(Config):
     k: int = 10
 
 
-def _interaction_rows(frame) -> list[Interaction]:
-    return [
-        Interaction(r.user_id, r.product_id, float(r.strength), r.last_ts.timestamp())
-        for r in frame.select("user_id", "product_id", "strength", "last_ts").collect()
-    ]
+def plotted_metrics(result: dict, k: int) -> dict[str, float]:
+    """Each model's figures as numbers, which the UI plots across materialisations."""
+    return {
+        f"{model}_{name}" + (f"@{k}" if name in METRIC_NAMES else ""): round(value, 4)
+        for model in ("als", "popularity")
+        for name, value in result[model].items()
+        if value is not None
+    }
 
 
 def _trials_table(trials, k: int) -> str:
@@ -154,14 +158,19 @@ def als_model(
     lake: LakeResource,
     mongo: MongoResource,
 ) -> MaterializeResult:
+    from pyspark.sql import functions as F
+
     session = spark.spark_session
     session.sparkContext.setCheckpointDir(str(lake.checkpoint_dir))
     frame = session.read.format("delta").load(lake.table("interactions"))
-    rows = _interaction_rows(frame)
-    users = {r.user_id for r in rows}
-    if len(users) < MIN_USERS:
+    sizes = frame.agg(
+        F.countDistinct("user_id").alias("users"),
+        F.countDistinct("product_id").alias("products"),
+        F.count("*").alias("pairs"),
+    ).first()
+    if sizes.users < MIN_USERS:
         raise Failure(
-            f"only {len(users)} users have interactions; ALS needs at least {MIN_USERS}. "
+            f"only {sizes.users} users have interactions; ALS needs at least {MIN_USERS}. "
             "Materialise raw_events for the days with events first."
         )
     base = AlsParams(config.rank, config.reg_param, config.alpha, config.max_iter, config.checkpoint_interval)
@@ -171,7 +180,20 @@ def als_model(
         tuple(config.search_alphas) or (base.alpha,),
         config.search_budget_seconds,
     )
-    params, best, trials = search(session, rows, space, base, config.split, config.k, progress=context.log.info)
+    if config.split not in SPLITS:
+        raise Failure(f"split is {config.split!r}; expected one of {', '.join(SPLITS)}")
+    interactions = frame.select(
+        "user_id",
+        F.col("product_id").alias("item_id"),
+        F.col("strength").alias("weight"),
+        (F.unix_micros("last_ts") / 1e6).alias("ts"),
+    )
+    split = split_frame(interactions, config.split)
+    categories = None
+    if lake.exists("products"):
+        products = session.read.format("delta").load(lake.table("products"))
+        categories = products.select(F.col("product_id").alias("item_id"), "category_id")
+    params, best, trials = search(split, space, base, config.k, context.log.info, categories)
 
     trained = fit_als(frame.select("user_id", frame.product_id.alias("item_id"), "strength"), params)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -189,9 +211,9 @@ def als_model(
         "k": config.k,
         "split": config.split,
         "training_seconds": trained.seconds,
-        "users": len(users),
-        "items": len({r.item_id for r in rows}),
-        "interactions": len(rows),
+        "users": sizes.users,
+        "items": sizes.products,
+        "interactions": sizes.pairs,
         "raw_events": raw_total,
     }
     with mongo.db() as db:
@@ -216,11 +238,12 @@ def als_model(
             "path": str(path),
             "params": MetadataValue.json(params.as_dict()),
             "training_seconds": round(trained.seconds, 2),
-            "users": len(users),
-            "items": metrics["items"],
-            "interactions": len(rows),
+            "users": sizes.users,
+            "items": sizes.products,
+            "interactions": sizes.pairs,
             "raw_events_total": raw_total,
             "metrics": MetadataValue.md(table),
+            **plotted_metrics(best, config.k),
             "search": MetadataValue.md(_trials_table(trials, config.k)),
         }
     )

@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from recsys_core.errors import ServerUnavailable
 from recsys_core.settings import Settings, Topics
 from recsys_io.mongo import ensure_indexes, mongo_client, serving_db
-from recsys_io.spark import spark_conf
+from recsys_io.spark import name_executors_python, spark_conf
 
 
 class FromSettings(ConfigurableResource):
@@ -141,6 +141,7 @@ class SparkResource(FromSettings, PySparkResource):
         return {"spark_config": spark_conf(settings, "recsys-batch")}
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        name_executors_python()
         self._spark_session = spark_session_from_config(self.resolved().spark_config)
 
     def create_resource(self, context: InitResourceContext) -> Self:

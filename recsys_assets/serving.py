@@ -10,16 +10,14 @@ from datetime import UTC, datetime
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
 from dagster_pyspark import PySparkResource
 from pymongo import ReplaceOne
-from pymongo.errors import DuplicateKeyError
 
 from recsys_assets.as_of import run_started_at
 from recsys_assets.catalog import overwrite
+from recsys_assets.publish import publish_neighbours, publish_recommendations
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.bestsellers import as_documents
 from recsys_core.documents import GLOBAL_SCOPE
 from recsys_io.registry import current_model
-
-WRITE_CHUNK = 500
 
 
 @asset(
@@ -82,31 +80,6 @@ def cosine_neighbours(queries, candidates, k: int):
     )
     order = Window.partitionBy("product_id").orderBy(F.desc("score"), F.asc("neighbour_id"))
     return pairs.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
-
-
-def publish_neighbours(table, mongo: MongoResource, source: str, model_version: str | None) -> int:
-    """Group the neighbour table by product and upsert one similar_items document each."""
-    now = datetime.now(UTC)
-    by_product: dict[str, list] = {}
-    for row in table.orderBy("product_id", "rank").toLocalIterator():
-        by_product.setdefault(row.product_id, []).append({"product_id": row.neighbour_id, "score": float(row.score)})
-    documents = [
-        {
-            "_id": p,
-            "product_id": p,
-            "neighbours": n,
-            "source": source,
-            "model_version": model_version,
-            "computed_at": now,
-        }
-        for p, n in by_product.items()
-    ]
-    with mongo.db() as db:
-        for start in range(0, len(documents), WRITE_CHUNK):
-            db.similar_items.bulk_write(
-                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents[start : start + WRITE_CHUNK]]
-            )
-    return len(documents)
 
 
 class SimilarityConfig(Config):
@@ -183,37 +156,6 @@ class RecommendationConfig(Config):
     top_n: int = 50
 
 
-def write_recommendations(db, documents: list[dict], started: datetime) -> tuple[int, int]:
-    """Upsert unless the stored document was computed after `started`: (written, kept fresher).
-
-    Products the shopper's history lists as bought (purchases the speed layer saw after the
-    `orders` table was built) are dropped too: the API serves these documents as they are.
-    One guarded update per document: FerretDB answers a bulk write whose upsert hits a duplicate
-    key without the counts pymongo needs, and the guard is what matters here.
-    """
-    ids = [d["_id"] for d in documents]
-    fresher = {
-        d["_id"] for d in db.recommendations.find({"_id": {"$in": ids}, "computed_at": {"$gte": started}}, {"_id": 1})
-    }
-    bought = {d["_id"]: set(d.get("purchased") or ()) for d in db.history.find({"_id": {"$in": ids}}, {"purchased": 1})}
-    written = 0
-    for document in documents:
-        if document["_id"] in fresher:
-            continue
-        fields = {k: v for k, v in document.items() if k != "_id"}
-        if bought.get(document["_id"]):
-            fields["items"] = [i for i in fields["items"] if i["product_id"] not in bought[document["_id"]]]
-        try:
-            db.recommendations.update_one(
-                {"_id": document["_id"], "computed_at": {"$lt": started}}, {"$set": fields}, upsert=True
-            )
-            written += 1
-        except DuplicateKeyError:
-            # The streaming layer wrote this user between our read and our write: keep its document.
-            fresher.add(document["_id"])
-    return written, len(fresher)
-
-
 @asset(
     group_name="serving",
     deps=[AssetKey("current_model"), AssetKey("orders")],
@@ -255,28 +197,8 @@ def user_recommendations(
         .where(F.col("rank") <= config.top_n)
     )
     rows = overwrite(top, lake.table("user_recommendations"))
-    computed_at = datetime.now(UTC)
-    written = kept = 0
-    by_user: dict[str, list] = {}
-    table = session.read.format("delta").load(lake.table("user_recommendations")).orderBy("user_id", "rank")
-    for row in table.toLocalIterator():
-        by_user.setdefault(row.user_id, []).append({"product_id": row.product_id, "score": float(row.score)})
-    documents = [
-        {
-            "_id": u,
-            "user_id": u,
-            "items": items_,
-            "strategy": "als",
-            "model_version": model["_id"],
-            "computed_at": computed_at,
-            "last_event_ts": None,
-        }
-        for u, items_ in by_user.items()
-    ]
-    with mongo.db() as db:
-        for start in range(0, len(documents), WRITE_CHUNK):
-            w, k = write_recommendations(db, documents[start : start + WRITE_CHUNK], started)
-            written, kept = written + w, kept + k
+    table = session.read.format("delta").load(lake.table("user_recommendations"))
+    written, kept = publish_recommendations(table, mongo, model["_id"], started)
     context.log.info(f"{written} recommendation documents written, {kept} fresher ones kept")
     return MaterializeResult(
         metadata={

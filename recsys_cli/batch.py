@@ -81,6 +81,9 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
         # Start the session the runs will reuse, with the expected warnings left out of its log.
         from pyspark.sql import SparkSession
 
+        from recsys_io.spark import name_executors_python
+
+        name_executors_python()
         SparkSession.builder.config(map=quiet_spark_conf(resources["spark"].spark_config)).getOrCreate()
     # What dagster.materialize does, with a readable console logger unless --verbose.
     defs = Definitions(
@@ -169,18 +172,25 @@ def evaluate_command(
     ),
     params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=32,reg_param=0.3,alpha=1,max_iter=15."),
     out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
+    categories: Path = typer.Option(
+        None, "--categories", help="CSV with header item_id,category_id: also report each list's diversity by category."
+    ),
 ) -> None:
     """Train the platform's ALS and the popularity baseline on a file and print precision, recall,
-    NDCG and MAP at k under the evaluation protocol."""
+    NDCG and MAP at k under the evaluation protocol, with catalog coverage, the average popularity
+    of the recommended items and (given --categories) intra-list diversity."""
     from dataclasses import fields
 
-    from recsys_assets.als_training import AlsParams, evaluate_params
+    from recsys_assets.als_training import AlsParams
+    from recsys_assets.evaluation import evaluate_split, frame_of, split_frame
     from recsys_core.datasets import read_interactions
-    from recsys_core.metrics import metrics_table, split_interactions
+    from recsys_core.metrics import metrics_table
     from recsys_io.spark import get_spark
 
     if split not in ("random", "time"):
         fail("--split is random or time", code=2)
+    if categories and not categories.is_file():
+        fail(f"--categories {categories}: no such file", code=2)
     types = {f.name: f.type for f in fields(AlsParams)}
     chosen = {}
     for pair in filter(None, params.split(",")):
@@ -198,8 +208,11 @@ def evaluate_command(
         f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}",
         err=True,
     )
-    train, test = split_interactions(rows, split)
-    result = evaluate_params(get_spark(settings(), "recsys-evaluate"), train, test, als_params, k)
+    spark = get_spark(settings(), "recsys-evaluate")
+    category_frame = None
+    if categories:
+        category_frame = spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+    result = evaluate_split(split_frame(frame_of(spark, rows), split), als_params, k, category_frame)
     typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
     typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
     if out:

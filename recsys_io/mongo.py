@@ -7,6 +7,8 @@ change streams or pipeline-style updates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, MongoClient
@@ -47,6 +49,16 @@ def mongo_client(settings: Settings, **overrides: Any) -> MongoClient:
 
 def async_mongo_client(settings: Settings, **overrides: Any) -> AsyncMongoClient:
     return AsyncMongoClient(settings.mongo_url, **{**_CLIENT_OPTIONS, **overrides})
+
+
+@contextmanager
+def task_database(url: str, database: str) -> Iterator[Any]:
+    """The serving database for a task on an executor, which has the URL and name but no settings."""
+    client = MongoClient(url, **_CLIENT_OPTIONS)
+    try:
+        yield client[database]
+    finally:
+        client.close()
 
 
 def serving_db(client: MongoClient | AsyncMongoClient, settings: Settings):

@@ -127,14 +127,21 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
     }
 
 
+def name_executors_python() -> None:
+    """Make Python workers run this interpreter (the platform's venv) before a SparkContext starts.
+
+    A driver started from Python tells executors to run $PYSPARK_PYTHON, else `python3` from their
+    PATH (spark.pyspark.python only reaches spark-submit): without this, tasks would run a Python
+    without the project's dependencies whenever the venv is not on the worker's PATH.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def get_spark(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> SparkSession:
     """Get or create the process's SparkSession, with the checkpoint directory ALS needs."""
     from pyspark.sql import SparkSession
 
-    # Python tasks run the interpreter pyspark names when the context starts: from PYSPARK_PYTHON,
-    # else whatever `python3` is. `spark.pyspark.python` only reaches it through spark-submit, and
-    # the platform's processes start Spark themselves.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    name_executors_python()
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name, min_executors).items():
         builder = builder.config(key, value)

@@ -13,7 +13,9 @@ from recsys_core.interactions import PairStrength, decay, interaction_strengths
 from recsys_core.metrics import (
     Interaction,
     average_precision_at_k,
+    beyond_accuracy,
     evaluate,
+    intra_list_diversity,
     ndcg_at_k,
     popularity_ranking,
     precision_at_k,
@@ -180,3 +182,19 @@ def test_records_the_lake_cannot_place_are_quarantined_on_a_day_it_has_with_the_
     assert reasons[2].endswith("is outside the range of dates")
     early = list(validate_records([row("events", 0, 9, json.dumps(raws[0]), 0)], date(2026, 1, 1)))[0]
     assert datetime.fromtimestamp(early[1] / 1000, UTC).date() == date(2026, 1, 1)  # not before the lake's first day
+
+
+def test_beyond_accuracy_metrics_match_hand_computed_values():
+    lists = {"u1": ["a", "b"], "u2": ["a", "c", "d"]}
+    popularity = {"a": 1.0, "b": 0.5, "c": 0.25}
+    category_of = {"a": "x", "b": "x", "c": "y", "d": "z"}
+    found = beyond_accuracy(lists, popularity, category_of, catalog_size=8)
+    assert found["coverage"] == pytest.approx(4 / 8)
+    assert found["avg_popularity"] == pytest.approx(((1 + 0.5) / 2 + (1 + 0.25 + 0) / 3) / 2)
+    assert found["diversity"] == pytest.approx((0 + 1) / 2)  # u1's pair shares x; u2's three differ
+
+
+def test_diversity_leaves_out_lists_without_two_categorised_products():
+    assert intra_list_diversity(["a", "b"], {"a": "x"}) is None
+    assert beyond_accuracy({"u": ["a"]}, {}, {"a": "x"}, 1)["diversity"] is None
+    assert intra_list_diversity(["a", "b", "c"], {"a": "x", "b": "x", "c": "y"}) == pytest.approx(2 / 3)

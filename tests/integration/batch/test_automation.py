@@ -13,8 +13,8 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from recsys_assets.automation import retrain_sensor
+from recsys_assets.publish import write_recommendations
 from recsys_assets.resources import LakeResource
-from recsys_assets.serving import write_recommendations
 from tests.support import ROOT  # noqa: E402
 
 

@@ -25,6 +25,8 @@ def test_evaluate_rejects_a_file_without_user_and_item_columns(tmp_path):
     path.write_text("user,item\nu1,i1\n")
     result = runner.invoke(app, ["evaluate", "--interactions", str(path)])
     assert result.exit_code == 1 and "needs user_id and item_id" in result.output
+    missing = runner.invoke(app, ["evaluate", "--interactions", str(path), "--categories", str(tmp_path / "none.csv")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
 
 
 @pytest.mark.integration
@@ -37,14 +39,22 @@ def test_evaluate_prints_als_and_popularity_metrics_and_writes_a_report(spark, t
                 lines.append(f"{group}{user},{group}-item{item},{rng.choice([3, 4, 5])},{rng.randrange(10**9)}")
     data = tmp_path / "interactions.csv"
     data.write_text("\n".join(lines) + "\n")
+    categories = tmp_path / "categories.csv"
+    categories.write_text(
+        "item_id,category_id\n" + "".join(f"{g}-item{i},{g}{i % 2}\n" for g in "ab" for i in range(10))
+    )
     report = tmp_path / "report.json"
     result = runner.invoke(
-        app, ["evaluate", "--interactions", str(data), "--params", "rank=8,max_iter=8,alpha=10", "--out", str(report)]
+        app,
+        ["evaluate", "--interactions", str(data), "--params", "rank=8,max_iter=8,alpha=10", "--out", str(report)]
+        + ["--categories", str(categories)],
     )
     assert result.exit_code == 0, result.output
     assert "| ALS |" in result.output and "| popularity |" in result.output and "ndcg@10" in result.output
+    assert "coverage" in result.output and "diversity" in result.output
     saved = json.loads(report.read_text())
     assert saved["params"]["rank"] == 8 and saved["als"]["ndcg"] > saved["popularity"]["ndcg"]
+    assert 0 < saved["als"]["coverage"] <= 1 and 0 <= saved["als"]["diversity"] <= 1
 
 
 @pytest.mark.integration

@@ -2,7 +2,8 @@
 
 Interactions: the asset applies recsys_core.interactions on the executors, so this checks the
 plumbing around it (purchases' items, time zones, tombstones, as_of). Bestsellers have a Spark SQL
-form of recsys_core.bestsellers, so this is a parity test of two implementations. The data is
+form of recsys_core.bestsellers, so this is a parity test of two implementations. The evaluation
+applies recsys_core.metrics' split and metrics in tasks: the same figures as on the driver. The data is
 drawn from a seeded generator, with ties everywhere: events at the same instant (a delete and a
 view of one pair among them), products with the same number of buyers, lines exactly at either
 end of the window and just outside it.
@@ -12,18 +13,30 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import materialize
 from pyspark.sql import functions as F
 
+from recsys_assets.als_training import AlsParams
 from recsys_assets.bestsellers import bestseller_frames
 from recsys_assets.definitions import build_assets
+from recsys_assets.evaluation import evaluate_split, frame_of, split_frame
 from recsys_assets.records import EVENT_COLUMNS
 from recsys_assets.resources import build_resources
 from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
 from recsys_core.interactions import interaction_strengths
+from recsys_core.metrics import (
+    Interaction,
+    beyond_accuracy,
+    evaluate,
+    popularity_ranking,
+    recommend_popular,
+    seen_items,
+    split_interactions,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +165,47 @@ def test_spark_bestsellers_equal_the_domain_rule_on_random_order_lines(spark, li
     assert got == category_bestsellers(lines, AS_OF, 30, limit)
     buyers = [entry["buyers"] for entry in rank_bestsellers(lines, AS_OF, 30, 1000)]
     assert len(buyers) > limit and buyers[limit - 1] == buyers[limit]  # the cut falls inside a tie
+
+
+def random_interactions(rng: random.Random) -> list[Interaction]:
+    """Interactions of shoppers with 1 to 12 products each, some at the same instant."""
+    rows = []
+    for user in range(40):
+        for item in rng.sample(range(30), rng.randint(1, 12)):
+            rows.append(Interaction(f"u{user}", f"p{item}", float(rng.randint(1, 5)), float(rng.randrange(20))))
+    return rows
+
+
+@pytest.mark.parametrize("how", ["random", "time"])
+def test_the_split_in_spark_tasks_is_the_domains_split(spark, how):
+    rows = random_interactions(random.Random(5))
+    split = split_frame(frame_of(spark, rows).repartition(4), how)
+    train, test = split_interactions(rows, how)
+    found = split.collect()
+
+    def rows_of(part, held_out):
+        return {(r.user_id, r.item_id, r.weight, r.ts) for r in part if getattr(r, "held_out", held_out) == held_out}
+
+    assert rows_of(found, False) == rows_of(train, False)
+    assert rows_of(found, True) == rows_of(test, True)
+
+
+def test_metrics_computed_in_spark_tasks_are_the_domains_metrics(spark):
+    rows = random_interactions(random.Random(6))
+    category_of = {f"p{i}": f"c{i % 4}" for i in range(0, 30, 2)}  # half the products have a category
+    categories = spark.createDataFrame(list(category_of.items()), "item_id string, category_id string")
+    split = split_frame(frame_of(spark, rows).repartition(3))
+    result = evaluate_split(split, AlsParams(rank=4, max_iter=3), k=5, categories=categories)
+    train, test = split_interactions(rows)
+    truth: dict[str, set[str]] = {}
+    for r in test:
+        truth.setdefault(r.user_id, set()).add(r.item_id)
+    popular = recommend_popular(popularity_ranking(train), seen_items(train), truth, k=5)
+    users = len({r.user_id for r in train})
+    share = {item: n / users for item, n in Counter(r.item_id for r in train).items()}  # one row per pair
+    expected = {
+        **evaluate(popular, truth, k=5),
+        **beyond_accuracy(popular, share, category_of, len({r.item_id for r in rows})),
+    }
+    assert result["popularity"] == pytest.approx(expected)
+    assert set(result["als"]) == set(expected) and all(0 <= v <= 1 for v in result["als"].values())

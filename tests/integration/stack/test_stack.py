@@ -387,3 +387,20 @@ def test_postgresql_backend_runs_with_the_stack_and_serves_reads_and_writes_by_i
     assert down.returncode == 0, down.stderr
     assert "mongo: stopped" in down.stderr and "postgres: stopped" in down.stderr
     assert PostgresServer(settings).process.pid() is None
+
+
+def test_tasks_run_the_drivers_interpreter_with_its_dependencies(spark):
+    """Tasks import the project's dependencies (numpy, pymongo, kafka) from the driver's venv."""
+
+    def interpreter(_):
+        import sys
+
+        import kafka
+        import numpy
+        import pymongo
+
+        yield sys.prefix, numpy.__file__, pymongo.__file__, kafka.__file__
+
+    for prefix, *modules in spark.sparkContext.parallelize(range(2), 2).mapPartitions(interpreter).collect():
+        assert prefix == sys.prefix
+        assert all(m.startswith(sys.prefix) for m in modules)
