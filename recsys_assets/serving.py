@@ -17,9 +17,12 @@ from recsys_assets.catalog import overwrite
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.bestsellers import as_documents
 from recsys_core.documents import GLOBAL_SCOPE
+from recsys_core.reasons import model as model_reason
 from recsys_io.registry import current_model
 
 WRITE_CHUNK = 500
+# Every product of the batch's lists is the model's pick for the shopper (recsys_core.reasons).
+MODEL_REASON = model_reason()
 
 
 @asset(
@@ -260,7 +263,9 @@ def user_recommendations(
     by_user: dict[str, list] = {}
     table = session.read.format("delta").load(lake.table("user_recommendations")).orderBy("user_id", "rank")
     for row in table.toLocalIterator():
-        by_user.setdefault(row.user_id, []).append({"product_id": row.product_id, "score": float(row.score)})
+        by_user.setdefault(row.user_id, []).append(
+            {"product_id": row.product_id, "score": float(row.score), "reason": MODEL_REASON}
+        )
     documents = [
         {
             "_id": u,
