@@ -19,6 +19,7 @@ from recsys_api.compat import CompatController
 from recsys_api.dependencies import DEPENDENCIES
 from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
+from recsys_api.impressions import Impressions
 from recsys_api.metrics import PROMETHEUS, MetricsController
 from recsys_api.ops import OpsController
 from recsys_api.paths import decode_path_params, route_on_segments
@@ -37,7 +38,9 @@ OPENAPI = OpenAPIConfig(
     version="1.0.0",
     description=(
         "Collects shoppers' events and the catalog into Kafka and serves precomputed lists "
-        "(history, bestsellers, recommendations, similar products) from MongoDB. Every error has "
+        "(history, bestsellers, recommendations, similar products) from MongoDB; every list has a "
+        "`rec_id`, recorded with its products as an `impression` event, and `items` with each "
+        "product's reason. Every error has "
         'the shape {"error": {"code", "message", "details"}}. Write routes need X-API-Key '
         "when RECSYS_API_KEYS is set; routes that reveal one shopper's data need it when "
         "RECSYS_API_READ_KEYS is set (a read key or a write key)."
@@ -65,6 +68,9 @@ def create_app(settings: Settings) -> Litestar:
         app.state.db = serving_db(mongo, settings)
         app.state.publisher = publisher
         await publisher.start()
+        impressions = Impressions(publisher, settings.api_impression_queue)
+        impressions.start()
+        app.state.impressions = impressions
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, whose pauses would otherwise show up as the slowest requests.
         gc.collect()
@@ -72,6 +78,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await impressions.close()
             await publisher.close()
             await mongo.close()
 

@@ -1,6 +1,6 @@
 """Routes existing clients of such engines call: user in a `user-id` header, product in `product-id`.
 
-Same rules as /v1/users/...; answers `{"user-id", "products", "type"}`.
+Same rules as /v1/users/...; answers `{"user-id", "rec_id", "products", "items", "type"}`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from litestar import Controller, delete, get
 from litestar.params import Parameter
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recsys_api import serving
+from recsys_api import lists, serving
 from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
 from recsys_api.errors import documented
-from recsys_api.params import Limit
+from recsys_api.impressions import Impressions
+from recsys_api.params import Limit, ListQuery
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import CompatProducts
 from recsys_api.users import delete_from_history
@@ -35,8 +36,9 @@ ProductHeader = Annotated[
 ]
 
 
-def compat(user_id: str, result: serving.ProductList) -> CompatProducts:
-    return CompatProducts(user_id=user_id, products=result.products, type=result.type)
+def compat(impressions: Impressions, surface: str, user_id: str, result: serving.ProductList) -> CompatProducts:
+    rec_id, items = lists.shown(impressions, surface, user_id, result)
+    return CompatProducts(user_id=user_id, rec_id=rec_id, products=result.products, items=items, type=result.type)
 
 
 class CompatController(Controller):
@@ -51,9 +53,10 @@ class CompatController(Controller):
         summary="Recently viewed products (user in the `user-id` header)",
     )
     async def history(
-        self, user_id: UserHeader, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+        self, user_id: UserHeader, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
     ) -> CompatProducts:
-        return compat(user_id, await serving.recent_history(db, user_id, limit, settings.min_list_size))
+        result = await serving.recent_history(db, user_id, limit, settings.min_list_size)
+        return compat(impressions, lists.HISTORY, user_id, result)
 
     @delete(
         "/user_nav_history_latest_products",
@@ -80,6 +83,7 @@ class CompatController(Controller):
         summary="Bestsellers for the shopper in the `user-id` header",
     )
     async def recommendations(
-        self, user_id: UserHeader, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+        self, user_id: UserHeader, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
     ) -> CompatProducts:
-        return compat(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))
+        result = await serving.user_bestsellers(db, user_id, ListQuery(limit, settings.min_list_size))
+        return compat(impressions, lists.BESTSELLERS, user_id, result)

@@ -10,10 +10,10 @@ from litestar.openapi.spec import Example
 from litestar.params import Body
 
 from recsys_api.auth import SECURITY, require_api_key
-from recsys_api.errors import InvalidInput, documented
+from recsys_api.errors import ApiError, InvalidInput, documented
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import EventsAccepted, events_body_schema
-from recsys_core.events import MAX_BATCH, parse_batch
+from recsys_core.events import IMPRESSION, MAX_BATCH, parse_batch
 from recsys_core.settings import Settings
 
 MAX_EVENTS_BODY = 1024 * 1024
@@ -24,7 +24,8 @@ EVENTS_BODY = Body(
         'Either one event object or `{"events": [event, ...]}` with 1 to 1,000 events. '
         "Event types: product_view {product_id, source?}, add_to_cart {product_id, quantity >= 1}, "
         "purchase {order_id, items: [{product_id, quantity >= 1, price >= 0?}]}, "
-        "rating {product_id, score 0.5..5 in steps of 0.5}; all with type, user_id (1-128 chars), "
+        "rating {product_id, score 0.5..5 in steps of 0.5}, click {product_id, rec_id: the served list's} "
+        "(an `impression` is the API's own and answers 400); all with type, user_id (1-128 chars), "
         "event_id (UUID, optional: generated; the same id twice is one event downstream), ts "
         "(ISO-8601 with zone, optional: now; at most 5 minutes ahead, not before RECSYS_EVENTS_START_DATE). "
         "The clickstream format "
@@ -70,6 +71,17 @@ def _batch(data: dict[str, Any]) -> list[Any]:
     return events
 
 
+def _refuse_impressions(raws: list[Any]) -> None:
+    """Impressions are the API's own record of what it served: one sent by a client would count
+    lists nobody was shown."""
+    posted = [i for i, raw in enumerate(raws) if isinstance(raw, dict) and raw.get("type") == IMPRESSION]
+    if posted:
+        raise ApiError(
+            "impressions are recorded by the API for every list it serves; clients may not send them",
+            [{"index": i, "field": "type", "reason": "impression is not a client event"} for i in posted],
+        )
+
+
 class EventsController(Controller):
     path = "/v1/events"
     tags = ["events"]
@@ -92,6 +104,7 @@ class EventsController(Controller):
         answer is 503: resend the same events (with their event ids) later.
         """
         raws = _batch(data)
+        _refuse_impressions(raws)
         events, errors = parse_batch(raws, first_day=settings.events_first_day)
         if errors:
             bad = len({e["index"] for e in errors})

@@ -12,9 +12,10 @@ from litestar.params import Body, Parameter
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recsys_api import serving
+from recsys_api import lists, serving
 from recsys_api.auth import SECURITY, require_api_key
 from recsys_api.errors import InvalidInput, NotFound, documented
+from recsys_api.impressions import Impressions
 from recsys_api.params import Limit, ProductId
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import CatalogAccepted, Product, ProductPage, SimilarProducts, catalog_body_schema
@@ -111,12 +112,18 @@ class ProductsController(Controller):
 
     @get("/{product_id:str}/similar", responses=documented(400, 404, 503), summary="Similar products")
     async def similar(
-        self, product_id: ProductId, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+        self, product_id: ProductId, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
     ) -> SimilarProducts:
-        """The product's nearest neighbours, as computed by the batch layer."""
-        products = await serving.similar_products(db, product_id, limit, settings.min_list_size)
-        if products is None:
+        """The product's nearest neighbours, as computed by the batch layer (reason `similar`)."""
+        result = await serving.similar_products(db, product_id, limit, settings.min_list_size)
+        if result is None:
             raise NotFound(f"no product {product_id!r} in the catalog", {"product_id": product_id})
+        rec_id, items = lists.shown(impressions, lists.SIMILAR, None, result)
         return SimilarProducts(
-            product_id=product_id, products=products, type=serving.NON_PERSONALIZED, strategy="similar_items"
+            product_id=product_id,
+            rec_id=rec_id,
+            products=result.products,
+            items=items,
+            type=serving.NON_PERSONALIZED,
+            strategy=result.strategy,
         )

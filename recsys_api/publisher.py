@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -116,6 +117,18 @@ class Publisher:
             if error.fatal():
                 self._restart()
             raise self._failed(topic, len(records), error)
+
+    def send_nowait(
+        self, topic: str, key: str, value: bytes, on_delivery: Callable[[KafkaError | None, Any], None]
+    ) -> None:
+        """Queue one record and return at once; `on_delivery` gets its report on the delivery thread.
+
+        Raises BufferError or KafkaException when the record could not even be queued.
+        """
+        producer = self._producer
+        if producer is None:
+            raise BufferError("the producer is not running")
+        producer.produce(topic, value=value, key=key.encode(), on_delivery=on_delivery)
 
     def _restart(self) -> None:
         """A fatal error (e.g. the idempotent producer's sequence lost) leaves the producer unusable."""

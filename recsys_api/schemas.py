@@ -25,11 +25,31 @@ class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
+class Reason(msgspec.Struct, omit_defaults=True):
+    """Why a product is in the list (recsys_core.reasons): `kind` is viewed, model,
+    category_bestseller, bestseller or similar; the fields that kind names come with it."""
+
+    kind: str
+    product_id: str | None = None
+    category_id: str | None = None
+    viewed_at: datetime | None = None
+
+
+class ListItem(msgspec.Struct):
+    product_id: str
+    reason: Reason
+
+
 class UserProducts(msgspec.Struct, omit_defaults=True):
-    """A list for one shopper; `model_version` and `computed_at` only when personalised by a model."""
+    """A list for one shopper; `model_version` and `computed_at` only when personalised by a model.
+
+    `rec_id` names this one answer (clicks on it send it back); `items` are `products` with reasons.
+    """
 
     user_id: str
+    rec_id: str
     products: list[str]
+    items: list[ListItem]
     type: ListType
     strategy: str
     model_version: str | None = None
@@ -40,23 +60,30 @@ class ScopeProducts(msgspec.Struct):
     """Bestsellers of the whole shop (`scope` "global") or of one category (`scope` = category id)."""
 
     scope: str
+    rec_id: str
     products: list[str]
+    items: list[ListItem]
     type: ListType
     strategy: str
 
 
 class SimilarProducts(msgspec.Struct):
     product_id: str
+    rec_id: str
     products: list[str]
+    items: list[ListItem]
     type: ListType
     strategy: str
 
 
 class CompatProducts(msgspec.Struct, rename={"user_id": "user-id"}):
-    """The answer shape existing clients of such engines expect (`user-id` with a hyphen)."""
+    """The answer shape existing clients of such engines expect (`user-id` with a hyphen), plus
+    `rec_id` and `items` as every list has."""
 
     user_id: str
+    rec_id: str
     products: list[str]
+    items: list[ListItem]
     type: ListType
 
 
@@ -125,6 +152,13 @@ class AddToCart(_Event, tag="add_to_cart"):
     quantity: Quantity
 
 
+class Click(_Event, tag="click"):
+    """A product clicked in a served list: `rec_id` is the list's (an unknown one is still a click)."""
+
+    product_id: Id
+    rec_id: Id
+
+
 class PurchaseItem(msgspec.Struct):
     product_id: Id
     quantity: Quantity
@@ -188,7 +222,7 @@ def inline_schema(annotation: Any) -> dict[str, Any]:
 
 def events_body_schema() -> dict[str, Any]:
     """One event of any kind, or {"events": [1 to MAX_BATCH of them]}."""
-    one = [inline_schema(kind) for kind in (ProductView, AddToCart, Purchase, Rating, ClickstreamView)]
+    one = [inline_schema(kind) for kind in (ProductView, AddToCart, Purchase, Rating, Click, ClickstreamView)]
     batch = {
         "title": "EventBatch",
         "type": "object",

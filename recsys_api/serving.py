@@ -6,15 +6,18 @@ recsys_core.ranking; this module only fetches the documents they need, by primar
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recsys_core import ranking
+from recsys_api.params import ListQuery
+from recsys_core import ranking, reasons
 from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.history import BrowsingHistory
+from recsys_core.reasons import Reason
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 
 PERSONALIZED = "personalized"
@@ -23,11 +26,22 @@ NON_PERSONALIZED = "non-personalized"
 
 @dataclass(frozen=True)
 class ProductList:
+    """A list to serve: products in order, each one's reason (recsys_core.reasons) at the same index."""
+
     products: list[str]
+    reasons: list[Reason]
     type: str
     strategy: str
     model_version: str | None = None
     computed_at: datetime | None = None
+
+
+def _served(
+    ranked: Sequence[str], reason_of: Callable[[str], Reason], limit: int, min_size: int, exclude: Iterable[str] = ()
+) -> tuple[list[str], list[Reason]]:
+    """`ranking.serve` of the ranked ids, and the reasons of those served (only theirs are built)."""
+    products = ranking.serve(ranked, limit, min_size, exclude)
+    return products, [reason_of(p) for p in products]
 
 
 async def history_doc(db: AsyncDatabase, user_id: str) -> dict[str, Any]:
@@ -50,8 +64,10 @@ def shown_products(history: dict[str, Any]) -> list[str]:
 
 
 async def recent_history(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
-    viewed = shown_products(await history_doc(db, user_id))
-    return ProductList(ranking.serve(viewed, limit, min_size), PERSONALIZED, "browsing_history")
+    history = BrowsingHistory.from_document(await history_doc(db, user_id))
+    viewed = ranking.shown_history(history)
+    products, why = _served(viewed, lambda p: reasons.viewed(p, history.views[p]), limit, min_size)
+    return ProductList(products, why, PERSONALIZED, "browsing_history")
 
 
 async def scope_bestsellers(db: AsyncDatabase, scope: str) -> list[str]:
@@ -59,14 +75,32 @@ async def scope_bestsellers(db: AsyncDatabase, scope: str) -> list[str]:
     return [entry["product_id"] for entry in (doc or {}).get("products") or ()]
 
 
+async def shop_bestsellers(
+    db: AsyncDatabase, scope: str, limit: int, min_size: int, exclude: Iterable[str] = ()
+) -> ProductList:
+    """The bestsellers of one scope (the whole shop or a category), for no shopper in particular."""
+    reason = reasons.bestseller_of(scope)
+    products, why = _served(await scope_bestsellers(db, scope), lambda _: reason, limit, min_size, exclude)
+    strategy = "bestsellers" if scope == GLOBAL_SCOPE else "category_bestsellers"
+    return ProductList(products, why, NON_PERSONALIZED, strategy)
+
+
 async def bestsellers_for(
-    db: AsyncDatabase, history: dict[str, Any], limit: int, min_size: int, exclude: list[str] | tuple[str, ...] = ()
+    db: AsyncDatabase,
+    history: dict[str, Any],
+    limit: int,
+    min_size: int,
+    exclude: Iterable[str] = (),
+    category: str | None = None,
 ) -> ProductList:
     """Category bestsellers of the shopper's 3 most recently browsed categories, else the global ones.
 
     A shopper whose viewed products are all unknown to the catalog has no category to go by and
-    gets the global list.
+    gets the global list. Asked for one `category`, the bestsellers of that category (what the
+    merged list would hold of it, and a list still when the shopper never browsed it).
     """
+    if category is not None:
+        return await shop_bestsellers(db, category, limit, min_size, exclude)
     viewed = shown_products(history)
     if viewed:
         cursor = db[PRODUCTS].find({"_id": {"$in": viewed}}, {"category_id": 1})
@@ -74,42 +108,60 @@ async def bestsellers_for(
         categories = ranking.browsed_categories(viewed, category_of)
         if categories:
             docs = await db[BESTSELLERS].find({"_id": {"$in": categories}}, {"products": 1}).to_list()
-            lists = [d.get("products") or [] for d in docs]
-            merged = ranking.merge_bestsellers(lists, limit=sum(map(len, lists)), exclude=exclude)
-            return ProductList(ranking.serve(merged, limit, min_size), PERSONALIZED, "category_bestsellers")
-    products = await scope_bestsellers(db, GLOBAL_SCOPE)
-    return ProductList(ranking.serve(products, limit, min_size, exclude), NON_PERSONALIZED, "bestsellers")
+            lists = {d["_id"]: d.get("products") or [] for d in docs}
+            merged = ranking.merge_scoped_bestsellers(lists, limit=sum(map(len, lists.values())), exclude=exclude)
+            scope_of = dict(merged)
+            products, why = _served(
+                [p for p, _ in merged], lambda p: reasons.bestseller_of(scope_of[p]), limit, min_size
+            )
+            return ProductList(products, why, PERSONALIZED, "category_bestsellers")
+    return await shop_bestsellers(db, GLOBAL_SCOPE, limit, min_size, exclude)
 
 
-async def user_bestsellers(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
-    return await bestsellers_for(db, await history_doc(db, user_id), limit, min_size)
+async def user_bestsellers(db: AsyncDatabase, user_id: str, query: ListQuery) -> ProductList:
+    category = query.category
+    history = {} if category is not None else await history_doc(db, user_id)
+    return await bestsellers_for(db, history, query.limit, query.min_size, query.exclude, category)
 
 
-async def recommendations(db: AsyncDatabase, user_id: str, limit: int, min_size: int) -> ProductList:
+async def _in_category(db: AsyncDatabase, product_ids: list[str], category: str) -> set[str]:
+    cursor = db[PRODUCTS].find({"_id": {"$in": product_ids}, "category_id": category}, {"_id": 1})
+    return {doc["_id"] async for doc in cursor}
+
+
+async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> ProductList:
     """The user's precomputed recommendations; else the bestsellers strategy minus what they bought.
 
     One read when the document is there: its writers keep the shopper's purchases out of it (the
     speed layer rewrites it on every purchase; the batch layer drops what the history lists as
-    bought), so the history is read only for the fallback.
+    bought), so the history is read only for the fallback. `exclude` and `category` narrow the
+    list before the minimum size applies; too few left, the fallback is narrowed the same way.
     """
+    limit, min_size, exclude, category = query.limit, query.min_size, query.exclude, query.category
     doc = await db[RECOMMENDATIONS].find_one(
         {"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1, "computed_at": 1}
     )
     if doc:
-        ranked = [item["product_id"] for item in doc.get("items") or ()]
-        products = ranking.serve(ranked, limit, min_size)
+        strategy = doc.get("strategy") or "als"
+        item_of = {item["product_id"]: item for item in doc.get("items") or ()}
+        ranked = list(item_of)
+        if category is not None and ranked:
+            in_category = await _in_category(db, ranked, category)
+            ranked = [p for p in ranked if p in in_category]
+        products, why = _served(ranked, lambda p: reasons.stored_reason(item_of[p], strategy), limit, min_size, exclude)
         if products:
-            return ProductList(
-                products, PERSONALIZED, doc.get("strategy") or "als", doc.get("model_version"), doc.get("computed_at")
-            )
+            return ProductList(products, why, PERSONALIZED, strategy, doc.get("model_version"), doc.get("computed_at"))
     history = await history_doc(db, user_id)
-    return await bestsellers_for(db, history, limit, min_size, exclude=list(history.get("purchased") or ()))
+    bought = list(history.get("purchased") or ())
+    return await bestsellers_for(db, history, limit, min_size, exclude=[*bought, *exclude], category=category)
 
 
-async def similar_products(db: AsyncDatabase, product_id: str, limit: int, min_size: int) -> list[str] | None:
+async def similar_products(db: AsyncDatabase, product_id: str, limit: int, min_size: int) -> ProductList | None:
     """Neighbours of a product; None when neither neighbours nor the product itself are known."""
     doc = await db[SIMILAR_ITEMS].find_one({"_id": product_id}, {"neighbours": 1})
     if doc is None and await db[PRODUCTS].find_one({"_id": product_id}, {"_id": 1}) is None:
         return None
     neighbours = [n["product_id"] for n in (doc or {}).get("neighbours") or ()]
-    return ranking.serve(neighbours, limit, min_size)
+    reason = reasons.similar(product_id)
+    products, why = _served(neighbours, lambda _: reason, limit, min_size)
+    return ProductList(products, why, NON_PERSONALIZED, "similar_items")

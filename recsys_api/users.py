@@ -7,10 +7,11 @@ from litestar import Controller, delete, get
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from recsys_api import serving
+from recsys_api import lists, serving
 from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
 from recsys_api.errors import Unavailable, documented
-from recsys_api.params import Limit, ProductId, UserId
+from recsys_api.impressions import Impressions
+from recsys_api.params import Limit, ListQuery, ProductId, UserId
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import UserProducts
 from recsys_core.documents import next_write_token
@@ -22,10 +23,13 @@ from recsys_io.mongo import HISTORY
 DELETE_ATTEMPTS = 5
 
 
-def user_products(user_id: str, result: serving.ProductList) -> UserProducts:
+def user_products(impressions: Impressions, surface: str, user_id: str, result: serving.ProductList) -> UserProducts:
+    rec_id, items = lists.shown(impressions, surface, user_id, result)
     return UserProducts(
         user_id=user_id,
+        rec_id=rec_id,
         products=result.products,
+        items=items,
         type=result.type,
         strategy=result.strategy,
         model_version=result.model_version,
@@ -80,10 +84,13 @@ class UsersController(Controller):
         responses=documented(400, 401, 503),
         summary="Recently viewed products",
     )
-    async def history(self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10) -> UserProducts:
+    async def history(
+        self, user_id: UserId, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
+    ) -> UserProducts:
         """The last `limit` distinct products the shopper viewed, newest first ([] when fewer than
-        RECSYS_MIN_LIST_SIZE)."""
-        return user_products(user_id, await serving.recent_history(db, user_id, limit, settings.min_list_size))
+        RECSYS_MIN_LIST_SIZE); each item's reason is `viewed` with the time of its newest view."""
+        result = await serving.recent_history(db, user_id, limit, settings.min_list_size)
+        return user_products(impressions, lists.HISTORY, user_id, result)
 
     @delete(
         "/history/{product_id:str}",
@@ -108,12 +115,14 @@ class UsersController(Controller):
         summary="Bestsellers for this shopper",
     )
     async def bestsellers(
-        self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+        self, user_id: UserId, db: AsyncDatabase, impressions: Impressions, list_query: ListQuery
     ) -> UserProducts:
         """With browsing history: the bestsellers of the 3 most recently browsed categories merged
         (distinct buyers desc, product id asc), `category_bestsellers`. Without: the global
-        bestsellers, non-personalized."""
-        return user_products(user_id, await serving.user_bestsellers(db, user_id, limit, settings.min_list_size))
+        bestsellers, non-personalized. `category`: that category's bestsellers; `exclude`: products
+        left out; the minimum list size applies to what remains."""
+        result = await serving.user_bestsellers(db, user_id, list_query)
+        return user_products(impressions, lists.BESTSELLERS, user_id, result)
 
     @get(
         "/recommendations",
@@ -123,8 +132,11 @@ class UsersController(Controller):
         summary="Recommendations for this shopper",
     )
     async def recommendations(
-        self, user_id: UserId, db: AsyncDatabase, settings: Settings, limit: Limit = 10
+        self, user_id: UserId, db: AsyncDatabase, impressions: Impressions, list_query: ListQuery
     ) -> UserProducts:
         """The shopper's precomputed recommendations minus products they bought, with
-        `model_version` and `computed_at`; otherwise the bestsellers strategy."""
-        return user_products(user_id, await serving.recommendations(db, user_id, limit, settings.min_list_size))
+        `model_version` and `computed_at`; otherwise the bestsellers strategy. `category` keeps
+        only that category's products, `exclude` leaves products out, before the minimum list
+        size applies (too few left: the bestsellers strategy, narrowed the same way)."""
+        result = await serving.recommendations(db, user_id, list_query)
+        return user_products(impressions, lists.RECOMMENDATIONS, user_id, result)

@@ -31,7 +31,7 @@ from dagster import (
 )
 from dagster_pyspark import PySparkResource
 
-from recsys_assets.records import EVENT_COLUMNS, RECORD_SCHEMA, validate_records
+from recsys_assets.records import EVENT_COLUMNS, LIST_FIELDS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import KafkaResource, LakeResource
 from recsys_core.events import MAX_FUTURE
 from recsys_core.markdown import markdown_table
@@ -90,6 +90,7 @@ def split_records(records):
             "score",
             "order_id",
             "items",
+            *LIST_FIELDS,
             "kafka_partition",
             "kafka_offset",
             "day",
@@ -106,6 +107,8 @@ def replace_days(frame, path: str, first: str, last: str) -> None:
     (
         frame.write.format("delta")
         .mode("overwrite")
+        # A table written before a column was added (the served lists' fields) gains it.
+        .option("mergeSchema", "true")
         .option("replaceWhere", f"day >= '{first}' AND day <= '{last}'")
         .partitionBy("day")
         .save(path)
@@ -135,7 +138,8 @@ def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
                 group_name="ingest",
                 partitions_def=partitions,
                 description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
-                "event_id, history_delete tombstones included. Delta, partitioned by day.",
+                "event_id, history_delete tombstones, served lists' impressions and clicks included. "
+                "Delta, partitioned by day.",
             ),
             AssetSpec(
                 "quarantined_events",

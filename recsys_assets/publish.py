@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
+from recsys_core.reasons import model as model_reason
 from recsys_io.mongo import task_database
 
 if TYPE_CHECKING:
     from recsys_assets.resources import MongoResource
 
 WRITE_CHUNK = 500
+# Every product of the batch's lists is the model's pick for the shopper (recsys_core.reasons).
+MODEL_REASON = model_reason()
 
 
 def _chunks(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -123,7 +126,7 @@ def _recommendation_document(row, model_version: str, computed_at: datetime) -> 
     return {
         "_id": row.user_id,
         "user_id": row.user_id,
-        "items": [{"product_id": i.product_id, "score": float(i.score)} for i in row["items"]],
+        "items": [{"product_id": i.product_id, "score": float(i.score), "reason": MODEL_REASON} for i in row["items"]],
         "strategy": "als",
         "model_version": model_version,
         "computed_at": computed_at,

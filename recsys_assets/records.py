@@ -20,8 +20,13 @@ from recsys_core.interactions import interaction_strengths
 EVENT_COLUMNS = (
     "event_id string, type string, user_id string, ts_ms long, product_id string, source string, "
     "quantity int, score double, order_id string, "
-    "items array<struct<product_id:string,quantity:int,price:double>>"
+    "items array<struct<product_id:string,quantity:int,price:double>>, "
+    # A click's list; an impression's list and how it was made (recsys_core.events).
+    "rec_id string, surface string, strategy string, model_version string, experiment string, variant string, "
+    "products array<string>"
 )
+LIST_FIELDS = ("rec_id", "surface", "strategy", "model_version", "experiment", "variant", "products")
+NO_EVENT = (None,) * (10 + len(LIST_FIELDS))  # the event columns of an invalid record
 RECORD_SCHEMA = (
     "valid boolean, day_ms long, kafka_partition int, kafka_offset long, kafka_ts_ms long, "
     "value string, reason string, " + EVENT_COLUMNS
@@ -51,7 +56,7 @@ def validate_records(rows: Iterable, first_day: date) -> Iterator[tuple]:
         try:
             raw = json.loads(row.value) if row.value is not None else None
         except ValueError as error:
-            yield (False, row.kafka_ts_ms, *base, f"value: not JSON ({error})") + (None,) * 10
+            yield (False, row.kafka_ts_ms, *base, f"value: not JSON ({error})") + NO_EVENT
             continue
         if isinstance(raw, dict) and raw.get("event_id") is None:
             # parse_event would draw a random id: derive one from the record so re-runs agree.
@@ -60,7 +65,7 @@ def validate_records(rows: Iterable, first_day: date) -> Iterator[tuple]:
             event = parse_event(raw, kafka_time, first_day=first_day, allow_internal=True)
         except InvalidEvent as error:
             reason = "; ".join(f"{e.field}: {e.reason}" for e in error.errors)
-            yield (False, _record_day_ms(raw, kafka_time, first_day), *base, reason) + (None,) * 10
+            yield (False, _record_day_ms(raw, kafka_time, first_day), *base, reason) + NO_EVENT
             continue
         ts_ms = int(parse_ts(event["ts"]).timestamp() * 1000)
         items = [(i["product_id"], i["quantity"], i["price"]) for i in event.get("items", [])] or None
@@ -79,6 +84,7 @@ def validate_records(rows: Iterable, first_day: date) -> Iterator[tuple]:
             event.get("score"),
             event.get("order_id"),
             items,
+            *(event.get(name) for name in LIST_FIELDS),
         )
 
 

@@ -17,8 +17,10 @@ history          {_id: user_id, user_id,
                   updated_at}
 bestsellers      {_id: scope, scope: "global" | category_id, window_days, computed_at,
                   products: [{product_id, buyers}]}  ranked: buyers desc, product_id asc
-recommendations  {_id: user_id, user_id, items: [{product_id, score}], strategy: "als" | "realtime",
+recommendations  {_id: user_id, user_id, items: [{product_id, score, reason}], strategy: "als" | "realtime",
                   model_version, computed_at, last_event_ts}
+                  reason: why the writer chose the product (recsys_core.reasons; absent in documents
+                  written before reasons were kept, read as the model's)
 similar_items    {_id: product_id, product_id, neighbours: [{product_id, score}], source: "als" | "content",
                   model_version, computed_at}
 models           {_id: version, version, params, metrics, checks_passed, promoted: bool, promoted_at,

@@ -14,18 +14,31 @@ instead of one of them losing it. The canonical form is what travels on `recsys.
     purchase        order_id, items: [{product_id, quantity >= 1, price >= 0 or null}] (>= 1 item)
     rating          product_id, score in 0.5 .. 5 in steps of 0.5
     history_delete  product_id (produced by the API when a shopper deletes a history entry)
+    click           product_id, rec_id (the served list the product was clicked in; a list older
+                    than the lake, or unknown, is still a click)
+    impression      rec_id, surface, strategy, model_version, experiment, variant (null when none),
+                    products: [product_id] in the order shown; user_id null for lists of the whole
+                    shop (produced by the API for every list it serves, never by a client)
+
+Clicks and impressions are feedback on served lists: kept in the lake, but they change no
+history, purchase or interaction strength (`changes_shopper_state`).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "history_delete")
-CLIENT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating")
+EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "history_delete", "click", "impression")
+CLIENT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "click")
+LIST_FEEDBACK_TYPES = frozenset(("click", "impression"))
+IMPRESSION = "impression"
+IMPRESSION_FIELDS = ("surface", "strategy", "model_version", "experiment", "variant")
+MAX_LIST_LENGTH = 1000
 MAX_USER_ID_LENGTH = 128
 MAX_ID_LENGTH = 128
 MAX_FUTURE = timedelta(minutes=5)
@@ -205,7 +218,7 @@ def parse_event(
     """Validate one event and return its canonical dict; raise InvalidEvent with every problem.
 
     `first_day` is the lake's first day (`Settings.events_first_day`); `allow_internal` admits
-    `history_delete`, which only the platform itself produces.
+    `history_delete` and `impression`, which only the platform itself produces.
     """
     now = now or datetime.now(UTC)
     if not isinstance(raw, dict):
@@ -220,16 +233,24 @@ def parse_event(
     event: dict[str, Any] = {
         "event_id": _event_id(checker, raw.get("event_id")),
         "type": event_type,
-        "user_id": checker.identifier("user_id", raw.get("user_id"), MAX_USER_ID_LENGTH),
+        "user_id": (
+            None  # a list of the whole shop is shown to no one in particular
+            if event_type == IMPRESSION and raw.get("user_id") is None
+            else checker.identifier("user_id", raw.get("user_id"), MAX_USER_ID_LENGTH)
+        ),
         "ts": _timestamp(checker, raw.get("ts"), "ts", now, first_day),
     }
-    if event_type in ("product_view", "add_to_cart", "rating", "history_delete"):
+    if event_type in ("product_view", "add_to_cart", "rating", "history_delete", "click"):
         event["product_id"] = checker.identifier("product_id", raw.get("product_id"))
     if event_type == "product_view":
         source = raw.get("source")
         if source is not None and not isinstance(source, str):
             checker.fail("source", "expected a string")
         event["source"] = source
+    elif event_type == "click":
+        event["rec_id"] = checker.identifier("rec_id", raw.get("rec_id"))
+    elif event_type == IMPRESSION:
+        _impression_fields(checker, raw, event)
     elif event_type == "add_to_cart":
         event["quantity"] = checker.quantity("quantity", raw.get("quantity"))
     elif event_type == "rating":
@@ -261,6 +282,61 @@ def parse_event(
     if checker.errors:
         raise InvalidEvent(checker.errors)
     return event
+
+
+def _impression_fields(checker: _Checker, raw: dict[str, Any], event: dict[str, Any]) -> None:
+    event["rec_id"] = checker.identifier("rec_id", raw.get("rec_id"))
+    for name in IMPRESSION_FIELDS:
+        value = raw.get(name)
+        if value is None and name not in ("surface", "strategy"):
+            event[name] = None
+        else:
+            event[name] = checker.identifier(name, value)
+    products = raw.get("products")
+    if not isinstance(products, list) or len(products) > MAX_LIST_LENGTH:
+        checker.fail("products", f"expected a list of at most {MAX_LIST_LENGTH} product ids")
+        products = []
+    event["products"] = [checker.identifier(f"products[{i}]", p) for i, p in enumerate(products)]
+
+
+def changes_shopper_state(event: Mapping[str, Any]) -> bool:
+    """Whether an event changes what a shopper is served from (history, purchases, interactions).
+
+    Clicks and impressions say what shoppers did with served lists: they are measured, never
+    learnt from here, and a list served must not itself change the next list.
+    """
+    return event["type"] not in LIST_FEEDBACK_TYPES
+
+
+def impression_event(
+    rec_id: str,
+    user_id: str | None,
+    surface: str,
+    strategy: str,
+    products: list[str],
+    model_version: str | None = None,
+    experiment: str | None = None,
+    variant: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The canonical impression of a served list, built without `parse_event`'s checks: every
+    value comes from the platform itself (tests hold that `parse_event` accepts it unchanged).
+
+    Its event id is the list's `rec_id`: one list, one impression, however often it is resent.
+    """
+    return {
+        "event_id": rec_id,
+        "type": IMPRESSION,
+        "user_id": user_id,
+        "ts": format_ts(now or datetime.now(UTC)),
+        "rec_id": rec_id,
+        "surface": surface,
+        "strategy": strategy,
+        "model_version": model_version,
+        "experiment": experiment,
+        "variant": variant,
+        "products": products,
+    }
 
 
 def parse_batch(

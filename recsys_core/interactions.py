@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recsys_core.events import as_datetime
+from recsys_core.events import as_datetime, changes_shopper_state
 
 DEFAULT_WEIGHTS: dict[str, float] = {"product_view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
 RATING = "rating"  # weighs its score (0.5 .. 5) instead of a fixed weight
@@ -68,6 +68,8 @@ def interaction_strengths(
     counted: list[tuple[str, str, datetime, float]] = []
     deleted: dict[tuple[str, str], datetime] = {}
     for event in events:
+        if not changes_shopper_state(event):  # a list shown or clicked says what was served, not a taste
+            continue
         ts = as_datetime(event["ts"])
         if ts > as_of:
             continue

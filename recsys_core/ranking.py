@@ -37,16 +37,28 @@ def merge_bestsellers(
     A product in several lists keeps its highest buyer count (a product has one category, so
     this only matters for overlapping scopes such as global + category).
     """
+    return [product_id for product_id, _ in merge_scoped_bestsellers(dict(enumerate(lists)), limit, exclude)]
+
+
+def merge_scoped_bestsellers(
+    lists: Mapping[Any, Sequence[Mapping[str, Any]]], limit: int, exclude: Iterable[str] = ()
+) -> list[tuple[str, Any]]:
+    """`merge_bestsellers` of lists by scope: (product id, the scope it ranks by) in the merged order.
+
+    The scope is the one where the product has its highest buyer count (the first such one given).
+    """
     excluded = set(exclude)
-    best: dict[str, int] = {}
-    for entries in lists:
+    best: dict[str, tuple[int, Any]] = {}
+    for scope, entries in lists.items():
         for entry in entries:
             product_id = str(entry["product_id"])
             if product_id in excluded:
                 continue
-            best[product_id] = max(best.get(product_id, 0), int(entry["buyers"]))
-    ranked = sorted(({"product_id": p, "buyers": b} for p, b in best.items()), key=rank_key)
-    return [str(entry["product_id"]) for entry in ranked[:limit]]
+            buyers = int(entry["buyers"])
+            if product_id not in best or buyers > best[product_id][0]:
+                best[product_id] = (buyers, scope)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return [(product_id, scope) for product_id, (_, scope) in ranked[:limit]]
 
 
 def servable(products: list[str], min_list_size: int) -> list[str]:

@@ -12,6 +12,11 @@ For one shopper, given their history (newest view first) and purchases:
 4. If that gives fewer than `limit` products, the bestsellers of the categories just browsed,
    then the global bestsellers, fill the rest, ranked below every blended product.
 
+Each product carries its reason (recsys_core.reasons): `viewed` with the recent view whose
+neighbour it is most, when the neighbours' part of its blended score is at least the model's;
+else `model`, with the recent view whose factors are most like its own; a fill product the
+bestsellers' scope it came from.
+
 Everything here is pure: numpy arrays and dicts in, a ranked list out.
 """
 
@@ -23,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from recsys_core import reasons
 from recsys_core.documents import GLOBAL_SCOPE
-from recsys_core.ranking import browsed_categories, merge_bestsellers
+from recsys_core.ranking import browsed_categories, merge_scoped_bestsellers
 
 LIST_SIZE = 20
 RECENT_VIEWS = 5
@@ -97,6 +103,7 @@ class Scorer:
         self._size = len(self.items.ids) if self.items else 0
         # product -> (rows of the neighbours the model knows, their similarities, [(other id, similarity)])
         self._neighbours: dict[str, tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]] = {}
+        self._similarity: dict[str, dict[str, float]] = {}  # product -> neighbour -> similarity, for reasons
         for product_id, found in neighbours.items():
             merged: dict[str, float] = {}  # once per neighbour, so that `near[rows] += ...` adds every one
             for neighbour in found:
@@ -104,6 +111,7 @@ class Scorer:
                 if similarity > 0:
                     pid = str(neighbour["product_id"])
                     merged[pid] = merged.get(pid, 0.0) + similarity
+            self._similarity[product_id] = merged
             rows, similarities, others = [], [], []
             for pid, similarity in merged.items():
                 row = self.items.row(pid) if self.items else None
@@ -119,12 +127,15 @@ class Scorer:
             )
 
     def recommend(self, shopper: Shopper, limit: int = LIST_SIZE) -> list[dict[str, Any]]:
-        """Ranked [{product_id, score}] for the shopper, best first, at most `limit`."""
+        """Ranked [{product_id, score, reason}] for the shopper, best first, at most `limit`."""
         recent = shopper.recent_views[:RECENT_VIEWS]
         excluded = set(shopper.purchased) | set(recent)
-        blended, other = self._blend(shopper, recent)
+        blended, other, near, als = self._blend(shopper, recent)
         ranked = self._best(blended, other, excluded, limit)
-        result: list[dict[str, Any]] = [{"product_id": pid, "score": round(score, 6)} for pid, score in ranked]
+        result: list[dict[str, Any]] = [
+            {"product_id": pid, "score": round(score, 6), "reason": self._reason(pid, recent, near, als)}
+            for pid, score in ranked
+        ]
         if len(result) < limit:
             floor = min((entry["score"] for entry in result), default=1.0)
             fill = _bestseller_fill(
@@ -136,13 +147,48 @@ class Scorer:
             )
             # Half the lowest blended score and falling: a fill never outranks a scored product.
             result.extend(
-                {"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
-                for rank, pid in enumerate(fill)
+                {
+                    "product_id": pid,
+                    "score": round(floor * 0.5 * (1 - rank / len(fill)), 6),
+                    "reason": reasons.bestseller_of(scope),
+                }
+                for rank, (pid, scope) in enumerate(fill)
             )
         return result
 
-    def _blend(self, shopper: Shopper, recent: Sequence[str]) -> tuple[np.ndarray | None, dict[str, float]]:
-        """(blended scores by model row, or None when all are 0; blended scores of products outside the model)."""
+    def _reason(
+        self, product_id: str, recent: Sequence[str], near: np.ndarray | None, als: np.ndarray | None
+    ) -> reasons.Reason:
+        """Why a blended product ranks: the part of its score that is larger (see the module's docstring)."""
+        row = self.items.row(product_id) if self.items else None
+        neighbour_part = near[row] if row is not None and near is not None else 0.0
+        model_part = (1 - NEIGHBOUR_WEIGHT) * als[row] if row is not None and als is not None else 0.0
+        if row is None or (neighbour_part > 0 and neighbour_part >= model_part):
+            weights = [
+                weight * self._similarity.get(view, {}).get(product_id, 0.0) for weight, view in zip(RECENCY, recent)
+            ]
+            if weights and max(weights) > 0:
+                return reasons.viewed(recent[weights.index(max(weights))])
+        return reasons.model(self._most_like(row, recent))
+
+    def _most_like(self, row: int | None, recent: Sequence[str]) -> str | None:
+        """The recent view whose factors point most the way of `row`'s (cosine), if the model knows any."""
+        if row is None or self.items is None:
+            return None
+        known = [(view, view_row) for view in recent if (view_row := self.items.row(view)) is not None]
+        if not known:
+            return None
+        vectors = self.items.matrix[[view_row for _, view_row in known]].astype(np.float64)
+        target = self.items.matrix[row].astype(np.float64)
+        norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(target) or 1.0)
+        cosines = (vectors @ target) / np.where(norms > 0, norms, 1.0)
+        return known[int(np.argmax(cosines))][0]
+
+    def _blend(
+        self, shopper: Shopper, recent: Sequence[str]
+    ) -> tuple[np.ndarray | None, dict[str, float], np.ndarray | None, np.ndarray | None]:
+        """(blended scores by model row, or None when all are 0; blended scores of products outside the model;
+        the neighbours' part by model row and the ALS scores scaled to 0..1, each None when absent)."""
         near = np.zeros(self._size) if self._size else None
         other: dict[str, float] = {}
         for weight, product_id in zip(RECENCY, recent):
@@ -159,13 +205,14 @@ class Scorer:
         if near_peak > 0:
             other = {pid: NEIGHBOUR_WEIGHT * (score / near_peak) for pid, score in other.items()}
             if near is None:
-                return None, other
+                return None, other, None, als
             near = NEIGHBOUR_WEIGHT * (near / near_peak)
             blended: np.ndarray | None = near if als is None else (1 - NEIGHBOUR_WEIGHT) * als + near
         else:
             other = {}
+            near = None
             blended = None if als is None else (1 - NEIGHBOUR_WEIGHT) * als
-        return blended, other
+        return blended, other, near, als
 
     def _als(self, shopper: Shopper) -> np.ndarray | None:
         """The top ALS_CANDIDATES products' scores scaled so the best is 1, 0 for the rest (None: no scores)."""
@@ -231,12 +278,13 @@ def _bestseller_fill(
     bestsellers: Mapping[str, Sequence[Mapping[str, Any]]],
     count: int,
     excluded: set[str],
-) -> list[str]:
-    """Bestsellers of the categories just browsed (in browsing order), then global ones."""
-    chosen: list[str] = []
+) -> list[tuple[str, str]]:
+    """(product, scope): bestsellers of the categories just browsed (in browsing order), then global ones."""
+    chosen: list[tuple[str, str]] = []
     scopes = [*browsed_categories(shopper.recent_views, category_of), GLOBAL_SCOPE]
     for scope in scopes:
         if len(chosen) >= count:
             break
-        chosen += merge_bestsellers([bestsellers.get(scope, ())], count - len(chosen), excluded | set(chosen))
+        taken = excluded | {pid for pid, _ in chosen}
+        chosen += merge_scoped_bestsellers({scope: bestsellers.get(scope, ())}, count - len(chosen), taken)
     return chosen

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -275,6 +275,18 @@ class Settings:
         "5",
         "How long the API waits for Kafka to acknowledge a write before answering 503.",
     )
+    api_impression_queue: int = _var(
+        "RECSYS_API_IMPRESSION_QUEUE",
+        _positive_int,
+        "10000",
+        "Impressions the API keeps while Kafka has not acknowledged them (retried); past it new ones are dropped.",
+    )
+    attribution_window_hours: float = _var(
+        "RECSYS_ATTRIBUTION_WINDOW_HOURS",
+        _positive_float,
+        "24",
+        "A purchase this many hours or less after a click on the product is attributed to the clicked list.",
+    )
     dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
     min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5", "Lists shorter than this are served empty.")
     events_start_date: str = _var(
@@ -340,6 +352,11 @@ class Settings:
     def events_first_day(self) -> date:
         """The lake's first daily partition (RECSYS_EVENTS_START_DATE): no layer accepts an earlier event."""
         return date.fromisoformat(self.events_start_date)
+
+    @property
+    def attribution_window(self) -> timedelta:
+        """How long after a click a purchase of the product is owed to the clicked list (recsys_core.attribution)."""
+        return timedelta(hours=self.attribution_window_hours)
 
     # --- derived addresses -------------------------------------------------------------------
     @property

@@ -32,7 +32,7 @@ from typing import Any
 from kafka import KafkaProducer
 from pymongo import MongoClient
 
-from recsys_core.events import InvalidEvent, parse_event, parse_ts
+from recsys_core.events import InvalidEvent, changes_shopper_state, parse_event, parse_ts
 from recsys_core.history import SEQ, BrowsingHistory
 from recsys_core.settings import Settings
 from recsys_io.kafka import make_producer
@@ -106,9 +106,12 @@ def validate(records: Iterable[SourceRecord], first_day: date) -> tuple[list[dic
 
 
 def by_user(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The events that change what shoppers are served, by shopper (clicks and impressions go by:
+    they are kept in the lake, and a list served must not rewrite the next one)."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
-        grouped[event["user_id"]].append(event)
+        if changes_shopper_state(event):
+            grouped[event["user_id"]].append(event)
     return grouped
 
 

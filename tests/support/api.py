@@ -64,6 +64,10 @@ def product(product_id: str, category_id: str) -> dict:
     }
 
 
+def _is_impression(record) -> bool:
+    return isinstance(record.value, dict) and record.value.get("type") == "impression"
+
+
 class TopicReader:
     """Reads what was written to a topic after it was created (end offsets taken at creation)."""
 
@@ -75,13 +79,25 @@ class TopicReader:
         for tp in partitions:  # resolve the lazy seek now, before anything is produced
             self.consumer.position(tp)
 
-    def read(self, expected: int, timeout_s: float = 15) -> list:
-        records = []
+    def read(self, expected: int, timeout_s: float = 15, impressions: bool = False) -> list:
+        """At least `expected` records, or what came within `timeout_s`; without the impressions
+        the API records of every list it serves, unless `impressions`."""
+        records: list = []
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
         while len(records) < expected and datetime.now(UTC) < deadline:
             for batch in self.consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
+                records.extend(r for r in batch if impressions or not _is_impression(r))
         return records
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def untraced(body: dict) -> dict:
+    """A list's body without `rec_id` and `items`, once checked they are there and name its products."""
+    body = dict(body)
+    rec_id, items = body.pop("rec_id"), body.pop("items")
+    assert isinstance(rec_id, str) and rec_id
+    assert [item["product_id"] for item in items] == body["products"]
+    assert all(item["reason"]["kind"] for item in items)
+    return body

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from recsys_core.events import InvalidEvent, format_ts, history_delete_event, parse_batch, parse_event
+from recsys_core.events import (
+    InvalidEvent,
+    changes_shopper_state,
+    format_ts,
+    history_delete_event,
+    impression_event,
+    parse_batch,
+    parse_event,
+)
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 FIRST_DAY = date(2026, 1, 1)  # the lake's first day (RECSYS_EVENTS_START_DATE)
@@ -136,6 +145,36 @@ def test_clients_cannot_send_history_delete_but_the_platform_can():
     assert "type" in fields({"type": "history_delete", "user_id": "u", "product_id": "p"})
     event = history_delete_event("u", "p", NOW, first_day=FIRST_DAY)
     assert event["type"] == "history_delete" and event["product_id"] == "p"
+
+
+def test_a_click_names_the_product_and_the_list_it_was_clicked_in_known_or_not():
+    event = parse({"type": "click", "user_id": " u ", "product_id": "p", "rec_id": "an-old-list"})
+    assert {k: event[k] for k in ("type", "user_id", "product_id", "rec_id")} == {
+        "type": "click",
+        "user_id": "u",
+        "product_id": "p",
+        "rec_id": "an-old-list",
+    }
+    assert fields({"type": "click", "user_id": "u"}) == {"product_id": "is required", "rec_id": "is required"}
+    assert "rec_id" in fields({"type": "click", "user_id": "u", "product_id": "p", "rec_id": ""})
+
+
+def test_impressions_come_from_the_platform_only_and_read_back_unchanged():
+    rec_id = str(uuid.uuid4())
+    event = impression_event(rec_id, "u", "recommendations", "realtime", ["a", "b"], model_version="v1", now=NOW)
+    assert "type" in fields(event)
+    assert parse(event, allow_internal=True) == event
+    assert event["event_id"] == rec_id and event["experiment"] is None and event["variant"] is None
+    shop = impression_event(rec_id, None, "shop_bestsellers", "bestsellers", [], now=NOW)
+    assert parse(shop, allow_internal=True)["user_id"] is None
+    assert set(fields({**event, "products": "a,b", "surface": None}, allow_internal=True)) == {"products", "surface"}
+
+
+def test_clicks_and_impressions_change_no_shopper_state():
+    click = parse({"type": "click", "user_id": "u", "product_id": "p", "rec_id": "r"})
+    view = parse({"type": "product_view", "user_id": "u", "product_id": "p"})
+    impression = impression_event(str(uuid.uuid4()), "u", "history", "browsing_history", ["p"], now=NOW)
+    assert [changes_shopper_state(e) for e in (click, impression, view)] == [False, False, True]
 
 
 def test_clickstream_product_view_is_normalised():

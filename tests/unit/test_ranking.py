@@ -1,6 +1,7 @@
 """Ranking rules: browsed categories and bestseller merges."""
 
-from recsys_core.ranking import browsed_categories, merge_bestsellers, servable
+from recsys_core.ranking import browsed_categories, merge_bestsellers, merge_scoped_bestsellers, servable
+from recsys_core.reasons import stored_reason
 
 
 def test_first_three_distinct_categories_in_order_of_most_recent_view():
@@ -25,3 +26,18 @@ def test_merge_excludes_products_and_keeps_the_highest_count():
 def test_lists_below_the_minimum_size_are_served_empty():
     assert servable(["a", "b"], 5) == []
     assert servable(list("abcde"), 5) == list("abcde")
+
+
+def test_merged_bestsellers_name_the_scope_each_product_ranks_by():
+    lists = {
+        "global": [{"product_id": "g", "buyers": 9}, {"product_id": "a", "buyers": 5}],
+        "books": [{"product_id": "a", "buyers": 7}, {"product_id": "b", "buyers": 7}],
+    }
+    assert merge_scoped_bestsellers(lists, limit=3, exclude=["g"]) == [("a", "books"), ("b", "books")]
+
+
+def test_stored_items_without_a_reason_read_as_the_models():
+    assert stored_reason({"product_id": "p", "score": 1.0}, "als") == {"kind": "model"}
+    assert stored_reason({"product_id": "p", "reason": {"kind": "nonsense"}}, "realtime") == {"kind": "model"}
+    kept = {"kind": "viewed", "product_id": "q"}
+    assert stored_reason({"product_id": "p", "reason": kept}, "realtime") == kept

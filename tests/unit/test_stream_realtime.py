@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys_core.realtime import ItemFactors, Shopper, realtime_recommendations
+from recsys_core.reasons import KINDS
 
 # Two clusters in factor space: shoes (s*) and books (b*).
 ITEMS = ItemFactors(
@@ -63,6 +64,26 @@ def test_bestseller_fill_ranks_below_every_scored_product():
     assert result[0]["score"] > result[1]["score"] > result[2]["score"]
 
 
+def test_each_product_says_why_it_was_chosen():
+    # s2 is a neighbour of the view s1 (and unlike the shopper's vector); b1..b4 are the model's.
+    shopper = Shopper(recent_views=("s1", "b1"), user_vector=np.array([0.0, 1.0]))
+    neighbours = {"s1": [{"product_id": "s2", "score": 0.9}]}
+    result = realtime_recommendations(shopper, ITEMS, neighbours, CATEGORY_OF, BESTSELLERS, limit=4)
+    reasons = {e["product_id"]: e["reason"] for e in result}
+    assert reasons["s2"] == {"kind": "viewed", "product_id": "s1"}
+    assert reasons["b2"] == {"kind": "model", "product_id": "b1"}
+
+
+def test_fill_products_name_the_bestsellers_they_came_from():
+    shopper = Shopper(recent_views=("b1",))
+    result = realtime_recommendations(shopper, None, {}, CATEGORY_OF, BESTSELLERS, limit=3)
+    assert [(e["product_id"], e["reason"]) for e in result] == [
+        ("b9", {"kind": "category_bestseller", "category_id": "books"}),
+        ("g1", {"kind": "bestseller"}),
+        ("s9", {"kind": "bestseller"}),
+    ]
+
+
 def test_scores_are_deterministic_for_ties():
     shopper = Shopper(recent_views=("x",))
     neighbours = {"x": [{"product_id": "q", "score": 0.5}, {"product_id": "p", "score": 0.5}]}
@@ -112,7 +133,7 @@ def plain_recommendations(shopper, items, neighbours, category_of, bestsellers, 
         )
         result.extend(
             {"product_id": pid, "score": round(floor * 0.5 * (1 - rank / len(fill)), 6)}
-            for rank, pid in enumerate(fill)
+            for rank, (pid, _) in enumerate(fill)
         )
     return result
 
@@ -143,8 +164,10 @@ def test_scorer_gives_the_lists_of_the_plain_definition():
                 user_vector=rng.normal(0, 0.3, 8) if case % 3 == 0 else None,
             )
             limit = int(rng.choice([3, 20, 60]))
-            assert realtime_recommendations(
+            scored = realtime_recommendations(shopper, items, neighbours, category_of, bestsellers, limit)
+            assert [{k: e[k] for k in ("product_id", "score")} for e in scored] == plain_recommendations(
                 shopper, items, neighbours, category_of, bestsellers, limit
-            ) == plain_recommendations(shopper, items, neighbours, category_of, bestsellers, limit)
+            )
+            assert all(e["reason"]["kind"] in KINDS for e in scored)
             compared += 1
     assert compared == 300

@@ -1,4 +1,5 @@
-"""Writes while Kafka is away: 503 with Retry-After, never a 2xx, reads unaffected, recovery after."""
+"""Writes while Kafka is away: 503 with Retry-After, never a 2xx, reads unaffected (their impressions
+sent once it is back), recovery after."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import dataclasses
 import time
 
 import pytest
+from kafka import TopicPartition
 
-from recsys_io.kafka import ensure_topics
+from recsys_io.kafka import ensure_topics, make_consumer
 from recsys_stack.servers import KafkaServer
 from tests.support.api import TopicReader, api_client
 
@@ -88,3 +90,39 @@ def test_api_starts_without_kafka_and_refuses_writes_with_503(settings, mongo_db
     assert f'recsys_api_produce_failures_total{{topic="{nowhere.topics.events}"}}' in metrics
     assert 'path="/v1/users/{user_id}/recommendations",status_code="200"' in metrics
     assert mongo_db.products.count_documents({}) == 0
+
+
+def _impression_rec_ids(settings) -> set[str]:
+    """Every impression on the events topic so far (this Kafka is the test's own)."""
+    consumer = make_consumer(settings, group_id=None, consumer_timeout_ms=2_000)
+    try:
+        partitions = [
+            TopicPartition(settings.topics.events, p) for p in consumer.partitions_for_topic(settings.topics.events)
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return {r.value["rec_id"] for r in consumer if r.value.get("type") == "impression"}
+    finally:
+        consumer.close()
+
+
+def test_reads_answer_while_kafka_is_down_and_their_impressions_arrive_once_it_is_back(own_kafka, mongo_db, unique):
+    own, server = own_kafka
+    user = f"u-{unique}"
+    with api_client(own) as client:
+        server.process.stop()
+        started = time.monotonic()
+        reads = [client.get(f"/v1/users/{user}/recommendations") for _ in range(5)]
+        elapsed = time.monotonic() - started
+        time.sleep(own.api_produce_timeout_seconds + 2)  # librdkafka gives up on them: counted, kept to resend
+        metrics = client.get("/metrics").text
+        server.start()
+        _wait_until_answers(server)
+        rec_ids = {r.json()["rec_id"] for r in reads}
+        deadline = time.monotonic() + 90
+        while not rec_ids <= (arrived := _impression_rec_ids(own)):
+            assert time.monotonic() < deadline, f"{len(rec_ids - arrived)} impressions never arrived"
+            time.sleep(1)
+    assert [r.status_code for r in reads] == [200] * 5 and elapsed < 2
+    failures = [line for line in metrics.splitlines() if line.startswith("recsys_api_impression_failures_total")]
+    assert failures and float(failures[0].split()[-1]) >= 5
