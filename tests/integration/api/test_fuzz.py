@@ -73,7 +73,10 @@ def test_no_input_makes_any_route_answer_5xx(served_api):
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path} {case.body!r:.500}: {response.status_code} {response.text}"
             )
-            if response.status_code >= 400:
+            # uvicorn answers a request its HTTP parser refuses (a raw control character in the
+            # target, say) before the app sees it, in plain text: there is no route to answer it.
+            refused_by_parser = response.status_code == 400 and response.text == "Invalid HTTP request received."
+            if response.status_code >= 400 and not refused_by_parser:
                 assert set(response.json()["error"]) == {"code", "message", "details"}
 
         try:
