@@ -718,7 +718,6 @@ def main() -> None:
     run_dir = args.data_dir.resolve() / "runs" / f"scale-{int(time.time())}"
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "scale.json"
-    results = json.loads(path.read_text()) if path.exists() else {"name": "scale"}
     try:
         for part in parts:
             say(f"== part {part}")
@@ -728,6 +727,8 @@ def main() -> None:
             except (Exception, SystemExit) as error:  # noqa: BLE001 - the other parts still run
                 say(f"part {part} failed: {error}")
                 measured = {"error": str(error)}
+            # Read again: another part's run may have written meanwhile, and only this part is replaced.
+            results = json.loads(path.read_text()) if path.exists() else {"name": "scale"}
             results[part] = {
                 "machine": at_start,
                 "load_average_1m_at_end": os.getloadavg()[0],
@@ -740,6 +741,7 @@ def main() -> None:
         if not args.keep_stack:
             say("stopping the scratch stack")
             manager.down(Settings.from_env(env))
+    results = json.loads(path.read_text()) if path.exists() else {}
     print(json.dumps({p: results[p] for p in parts if p in results}, indent=1, default=str))
     print(f"written to {path}")
 
