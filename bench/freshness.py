@@ -29,7 +29,7 @@ Needs a running scratch stack (e.g. the variables of a test slot, `recsys stack 
 events to that stack's recsys.events.
 
     .venv/bin/python bench/freshness.py [--rate 500] [--seconds 60] [--warmup 20] [--steps 1000,1500,2000]
-        [--users 2000] [--history 50] [--probes 100]
+        [--users 2000] [--history 50] [--probes 100] [--out bench/results/freshness.json]
 """
 
 from __future__ import annotations
@@ -431,6 +431,7 @@ def main() -> None:
         "times a second while an event is pending, so the more probes and the more lag, "
         "the more it takes from the store: keep it near 100).",
     )
+    parser.add_argument("--out", type=Path, default=RESULTS / "freshness.json", help="Where the results go (JSON).")
     args = parser.parse_args()
 
     from recsys_core.errors import RecsysError
@@ -544,12 +545,12 @@ def main() -> None:
         api.stop(60)
         job.stop(60)
         # What was measured is kept even when a phase failed or the run was interrupted.
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "freshness.json").write_text(json.dumps(result, indent=1, default=str))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, default=str))
         client.drop_database(DB_NAME)
         client.close()
     print(json.dumps({k: v for k, v in result.items() if k not in ("steady", "steps")}, indent=1))
-    print(f"written to {RESULTS / 'freshness.json'}")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
