@@ -153,8 +153,7 @@ class ExperimentsController(Controller):
         document = await db[EXPERIMENTS].find_one({"_id": name})
         if document is None:
             raise NotFound(f"no experiment {name!r}", {"name": name})
-        if document.get("ends_at") is None or document["ends_at"] > now:
-            await db[EXPERIMENTS].update_one({"_id": name}, {"$set": {"ends_at": now, "updated_at": now}})
-            document["ends_at"] = now
+        ended = Experiment.from_document(document).stopped(now).as_document()
+        await db[EXPERIMENTS].update_one({"_id": name}, {"$set": ended})
         _forget(db)
-        return _view(document, now)
+        return _view({**document, **ended}, now)

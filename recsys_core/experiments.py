@@ -8,6 +8,7 @@ click-through rate (clicks / products shown) with the first variant's by a two-p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,12 @@ class Experiment:
 
     def variant_of(self, user_id: str) -> Variant:
         return assign(self.name, self.variants, user_id)
+
+    def stopped(self, now: datetime) -> Experiment:
+        """The experiment ended at `now`, unless it had already ended."""
+        if self.ends_at is not None and self.ends_at <= now:
+            return self
+        return dataclasses.replace(self, ends_at=now, starts_at=min(self.starts_at, now))
 
     def status(self, now: datetime) -> str:
         if now < self.starts_at:

@@ -83,3 +83,29 @@ def test_bad_definitions_answer_422_with_the_field_and_writes_need_the_key(setti
         assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == "surface"
         assert client.get("/v1/experiments/nothing").status_code == 404
         assert client.delete("/v1/experiments/nothing", headers=KEY).status_code == 404
+
+
+def test_the_cli_defines_shows_and_stops_an_experiment_the_api_serves(settings, shop, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from recsys_cli.main import app
+
+    for name, value in {"RECSYS_MONGO_DB": settings.mongo_db, "RECSYS_TOPIC_PREFIX": settings.topic_prefix}.items():
+        monkeypatch.setenv(name, value)
+    definition = tmp_path / "home.json"
+    definition.write_text(json.dumps(HALVES))
+    runner = CliRunner()
+    put = runner.invoke(app, ["experiment", "put", "home", "--file", str(definition)])
+    assert put.exit_code == 0, put.output
+    assert "home: recommendations, running" in put.output and "| popular | 0.5 | bestsellers |" in put.output
+    with api_client(settings) as client:
+        assert client.get("/v1/users/u1/recommendations").json()["experiment"] == "home"
+    listed = runner.invoke(app, ["experiment", "list"])
+    assert "| home | recommendations | running |" in listed.output
+    stopped = runner.invoke(app, ["experiment", "stop", "home"])
+    assert stopped.exit_code == 0 and "ended" in stopped.output
+    assert runner.invoke(app, ["experiment", "show", "nothing"]).exit_code == 1
+    bad = runner.invoke(app, ["experiment", "put", "home", "--file", str(tmp_path / "missing.json")])
+    assert bad.exit_code == 2 and "cannot read the definition" in bad.output
