@@ -19,6 +19,7 @@ from recsys_api.compat import CompatController
 from recsys_api.dependencies import DEPENDENCIES
 from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
+from recsys_api.experiments import ExperimentsController
 from recsys_api.impressions import Impressions
 from recsys_api.metrics import PROMETHEUS, MetricsController
 from recsys_api.ops import OpsController
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> Litestar:
             UsersController,
             BestsellersController,
             ProductsController,
+            ExperimentsController,
             CompatController,
             OpsController,
             MetricsController,

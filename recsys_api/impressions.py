@@ -49,7 +49,14 @@ class Impressions:
         """Record the impression of a list about to be served; its new rec_id."""
         rec_id = str(uuid.uuid4())
         event = impression_event(
-            rec_id, user_id, surface, served.strategy, served.products, model_version=served.model_version
+            rec_id,
+            user_id,
+            surface,
+            served.strategy,
+            served.products,
+            model_version=served.model_version,
+            experiment=served.experiment,
+            variant=served.variant,
         )
         # Keyed by shopper like their other events; a list of the whole shop by its own id.
         record = (user_id or rec_id, msgspec.json.encode(event))

@@ -54,6 +54,8 @@ class UserProducts(msgspec.Struct, omit_defaults=True):
     strategy: str
     model_version: str | None = None
     computed_at: datetime | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class ScopeProducts(msgspec.Struct):
@@ -234,3 +236,41 @@ def events_body_schema() -> dict[str, Any]:
 
 def catalog_body_schema() -> dict[str, Any]:
     return {"type": "array", "minItems": 1, "maxItems": MAX_CATALOG_BATCH, "items": inline_schema(CatalogItem)}
+
+
+class ExperimentVariant(msgspec.Struct, omit_defaults=True):
+    name: str
+    share: float
+    strategy: str | None = None
+    model_version: str | None = None
+
+
+class VariantResult(msgspec.Struct):
+    variant: str
+    shoppers: int
+    lists: int
+    clicks: int
+    ctr: float
+    orders: int
+    conversion: float
+    ctr_difference: float | None
+    ctr_interval: list[float] | None
+    p_value: float | None
+
+
+class ExperimentView(msgspec.Struct):
+    """An experiment's definition, whether it runs, and its latest results (an empty list until the
+    results asset has computed some)."""
+
+    name: str
+    surface: str
+    variants: list[ExperimentVariant]
+    starts_at: datetime
+    ends_at: datetime | None
+    status: str
+    results: list[VariantResult] = msgspec.field(default_factory=list)
+    decision: str = "no data yet"
+
+
+class ExperimentList(msgspec.Struct):
+    experiments: list[ExperimentView]

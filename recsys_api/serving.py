@@ -34,6 +34,8 @@ class ProductList:
     strategy: str
     model_version: str | None = None
     computed_at: datetime | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 def _served(

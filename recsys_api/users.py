@@ -7,7 +7,7 @@ from litestar import Controller, delete, get
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from recsys_api import lists, serving
+from recsys_api import experiments, lists, serving
 from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
 from recsys_api.errors import Unavailable, documented
 from recsys_api.impressions import Impressions
@@ -34,6 +34,8 @@ def user_products(impressions: Impressions, surface: str, user_id: str, result: 
         strategy=result.strategy,
         model_version=result.model_version,
         computed_at=result.computed_at,
+        experiment=result.experiment,
+        variant=result.variant,
     )
 
 
@@ -121,7 +123,7 @@ class UsersController(Controller):
         (distinct buyers desc, product id asc), `category_bestsellers`. Without: the global
         bestsellers, non-personalized. `category`: that category's bestsellers; `exclude`: products
         left out; the minimum list size applies to what remains."""
-        result = await serving.user_bestsellers(db, user_id, list_query)
+        result = await experiments.serve(db, lists.BESTSELLERS, user_id, list_query)
         return user_products(impressions, lists.BESTSELLERS, user_id, result)
 
     @get(
@@ -138,5 +140,5 @@ class UsersController(Controller):
         `model_version` and `computed_at`; otherwise the bestsellers strategy. `category` keeps
         only that category's products, `exclude` leaves products out, before the minimum list
         size applies (too few left: the bestsellers strategy, narrowed the same way)."""
-        result = await serving.recommendations(db, user_id, list_query)
+        result = await experiments.serve(db, lists.RECOMMENDATIONS, user_id, list_query)
         return user_products(impressions, lists.RECOMMENDATIONS, user_id, result)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from recsys_cli.common import fail, friendly_errors, settings
+from recsys_cli.common import fail, friendly_errors, settings, with_serving_db
 
 PARTITIONED = ("raw_events", "quarantined_events")
 EPHEMERAL_JOB = "__ephemeral_asset_job__"  # the name dagster.materialize gives its runs
@@ -223,18 +223,6 @@ def evaluate_command(
         )
 
 
-def _with_db(action):
-    from recsys_io.mongo import mongo_client, require_mongo, serving_db
-
-    s = settings()
-    require_mongo(s)
-    client = mongo_client(s)
-    try:
-        return action(serving_db(client, s))
-    finally:
-        client.close()
-
-
 @model_app.command("list")
 @friendly_errors
 def list_models() -> None:
@@ -242,7 +230,7 @@ def list_models() -> None:
     from recsys_io.registry import list_models as models
     from recsys_io.registry import versions_table
 
-    typer.echo(versions_table(_with_db(models)))
+    typer.echo(versions_table(with_serving_db(models)))
 
 
 @model_app.command()
@@ -251,7 +239,7 @@ def promote(version: str = typer.Argument(..., help="Version to make current (se
     """Make a version current; refused if its evaluation checks did not pass."""
     from recsys_io.registry import promote_model
 
-    _with_db(lambda db: promote_model(db, version))
+    with_serving_db(lambda db: promote_model(db, version))
     typer.echo(f"model {version} is current")
 
 
@@ -265,7 +253,7 @@ def rollback(
     """Return to an older model version; the newer one is kept and can be promoted again."""
     from recsys_io.registry import rollback_model
 
-    document = _with_db(lambda db: rollback_model(db, to))
+    document = with_serving_db(lambda db: rollback_model(db, to))
     typer.echo(f"model {document['_id']} is current")
 
 

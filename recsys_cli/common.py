@@ -42,3 +42,16 @@ def friendly_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def with_serving_db(action):
+    """`action(db)` on the serving database, the client closed after; a store that is down ends in a sentence."""
+    from recsys_io.mongo import mongo_client, require_mongo, serving_db
+
+    s = settings()
+    require_mongo(s)
+    client = mongo_client(s)
+    try:
+        return action(serving_db(client, s))
+    finally:
+        client.close()

@@ -8,6 +8,7 @@ click-through rate (clicks / products shown) with the first variant's by a two-p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,42 @@ class Experiment:
 
     def variant_of(self, user_id: str) -> Variant:
         return assign(self.name, self.variants, user_id)
+
+    def stopped(self, now: datetime) -> Experiment:
+        """The experiment ended at `now`, unless it had already ended."""
+        if self.ends_at is not None and self.ends_at <= now:
+            return self
+        return dataclasses.replace(self, ends_at=now, starts_at=min(self.starts_at, now))
+
+    def status(self, now: datetime) -> str:
+        if now < self.starts_at:
+            return "scheduled"
+        return "running" if self.is_running(now) else "ended"
+
+    def as_document(self) -> dict[str, Any]:
+        """The stored form (keyed by name), which `from_document` reads back."""
+        return {
+            "_id": self.name,
+            "name": self.name,
+            "surface": self.surface,
+            "variants": [v.as_dict() for v in self.variants],
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Experiment:
+        variants = tuple(
+            Variant(v["name"], float(v["share"]), v.get("strategy"), v.get("model_version"))
+            for v in document["variants"]
+        )
+        return cls(document["name"], document["surface"], variants, document["starts_at"], document.get("ends_at"))
+
+
+def running_on(experiments: Sequence[Experiment], surface: str, now: datetime) -> Experiment | None:
+    """The experiment a surface's lists follow now: the running one that started last (one per surface is served)."""
+    running = [e for e in experiments if e.surface == surface and e.is_running(now)]
+    return max(running, key=lambda e: (e.starts_at, e.name)) if running else None
 
 
 def _variant(index: int, body: Any) -> Variant:

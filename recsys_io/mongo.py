@@ -23,6 +23,7 @@ BESTSELLERS = "bestsellers"
 RECOMMENDATIONS = "recommendations"
 SIMILAR_ITEMS = "similar_items"
 MODELS = "models"
+EXPERIMENTS = "experiments"
 
 # Documents are keyed by their natural id in `_id` (product_id, user_id, scope, version), so
 # lookups are primary-key reads and upserts need no extra unique index.

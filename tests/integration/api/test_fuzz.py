@@ -92,6 +92,9 @@ def nested(depth: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
 # Each route that takes a body, and a body for it nesting `depth` levels (invalid from 11 levels on).
 BODY_ROUTES = {
     ("POST", "/v1/events"): lambda depth: b'{"events": ' + nested(depth) + b"}",
+    ("PUT", "/v1/experiments/{name}"): lambda depth: (
+        b'{"surface": "recommendations", "variants": ' + nested(depth) + b"}"
+    ),
     ("PUT", "/v1/products"): lambda depth: (
         b'[{"product_id": "p", "category_id": "c", "attributes": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}]"
     ),
