@@ -24,7 +24,7 @@ from recsys_assets.als_training import AlsParams
 from recsys_assets.bestsellers import bestseller_frames
 from recsys_assets.definitions import build_assets
 from recsys_assets.evaluation import evaluate_split, frame_of, split_frame
-from recsys_assets.records import EVENT_COLUMNS
+from recsys_assets.records import EVENT_COLUMNS, LIST_FIELDS
 from recsys_assets.resources import build_resources
 from recsys_core.bestsellers import OrderLine, category_bestsellers, rank_bestsellers
 from recsys_core.interactions import interaction_strengths
@@ -54,7 +54,8 @@ def random_events(rng: random.Random, count: int) -> list[dict]:
         first + timedelta(seconds=rng.randrange(21 * 86400), milliseconds=rng.randrange(1000)) for _ in range(300)
     ]
     users, products = [f"u{i}" for i in range(30)], [f"p{i}" for i in range(20)]
-    kinds = ["product_view"] * 6 + ["add_to_cart"] * 2 + ["purchase", "rating", "history_delete"]
+    # Clicks are kept in the lake but are no taste: the rule and the asset must both pass them by.
+    kinds = ["product_view"] * 6 + ["add_to_cart"] * 2 + ["purchase", "rating", "history_delete", "click"]
     events = []
     for _ in range(count):
         kind, user, ts = rng.choice(kinds), rng.choice(users), rng.choice(instants)
@@ -82,6 +83,8 @@ def random_events(rng: random.Random, count: int) -> list[dict]:
             event["score"] = rng.randint(1, 10) / 2
         elif kind == "add_to_cart":
             event["quantity"] = 1
+        elif kind == "click":
+            event["rec_id"] = f"r{rng.randrange(5)}"
         events.append(event)
     return events
 
@@ -100,6 +103,7 @@ def test_interactions_asset_equals_the_domain_rule_on_random_events(settings, sp
             e["score"],
             e["order_id"],
             [(i["product_id"], i["quantity"], i["price"]) for i in e["items"]] if e["items"] else None,
+            *(e.get(name) for name in LIST_FIELDS),
             e["ts"].date(),
         )
         for e in events
