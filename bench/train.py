@@ -145,7 +145,7 @@ def main() -> None:
         reg_params=(0.1, 0.3, 1.0),
         alphas=(1.0, 3.0),
         budget_seconds=args.budget_seconds,
-        ease_l2s=(5.0, 10.0, 20.0, 40.0),
+        ease_l2s=(10.0, 15.0, 25.0, 40.0),
         ease_binary=(True, False),
     )
     trials = []
