@@ -2,10 +2,13 @@
 
 Executors do the per-user work: each user's split, each model's top k for every held-out user
 and that user's metrics. The driver only plans, and sees what is per product (ALS's item factors
-or EASE's B, and the popularity ranking, broadcast back to the tasks) and the means. Two model
-families compete: ALS (als_training) and EASE (ease_training); each differs only in how it is
-fitted and in its per-user scoring rule (`FactorScores`, `EaseUserScores`), the protocol is one. So a model asset, a
-`recsys evaluate` and a benchmark over more shoppers need more executors, not a bigger driver.
+or EASE's B, and the popularity ranking, broadcast back to the tasks) and the means. So a model
+asset, a `recsys evaluate` and a benchmark over more shoppers need more executors, not a bigger
+driver.
+
+Two model families compete, ALS (als_training) and EASE (ease_training). They differ only in
+how they are fitted and in their per-user scoring rule (`FactorScores`, `EaseUserScores`); the
+split, the lists, the metrics and the search are the same code for both.
 """
 
 from __future__ import annotations
