@@ -27,8 +27,13 @@ class AlsParams:
     checkpoint_interval: int = 5
     seed: int = 42
 
+    family = "als"
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def label(self) -> str:
+        return f"als rank={self.rank} reg={self.reg_param:g} alpha={self.alpha:g}"
 
 
 @dataclass
@@ -99,16 +104,23 @@ def fit_als(interactions, params: AlsParams) -> TrainedAls:
     return TrainedAls(model, users, items, time.perf_counter() - started)
 
 
-def best_unseen(
+def best_unseen_scored(
     scores: np.ndarray, item_ids: Sequence[str], col_of: dict[str, int], seen: Iterable[str], k: int = DEFAULT_K
-) -> list[str]:
-    """One user's k best items by score, leaving out the ones seen in training."""
+) -> list[tuple[str, float]]:
+    """One user's k best (item, score), best first, leaving out the ones seen in training."""
     scores = scores.copy()
     for item in seen:
         if item in col_of:
             scores[col_of[item]] = -np.inf
     best = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
-    return [item_ids[i] for i in sorted(best, key=lambda i: -scores[i]) if np.isfinite(scores[i])]
+    return [(item_ids[i], float(scores[i])) for i in sorted(best, key=lambda i: -scores[i]) if np.isfinite(scores[i])]
+
+
+def best_unseen(
+    scores: np.ndarray, item_ids: Sequence[str], col_of: dict[str, int], seen: Iterable[str], k: int = DEFAULT_K
+) -> list[str]:
+    """One user's k best items by score, leaving out the ones seen in training."""
+    return [item for item, _ in best_unseen_scored(scores, item_ids, col_of, seen, k)]
 
 
 def top_k_from_factors(

@@ -1,10 +1,11 @@
 """Implicit feedback, the versioned ALS model, its evaluation check and its promotion.
 
-`als_model` searches a small grid on the evaluation split (per-user random 75/25, fixed seed, or
-by time), retrains the best parameters on every interaction and saves a new version. The
-blocking check `als_beats_popularity` fails when ALS does not beat the popularity baseline on
-NDCG@k; a failed check stops the run before `current_model`, and `promote_model` refuses a
-version whose checks did not pass, so a bad model never becomes current.
+`als_model` searches a small grid of two model families, ALS and EASE, on the evaluation split
+(per-user random 75/25, fixed seed, or by time), retrains the best candidate of either family on
+every interaction and saves a new version that records its family. The blocking check
+`als_beats_popularity` (named when ALS was the only family) fails when the chosen model does not
+beat the popularity baseline on NDCG@k; a failed check stops the run before `current_model`, and
+`promote_model` refuses a version whose checks did not pass, so a bad model never becomes current.
 """
 
 import json
@@ -31,7 +32,8 @@ from dagster_pyspark import PySparkResource
 from recsys_assets.als_training import AlsParams, fit_als
 from recsys_assets.as_of import AsOfConfig, run_as_of
 from recsys_assets.catalog import overwrite
-from recsys_assets.evaluation import SearchSpace, search, split_frame
+from recsys_assets.ease_training import EaseParams, fit_ease
+from recsys_assets.evaluation import FAMILIES, SearchSpace, best_by_family, model_ndcg, search, split_frame
 from recsys_assets.ingest import load_events
 from recsys_assets.records import STRENGTH_SCHEMA, shopper_strengths
 from recsys_assets.resources import LakeResource, MongoResource
@@ -112,44 +114,72 @@ class ModelConfig(Config):
     search_reg_params: list[float] = list(SearchSpace.reg_params)
     search_alphas: list[float] = list(SearchSpace.alphas)
     search_budget_seconds: float = SearchSpace.budget_seconds
-    """No new trial starts after this many seconds (at least one always runs)."""
+    """No new trial starts after this many seconds (at least one always runs); the families take turns."""
+    families: list[str] = list(FAMILIES)
+    """Model families the search may pick: als, ease."""
+    search_ease_l2s: list[float] = list(SearchSpace.ease_l2s)
+    """EASE's λ, relative to the mean of diag(XᵀX)."""
+    search_ease_binary: list[bool] = list(SearchSpace.ease_binary)
     split: str = "random"
     """random: per-user 75/25 with a fixed seed; time: each user's newest 25% held out."""
     k: int = 10
 
 
-def plotted_metrics(result: dict, k: int) -> dict[str, float]:
+LABELS = {"als": "ALS", "ease": "EASE", "popularity": "popularity"}
+
+
+def plotted_metrics(metrics: dict, k: int) -> dict[str, float]:
     """Each model's figures as numbers, which the UI plots across materialisations."""
     return {
         f"{model}_{name}" + (f"@{k}" if name in METRIC_NAMES else ""): round(value, 4)
-        for model in ("als", "popularity")
-        for name, value in result[model].items()
+        for model in (*FAMILIES, "popularity")
+        for name, value in (metrics.get(model) or {}).items()
         if value is not None
     }
 
 
+def evaluation_table(metrics: dict, k: int) -> str:
+    """The chosen model first, then the other family's best and popularity."""
+    chosen = metrics.get("family", "als")
+    order = [chosen, *(f for f in FAMILIES if f != chosen), "popularity"]
+    rows = {LABELS[m] + (" (chosen)" if m == chosen else ""): metrics[m] for m in order if metrics.get(m)}
+    return metrics_table(rows, k)
+
+
 def _trials_table(trials, k: int) -> str:
     return markdown_table(
-        ["rank", "regParam", "alpha", f"NDCG@{k}", "seconds"],
-        [
-            [
-                t["params"].rank,
-                t["params"].reg_param,
-                t["params"].alpha,
-                f"{t['als']['ndcg']:.4f}",
-                f"{t['seconds']:.1f}",
-            ]
-            for t in trials
-        ],
+        ["family", "parameters", f"NDCG@{k}", "seconds"],
+        [[t["family"], t["params"].label(), f"{model_ndcg(t):.4f}", f"{t['seconds']:.1f}"] for t in trials],
     )
+
+
+def save_version(session, frame, params, path) -> float:
+    """Retrain `params`' family on every interaction and write it under `path`: its training seconds.
+
+    ALS: user and item factors as Parquet (what the streaming job loads), the Spark model and the
+    id numbering. EASE: B and its product ids (ease_training.TrainedEase.save).
+    """
+    interactions = frame.select("user_id", frame.product_id.alias("item_id"), "strength")
+    if isinstance(params, EaseParams):
+        ease = fit_ease(interactions, params)
+        ease.save(path)
+        return ease.seconds
+    trained = fit_als(interactions, params)
+    trained.factors("user").write.parquet(str(path / "user_factors"))
+    trained.factors("item").write.parquet(str(path / "item_factors"))
+    trained.model.save(str(path / "spark_model"))
+    trained.users.write.parquet(str(path / "user_index"))
+    trained.items.write.parquet(str(path / "item_index"))
+    return trained.seconds
 
 
 @asset(
     group_name="model",
     deps=[AssetKey("interactions")],
-    description="A new version of the Spark MLlib ALS model (implicitPrefs) with the parameters the grid "
-    "search picked, under RECSYS_DATA_DIR/models/als/<version> with user and item factors "
-    "exported as Parquet, registered (unpromoted) in the models collection.",
+    description="A new model version: Spark MLlib ALS (implicitPrefs) or EASE, whichever family and "
+    "parameters the search picked by NDCG@k, under RECSYS_DATA_DIR/models/als/<version> (ALS: user and "
+    "item factors as Parquet; EASE: B as ease/weights.npy), registered (unpromoted) in the models "
+    "collection with its family.",
 )
 def als_model(
     context: AssetExecutionContext,
@@ -174,11 +204,17 @@ def als_model(
             "Materialise raw_events for the days with events first."
         )
     base = AlsParams(config.rank, config.reg_param, config.alpha, config.max_iter, config.checkpoint_interval)
+    unknown = set(config.families) - set(FAMILIES)
+    if unknown or not config.families:
+        raise Failure(f"families are {config.families}; choose among {', '.join(FAMILIES)}")
     space = SearchSpace(
         tuple(config.search_ranks) or (base.rank,),
         tuple(config.search_reg_params) or (base.reg_param,),
         tuple(config.search_alphas) or (base.alpha,),
         config.search_budget_seconds,
+        tuple(config.families),
+        tuple(config.search_ease_l2s) or (EaseParams.l2,),
+        tuple(config.search_ease_binary) or (EaseParams.binary,),
     )
     if config.split not in SPLITS:
         raise Failure(f"split is {config.split!r}; expected one of {', '.join(SPLITS)}")
@@ -195,22 +231,20 @@ def als_model(
         categories = products.select(F.col("product_id").alias("item_id"), "category_id")
     params, best, trials = search(split, space, base, config.k, context.log.info, categories)
 
-    trained = fit_als(frame.select("user_id", frame.product_id.alias("item_id"), "strength"), params)
+    context.log.info(f"picked {params.label()}: NDCG@{config.k} {model_ndcg(best):.4f}")
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = lake.model_dir(version)
-    trained.factors("user").write.parquet(str(path / "user_factors"))
-    trained.factors("item").write.parquet(str(path / "item_factors"))
-    trained.model.save(str(path / "spark_model"))
-    trained.users.write.parquet(str(path / "user_index"))
-    trained.items.write.parquet(str(path / "item_index"))
+    seconds = save_version(session, frame, params, path)
     raw_total = load_events(session, lake).count()
 
     metrics = {
-        "als": best["als"],
+        "family": params.family,
+        # Each family's best trial, so a version shows what the other family reached.
+        **{family: trial[family] for family, trial in best_by_family(trials).items()},
         "popularity": best["popularity"],
         "k": config.k,
         "split": config.split,
-        "training_seconds": trained.seconds,
+        "training_seconds": seconds,
         "users": sizes.users,
         "items": sizes.products,
         "interactions": sizes.pairs,
@@ -222,6 +256,7 @@ def als_model(
             {
                 "_id": version,
                 "version": version,
+                "family": params.family,
                 "params": params.as_dict(),
                 "metrics": metrics,
                 "checks_passed": None,
@@ -231,19 +266,19 @@ def als_model(
                 "path": str(path),
             },
         )
-    table = metrics_table({"ALS": best["als"], "popularity": best["popularity"]}, config.k)
     return MaterializeResult(
         metadata={
             "version": version,
+            "family": params.family,
             "path": str(path),
             "params": MetadataValue.json(params.as_dict()),
-            "training_seconds": round(trained.seconds, 2),
+            "training_seconds": round(seconds, 2),
             "users": sizes.users,
             "items": sizes.products,
             "interactions": sizes.pairs,
             "raw_events_total": raw_total,
-            "metrics": MetadataValue.md(table),
-            **plotted_metrics(best, config.k),
+            "metrics": MetadataValue.md(evaluation_table(metrics, config.k)),
+            **plotted_metrics(metrics, config.k),
             "search": MetadataValue.md(_trials_table(trials, config.k)),
         }
     )
@@ -259,28 +294,28 @@ def latest_version(instance) -> str:
 @asset_check(
     asset="als_model",
     blocking=True,
-    description="ALS must beat the popularity baseline on NDCG@k on the evaluation split; blocks promotion otherwise.",
+    description="The chosen model (ALS or EASE) must beat the popularity baseline on NDCG@k on the evaluation "
+    "split; blocks promotion otherwise.",
 )
 def als_beats_popularity(context: AssetCheckExecutionContext, mongo: MongoResource) -> AssetCheckResult:
     version = latest_version(context.instance)
     with mongo.db() as db:
         document = find_model(db, version) or {}
         metrics = document.get("metrics") or {}
-        als, popularity = metrics.get("als", {}).get("ndcg", 0.0), metrics.get("popularity", {}).get("ndcg", 0.0)
-        passed = als > popularity
+        family = metrics.get("family", "als")  # versions from before EASE are ALS
+        model = (metrics.get(family) or {}).get("ndcg", 0.0)
+        popularity = (metrics.get("popularity") or {}).get("ndcg", 0.0)
+        passed = model > popularity
         record_checks(db, version, passed)
     k = metrics.get("k", 10)
     return AssetCheckResult(
         passed=passed,
         metadata={
             "version": version,
-            f"ndcg@{k}_als": als,
+            "family": family,
+            f"ndcg@{k}_{family}": model,
             f"ndcg@{k}_popularity": popularity,
-            "metrics": MetadataValue.md(
-                metrics_table({"ALS": metrics["als"], "popularity": metrics["popularity"]}, k)
-                if metrics
-                else "no metrics recorded"
-            ),
+            "metrics": MetadataValue.md(evaluation_table(metrics, k) if metrics else "no metrics recorded"),
         },
     )
 

@@ -122,20 +122,26 @@ def write_recommendations(db, documents: list[dict], started: datetime) -> tuple
     return written, len(fresher)
 
 
-def _recommendation_document(row, model_version: str, computed_at: datetime) -> dict:
+def _recommendation_document(row, model_version: str, computed_at: datetime, strategy: str) -> dict:
     return {
         "_id": row.user_id,
         "user_id": row.user_id,
         "items": [{"product_id": i.product_id, "score": float(i.score), "reason": MODEL_REASON} for i in row["items"]],
-        "strategy": "als",
+        "strategy": strategy,
         "model_version": model_version,
         "computed_at": computed_at,
         "last_event_ts": None,
     }
 
 
-def publish_recommendations(table, mongo: MongoResource, model_version: str, started: datetime) -> tuple[int, int]:
-    """Write each shopper's ranked recommendations (write_recommendations' guard): (written, kept fresher)."""
-    to_document = partial(_recommendation_document, model_version=model_version, computed_at=datetime.now(UTC))
+def publish_recommendations(
+    table, mongo: MongoResource, model_version: str, started: datetime, strategy: str = "als"
+) -> tuple[int, int]:
+    """Write each shopper's ranked recommendations (write_recommendations' guard): (written, kept fresher).
+
+    `strategy` is the model's family (als, ease)."""
+    to_document = partial(
+        _recommendation_document, model_version=model_version, computed_at=datetime.now(UTC), strategy=strategy
+    )
     grouped = ranked_lists(table, "user_id", ("product_id", "score"))
     return write_from_executors(grouped, mongo, to_document, partial(write_recommendations, started=started))

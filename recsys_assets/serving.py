@@ -6,6 +6,7 @@ computed, so it is left alone.
 """
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
 from dagster_pyspark import PySparkResource
@@ -13,6 +14,8 @@ from pymongo import ReplaceOne
 
 from recsys_assets.as_of import run_started_at
 from recsys_assets.catalog import overwrite
+from recsys_assets.ease_scoring import product_neighbours, shopper_lists
+from recsys_assets.ease_training import TrainedEase
 from recsys_assets.publish import publish_neighbours, publish_recommendations
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.bestsellers import as_documents
@@ -54,6 +57,11 @@ def _current(mongo: MongoResource) -> dict:
     return model
 
 
+def model_family(model: dict) -> str:
+    """A version's model family; versions registered before EASE existed are ALS."""
+    return str(model.get("family") or "als")
+
+
 def with_norms(frame):
     from pyspark.sql import functions as F
 
@@ -89,17 +97,24 @@ class SimilarityConfig(Config):
 @asset(
     group_name="serving",
     deps=[AssetKey("current_model")],
-    description="Top-K neighbours of every product by cosine similarity of the current model's item "
-    "factors; Delta table and similar_items documents (source 'als').",
+    description="Top-K neighbours of every product from the current model: for ALS the cosine similarity of "
+    "its item factors, for EASE the largest positive entries of the product's row of B; Delta table and "
+    "similar_items documents (source: the model's family).",
 )
 def item_similarities(
     config: SimilarityConfig, spark: PySparkResource, lake: LakeResource, mongo: MongoResource
 ) -> MaterializeResult:
     model = _current(mongo)
-    factors = spark.spark_session.read.parquet(f"{model['path']}/item_factors")
-    rows = overwrite(cosine_neighbours(factors, factors, config.neighbours), lake.table("item_similarities"))
+    family = model_family(model)
+    if family == "ease":
+        ease = TrainedEase.load(Path(model["path"]))
+        neighbours = product_neighbours(spark.spark_session, ease, config.neighbours)
+    else:
+        factors = spark.spark_session.read.parquet(f"{model['path']}/item_factors")
+        neighbours = cosine_neighbours(factors, factors, config.neighbours)
+    rows = overwrite(neighbours, lake.table("item_similarities"))
     table = spark.spark_session.read.format("delta").load(lake.table("item_similarities"))
-    documents = publish_neighbours(table, mongo, "als", model["_id"])
+    documents = publish_neighbours(table, mongo, family, model["_id"])
     return MaterializeResult(
         metadata={"dagster/row_count": rows, "documents": documents, "model_version": model["_id"]}
     )
@@ -152,6 +167,32 @@ def content_similarities(
     )
 
 
+def als_lists(session, path: str, bought, top_n: int):
+    """DataFrame(user_id, product_id, score, rank): ALS's top_n for every user, bought products removed."""
+    from pyspark.ml.recommendation import ALSModel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    als = ALSModel.load(f"{path}/spark_model")
+    users = session.read.parquet(f"{path}/user_index")
+    items = session.read.parquet(f"{path}/item_index")
+    # Ask for extra candidates so that removing purchases still leaves top_n for most users.
+    candidates = (
+        als.recommendForAllUsers(top_n * 2)
+        .select("user", F.posexplode("recommendations").alias("pos", "rec"))
+        .join(users, F.col("user") == users.idx)
+        .select(F.col("id").alias("user_id"), "rec")
+        .join(items, F.col("rec.item") == items.idx)
+        .select("user_id", F.col("id").alias("product_id"), F.col("rec.rating").alias("score"))
+    )
+    order = Window.partitionBy("user_id").orderBy(F.desc("score"), F.asc("product_id"))
+    return (
+        candidates.join(bought, ["user_id", "product_id"], "left_anti")
+        .withColumn("rank", F.row_number().over(order))
+        .where(F.col("rank") <= top_n)
+    )
+
+
 class RecommendationConfig(Config):
     top_n: int = 50
 
@@ -159,9 +200,10 @@ class RecommendationConfig(Config):
 @asset(
     group_name="serving",
     deps=[AssetKey("current_model"), AssetKey("orders")],
-    description="Top-N products for every user from the current model, minus products they bought, "
-    "in the recommendations collection (strategy 'als'); never overwrites a document the "
-    "streaming layer refreshed after this run started.",
+    description="Top-N products for every user from the current model (ALS's recommendForAllUsers, or "
+    "EASE's x_u · B scored in tasks), minus products they bought, in the recommendations collection "
+    "(strategy: the model's family); never overwrites a document the streaming layer refreshed after "
+    "this run started.",
 )
 def user_recommendations(
     context: AssetExecutionContext,
@@ -170,35 +212,20 @@ def user_recommendations(
     lake: LakeResource,
     mongo: MongoResource,
 ) -> MaterializeResult:
-    from pyspark.ml.recommendation import ALSModel
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
     started = run_started_at(context)
     model = _current(mongo)
+    family = model_family(model)
     session = spark.spark_session
-    als = ALSModel.load(f"{model['path']}/spark_model")
-    users = session.read.parquet(f"{model['path']}/user_index")
-    items = session.read.parquet(f"{model['path']}/item_index")
     bought = session.read.format("delta").load(lake.table("orders")).select("user_id", "product_id").distinct()
-    # Ask for extra candidates so that removing purchases still leaves top_n for most users.
-    candidates = (
-        als.recommendForAllUsers(config.top_n * 2)
-        .select("user", F.posexplode("recommendations").alias("pos", "rec"))
-        .join(users, F.col("user") == users.idx)
-        .select(F.col("id").alias("user_id"), "rec")
-        .join(items, F.col("rec.item") == items.idx)
-        .select("user_id", F.col("id").alias("product_id"), F.col("rec.rating").alias("score"))
-    )
-    order = Window.partitionBy("user_id").orderBy(F.desc("score"), F.asc("product_id"))
-    top = (
-        candidates.join(bought, ["user_id", "product_id"], "left_anti")
-        .withColumn("rank", F.row_number().over(order))
-        .where(F.col("rank") <= config.top_n)
-    )
+    if family == "ease":
+        interactions = session.read.format("delta").load(lake.table("interactions"))
+        ease = TrainedEase.load(Path(model["path"]))
+        top = shopper_lists(ease, interactions.select("user_id", "product_id", "strength"), bought, config.top_n)
+    else:
+        top = als_lists(session, model["path"], bought, config.top_n)
     rows = overwrite(top, lake.table("user_recommendations"))
     table = session.read.format("delta").load(lake.table("user_recommendations"))
-    written, kept = publish_recommendations(table, mongo, model["_id"], started)
+    written, kept = publish_recommendations(table, mongo, model["_id"], started, family)
     context.log.info(f"{written} recommendation documents written, {kept} fresher ones kept")
     return MaterializeResult(
         metadata={
@@ -206,5 +233,6 @@ def user_recommendations(
             "documents_written": written,
             "fresher_documents_kept": kept,
             "model_version": model["_id"],
+            "family": family,
         }
     )

@@ -17,18 +17,21 @@ history          {_id: user_id, user_id,
                   updated_at}
 bestsellers      {_id: scope, scope: "global" | category_id, window_days, computed_at,
                   products: [{product_id, buyers}]}  ranked: buyers desc, product_id asc
-recommendations  {_id: user_id, user_id, items: [{product_id, score, reason}], strategy: "als" | "realtime",
+recommendations  {_id: user_id, user_id, items: [{product_id, score, reason}], strategy: "als" | "ease" | "realtime",
                   model_version, computed_at, last_event_ts}
                   reason: why the writer chose the product (recsys_core.reasons; absent in documents
                   written before reasons were kept, read as the model's)
-similar_items    {_id: product_id, product_id, neighbours: [{product_id, score}], source: "als" | "content",
+similar_items    {_id: product_id, product_id, neighbours: [{product_id, score}], source: "als" | "ease" | "content",
                   model_version, computed_at}
-models           {_id: version, version, params, metrics, checks_passed, promoted: bool, promoted_at,
-                  created_at, path}             path: RECSYS_DATA_DIR/models/als/<version>, holding
+models           {_id: version, version, family: "als" | "ease" (absent: als), params, metrics,
+                  checks_passed, promoted: bool, promoted_at, created_at, path}
+                                                path: RECSYS_DATA_DIR/models/als/<version>; ALS: holding
                                                 user_factors/ and item_factors/ as Parquet
                                                 (columns id: string, features: array<float>), and the
-                                                batch layer's own spark_model/, user_index/, item_index/
-                  metrics: {als: {precision, recall, ndcg, map}, popularity: {...}, k, split,
+                                                batch layer's own spark_model/, user_index/, item_index/;
+                                                EASE: ease/weights.npy and ease/product_ids.json
+                  metrics: {family, als: {precision, recall, ndcg, map, coverage, ...}, ease: {...}
+                            (each family's best trial), popularity: {...}, k, split,
                             training_seconds, users, items, interactions, raw_events}
 """
 

@@ -81,18 +81,20 @@ def rollback_model(db, to: str | None = None) -> dict[str, Any]:
 
 
 def versions_table(models: list[dict[str, Any]], k: int = 10) -> str:
-    """Markdown: every version, its NDCG against popularity, whether it passed and is current."""
+    """Markdown: every version, its family, its NDCG against popularity, whether it passed and is current."""
     rows = []
     for m in models:
         metrics = m.get("metrics") or {}
-        als, pop = (metrics.get("als") or {}).get("ndcg"), (metrics.get("popularity") or {}).get("ndcg")
+        family = m.get("family") or "als"  # versions from before EASE are ALS
+        model, pop = (metrics.get(family) or {}).get("ndcg"), (metrics.get("popularity") or {}).get("ndcg")
         rows.append(
             [
                 m["_id"],
-                als if als is None else f"{als:.4f}",
+                family,
+                model if model is None else f"{model:.4f}",
                 pop if pop is None else f"{pop:.4f}",
                 m.get("checks_passed"),
                 "yes" if m.get("promoted") else "",
             ]
         )
-    return markdown_table(["version", f"NDCG@{k} ALS", f"NDCG@{k} popularity", "checks", "current"], rows)
+    return markdown_table(["version", "family", f"NDCG@{k} model", f"NDCG@{k} popularity", "checks", "current"], rows)

@@ -1,5 +1,8 @@
 """The promoted ALS model, hot-reloaded: the driver names it every micro-batch, each Python worker loads it once.
 
+A promoted version of another family (EASE) has no factors: the job then scores without a
+model, from neighbours and bestsellers, and says so once in its log (`ModelCache.current`).
+
 The driver looks the current version up at the start of every batch (one indexed read of the
 registry, recsys_io.registry.current_model). When the version changes, a Spark job copies its
 Parquet factors into JSON lines under RECSYS_DATA_DIR/models/stream/<version>: executors read
@@ -118,12 +121,27 @@ class ModelCache:
         self.model: ModelFiles | None = None
         self._previous: ModelFiles | None = None
         self._broken: set[str] = set()
+        self._other_family: set[str] = set()  # promoted versions of a family this job cannot score with
 
     def current(self, db) -> ModelFiles | None:
-        document = current_model(db, ("version", "path"))
+        document = current_model(db, ("version", "path", "family"))
         if document is None:
             return self.model
         version = str(document.get("version", document["_id"]))
+        family = str(document.get("family") or "als")
+        if family != "als":
+            if self.model is not None or version not in self._other_family:
+                # Scoring realtime lists needs item factors; without them the lists are the
+                # neighbours of recent views (the promoted model's similar_items) and bestsellers.
+                log.warning(
+                    "model %s is %s, which has no factors to score with: realtime lists use neighbours "
+                    "and bestsellers only (the no-model path) until an ALS version is current",
+                    version,
+                    family.upper(),
+                )
+                self._other_family.add(version)
+            self._previous, self.model = self.model, None
+            return None
         if (self.model and self.model.version == version) or version in self._broken:
             return self.model
         target = stream_factors_dir(self.settings, version)

@@ -105,7 +105,7 @@ def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
     refused = runner.invoke(app, ["model", "promote", "v3"], env=env)
     assert refused.exit_code == 1 and "did not pass its evaluation checks" in refused.output
     listed = runner.invoke(app, ["model", "list"], env=env)
-    assert "| v2 | 0.3000 | 0.2000 | True | yes |" in listed.output
+    assert "| v2 | als | 0.3000 | 0.2000 | True | yes |" in listed.output
     rolled = runner.invoke(app, ["model", "rollback"], env=env)
     assert rolled.exit_code == 0 and "model v1 is current" in rolled.output
 
