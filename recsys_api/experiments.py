@@ -26,11 +26,12 @@ from litestar import Controller, delete, get, put
 from litestar.params import Body
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recsys_api import serving
+from recsys_api import lists, serving
 from recsys_api.auth import SECURITY, require_api_key
 from recsys_api.errors import InvalidInput, NotFound, documented
 from recsys_api.params import ListQuery
 from recsys_api.schemas import ExperimentList, ExperimentVariant, ExperimentView, VariantResult
+from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.experiments import Experiment, ExperimentError, Variant, parse_experiment, running_on
 from recsys_io.mongo import EXPERIMENTS
 
@@ -64,7 +65,7 @@ def _forget(db: AsyncDatabase) -> None:
 
 async def _variant_list(db: AsyncDatabase, variant: Variant, user_id: str, query: ListQuery) -> serving.ProductList:
     if variant.strategy == "bestsellers":
-        return await serving.shop_bestsellers(db, "global", query.limit, query.min_size, query.exclude)
+        return await serving.shop_bestsellers(db, GLOBAL_SCOPE, query.limit, query.min_size, query.exclude)
     if variant.strategy == "category_bestsellers":
         return await serving.user_bestsellers(db, user_id, query)
     served = await serving.recommendations(db, user_id, query)
@@ -77,7 +78,7 @@ async def serve(db: AsyncDatabase, surface: str, user_id: str, query: ListQuery)
     """The shopper's list on `surface`: their variant's when an experiment runs there, else the default."""
     experiment = running_on(await _experiments(db), surface, datetime.now(UTC))
     if experiment is None:
-        if surface == "bestsellers":
+        if surface == lists.BESTSELLERS:
             return await serving.user_bestsellers(db, user_id, query)
         return await serving.recommendations(db, user_id, query)
     variant = experiment.variant_of(user_id)
