@@ -99,9 +99,9 @@ class ServedLists:
             self.clicks[self.arms.get(event["rec_id"], "unknown")] += 1
 
     def summary(self) -> str:
-        """Per arm: lists, clicks and click-through rate (clicks / products shown)."""
+        """Per arm: lists, products shown, clicks and click-through rate (clicks / products shown)."""
         arms = [
-            f"{arm} {self.lists[arm]:,} lists, {self.clicks[arm]:,} clicks, "
+            f"{arm} {self.lists[arm]:,} lists, {self.shown[arm]:,} shown, {self.clicks[arm]:,} clicks, "
             f"ctr {100 * self.clicks[arm] / self.shown[arm] if self.shown[arm] else 0:.1f} %"
             for arm in sorted(self.lists)
         ]
