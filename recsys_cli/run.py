@@ -176,6 +176,9 @@ def platform_children(s: Settings, key: str, read: str, config: StoreConfig, liv
                     str(config.products),
                     "--categories",
                     str(config.categories),
+                    # Shoppers react to what the API serves them, so the shop's online metrics move.
+                    "--react-via",
+                    f"http://{s.api_host}:{s.api_port}",
                 ],
             )
         )

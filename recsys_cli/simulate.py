@@ -17,7 +17,7 @@ from recsys_cli.common import fail, friendly_errors, settings
 from recsys_core.events import InvalidEvent, parse_ts
 from recsys_simulator import EventTally, Store, StoreConfig, build_store, feed
 from recsys_simulator.replay import ReplayLine
-from recsys_simulator.via_api import load_catalog_via_api
+from recsys_simulator.via_api import ServedLists, load_catalog_via_api
 
 simulate_app = typer.Typer(
     help=(
@@ -194,18 +194,45 @@ def live(
     products: Products = 500,
     categories: Categories = 12,
     user_prefix: UserPrefix = "",
+    react_via: Annotated[
+        str | None,
+        typer.Option(
+            "--react-via",
+            metavar="URL",
+            help="Half the visits open on the shopper's recommendations read from the API at this base URL "
+            "(e.g. http://127.0.0.1:8000) and click on what the shopper likes, so the online metrics and "
+            "experiments have something to measure.",
+        ),
+    ] = None,
+    read_key: Annotated[
+        str | None,
+        typer.Option(
+            "--read-key",
+            help="X-API-Key for --react-via (default: the first of RECSYS_API_READ_KEYS, else of RECSYS_API_KEYS).",
+        ),
+    ] = None,
 ) -> None:
     """Send live traffic (timestamp = now) at --rate events/s until Ctrl-C or --duration.
 
-    Several shoppers browse at once, with the same tastes as in `simulate history` (same --seed and sizes), so their recommendations keep moving. A line every 5 seconds says what was sent.
+    Several shoppers browse at once, with the same tastes as in `simulate history` (same --seed and sizes), so their recommendations keep moving. A line every 5 seconds says what was sent, and with --react-via what the shoppers clicked per served strategy or experiment variant.
     """
     store = _store(seed, users, products, categories, user_prefix)
+    s = settings()
+    served = None
+    if react_via:
+        served = ServedLists(react_via, read_key or next(iter(s.api_read_keys or s.api_keys), None))
+
+    def line(tally: EventTally) -> str:
+        return _live_line(tally) + (f"\n        {served.summary()}" if served else "")
+
     with _stop_on_signals() as stop:
-        typer.echo(f"sending live events at {rate:g}/s to {settings().topics.events}; Ctrl-C stops", err=True)
+        typer.echo(f"sending live events at {rate:g}/s to {s.topics.events}; Ctrl-C stops", err=True)
         tally = feed.run_live(
-            settings(), store, rate, stop, duration=duration, report=lambda t: typer.echo(_live_line(t), err=True)
+            s, store, rate, stop, duration=duration, report=lambda t: typer.echo(line(t), err=True), served=served
         )
     typer.echo(tally.summary())
+    if served:
+        typer.echo(served.summary())
 
 
 def replay(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from recsys_simulator.replay import ReplayLine, read_clickstream
 from recsys_simulator.sessions import history_events, live_events
 from recsys_simulator.store import Store
 from recsys_simulator.tally import EventTally
+from recsys_simulator.via_api import ServedLists
 
 Report = Callable[[EventTally], None]
 
@@ -177,15 +178,26 @@ def run_live(
     duration: float | None = None,
     report: Report | None = None,
     report_every: float = 5.0,
+    served: ServedLists | None = None,
 ) -> EventTally:
-    """Live traffic (ts = now) at `rate` events/s until `stop` is set or `duration` seconds pass.
+    """Live traffic (ts = now) at `rate` events/s until `stop` is set or `duration` seconds pass;
+    with `served`, a share of the visits opens on the shopper's recommendations and clicks on them.
 
     The shoppers and their tastes come from the store's seed; the sessions (and so the event ids)
     are new on every run, because the platform deduplicates events by id and a restarted live
     feed must not repeat the ids of the previous one.
     """
     run = f"live:{time.time_ns()}"
-    return _paced(settings, live_events(store, _now, run), rate, stop, EventTally(), report, report_every, duration)
+    events = live_events(store, _now, run, served_to=served)
+    if served is not None:
+        events = _noting_clicks(events, served)
+    return _paced(settings, events, rate, stop, EventTally(), report, report_every, duration)
+
+
+def _noting_clicks(events: Iterator[dict[str, Any]], served: ServedLists) -> Iterator[dict[str, Any]]:
+    for event in events:
+        yield event
+        served.note(event)  # once sent: the feed asks for the next event after sending this one
 
 
 def replay_file(

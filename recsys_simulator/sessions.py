@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recsys_core.events import format_ts
+from recsys_simulator.reactions import ServedList, clicked_products
 from recsys_simulator.store import Shopper, Store, pick
 
 PREFERRED_CATEGORY_CHANCE = 0.85
@@ -38,6 +39,8 @@ HOUR_CUM_WEIGHTS = list(itertools.accumulate((1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5
 # The first preferred category is liked most.
 PREFERENCE_CUM_WEIGHTS = (3, 5, 6)
 LIVE_CONCURRENT_SESSIONS = 8
+# Share of live visits that open on the shopper's recommendations (when the feed is given them).
+OPENS_ON_A_LIST_CHANCE = 0.5
 
 
 def uuid4_text(bits: int) -> str:
@@ -84,18 +87,30 @@ class SessionModel:
         # Geometric: most sessions are short, a few are long browsing sprees.
         return min(MAX_VIEWS, 1 + int(math.log(1.0 - self.rng.random()) / math.log(1 - 1 / MEAN_VIEWS)))
 
-    def session(self, shopper: Shopper, start: datetime) -> list[tuple[datetime, dict[str, Any]]]:
-        """One visit: (ts, event) pairs in time order."""
+    def session(
+        self, shopper: Shopper, start: datetime, served: ServedList | None = None
+    ) -> list[tuple[datetime, dict[str, Any]]]:
+        """One visit: (ts, event) pairs in time order. A visit that opens on a list the platform
+        `served` starts with the clicks on it, each followed by the view of the clicked product."""
         rng, store = self.rng, self.store
         user_id, ts = shopper.user_id, start
         events: list[tuple[datetime, dict[str, Any]]] = []
         cart: dict[str, int] = {}
         category: str | None = None
         recent = self.recent.setdefault(shopper.user_id, deque(maxlen=RECENT_VIEWS_KEPT))
-        for _ in range(self._view_count()):
-            product = store.product_by_id[self._next_product(shopper, category)]
+        clicks = clicked_products(shopper, served, store, rng) if served else []
+        for index in range(len(clicks) + self._view_count()):
+            if served and index < len(clicks):
+                product = store.product_by_id[clicks[index]]
+                source: str | None = "recommendation"
+                events.append(
+                    (ts, self._event("click", user_id, ts, product_id=product.product_id, rec_id=served.rec_id))
+                )
+                ts += timedelta(milliseconds=rng.randint(500, 3_000))
+            else:
+                product = store.product_by_id[self._next_product(shopper, category)]
+                source = pick(SOURCES, SOURCE_CUM_WEIGHTS, rng)
             category = product.category_id
-            source = pick(SOURCES, SOURCE_CUM_WEIGHTS, rng)
             events.append((ts, self._event("product_view", user_id, ts, product_id=product.product_id, source=source)))
             recent.append(product.product_id)
             liked = category in shopper.preferred_categories
@@ -193,18 +208,25 @@ def history_events(
 
 
 def live_events(
-    store: Store, clock: Callable[[], datetime], seed_suffix: str = "live", concurrency: int = LIVE_CONCURRENT_SESSIONS
+    store: Store,
+    clock: Callable[[], datetime],
+    seed_suffix: str = "live",
+    concurrency: int = LIVE_CONCURRENT_SESSIONS,
+    served_to: Callable[[str], ServedList | None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Endless live traffic: several sessions interleaved, each event stamped `clock()` when taken.
 
     `seed_suffix` picks the random stream of the sessions (with the store's seed): the same suffix
-    gives the same sessions and event ids.
+    gives the same sessions and event ids. With `served_to` (a shopper's list as the platform serves
+    it now, or None), a share of the visits opens on that list and reacts to it.
     """
     model = SessionModel(store, random.Random(f"{store.config.seed}:{seed_suffix}"))
     active: list[Iterator[dict[str, Any]]] = []
     while True:
         while len(active) < concurrency:
-            active.append(iter([event for _, event in model.session(model.pick_shopper(), clock())]))
+            shopper = model.pick_shopper()
+            served = served_to(shopper.user_id) if served_to and model.rng.random() < OPENS_ON_A_LIST_CHANCE else None
+            active.append(iter([event for _, event in model.session(shopper, clock(), served)]))
         index = model.rng.randrange(len(active))
         event = next(active[index], None)
         if event is None:

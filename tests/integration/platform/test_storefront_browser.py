@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 
 from recsys_io.mongo import BESTSELLERS, PRODUCTS, SIMILAR_ITEMS
+from tests.support.api import TopicReader
 from tests.support.isolation import env_of
 from tests.support.stream import wait_for
 
@@ -150,7 +151,7 @@ def _ids(page, testid: str) -> list[str]:
     )
 
 
-def test_clicks_show_in_history_newest_first_and_change_recommendations(platform, unique):
+def test_clicks_show_in_history_newest_first_and_change_recommendations(platform, settings, unique):
     from playwright.sync_api import sync_playwright
 
     base, catalog = platform
@@ -206,5 +207,18 @@ def test_clicks_show_in_history_newest_first_and_change_recommendations(platform
                 "the deleted product to leave the history",
             )
             assert remaining[:2] == [shoes[1], shoes[3]]
+
+            # A product clicked in a served list sends a click naming that list, then its view.
+            events = TopicReader(settings, settings.topics.events)
+            try:
+                clicked = _ids(page, "recommendations")[0]
+                page.click(f'[data-testid="recommendations"] [data-product-id="{clicked}"]')
+                records = [r.value for r in events.read(2, impressions=True, timeout_s=20)]
+                records += [r.value for r in events.read(1, impressions=True, timeout_s=3)]
+            finally:
+                events.close()
+            click = next(e for e in records if e["type"] == "click")
+            assert click["product_id"] == clicked and click["user_id"] == user and click["rec_id"]
+            assert any(e["type"] == "product_view" and e["product_id"] == clicked for e in records)
         finally:
             browser.close()

@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,9 +23,9 @@ from recsys_cli.main import app
 from recsys_core.catalog import parse_product
 from recsys_core.settings import Settings
 from recsys_io.kafka import make_consumer
-from recsys_io.mongo import PRODUCTS
+from recsys_io.mongo import BESTSELLERS, PRODUCTS
 from recsys_simulator import StoreConfig, build_store, history_events, load_catalog, replay_file, run_live, send_history
-from recsys_simulator.via_api import ApiRefused, load_catalog_via_api
+from recsys_simulator.via_api import ApiRefused, ServedLists, load_catalog_via_api
 from tests.support.isolation import env_of
 
 pytestmark = pytest.mark.integration
@@ -254,12 +256,13 @@ def test_live_command_stops_cleanly_on_sigterm_with_its_summary(stack, unique):
     assert "Traceback" not in err
 
 
-def test_catalog_via_the_api_lands_in_the_products_collection(stack, settings, mongo_db):
-    env = {**os.environ, **env_of(settings), "RECSYS_API_KEYS": "sim-key"}
+@contextmanager
+def api_process(settings: Settings, **env: str) -> Iterator[str]:
+    """`recsys api` on the test's stack (its database and topics) until the block ends; its base URL."""
     base = f"http://127.0.0.1:{settings.api_port}"
     api = subprocess.Popen(
         [sys.executable, "-m", "recsys_cli.main", "api"],
-        env=env,
+        env={**os.environ, **env_of(settings), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -273,13 +276,58 @@ def test_catalog_via_the_api_lands_in_the_products_collection(stack, settings, m
             except OSError:
                 assert api.poll() is None and time.monotonic() < deadline, "the API did not start"
                 time.sleep(0.5)
+        yield base
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
+
+
+def test_catalog_via_the_api_lands_in_the_products_collection(stack, settings, mongo_db):
+    with api_process(settings, RECSYS_API_KEYS="sim-key") as base:
         store = build_store(StoreConfig(seed=11, products=25, categories=3, users=1))
         with pytest.raises(ApiRefused, match="401"):
             load_catalog_via_api(base, store)
         assert load_catalog_via_api(base, store, api_key="sim-key") == 25
-    finally:
-        api.terminate()
-        api.wait(timeout=20)
     assert mongo_db[PRODUCTS].count_documents({}) == 25
     document = mongo_db[PRODUCTS].find_one({"_id": store.products[0].product_id})
     assert parse_product(document) == store.products[0].catalog_record()
+
+
+def test_live_shoppers_click_the_lists_the_api_served_them_and_each_click_names_a_recorded_list(
+    stack, settings, mongo_db, unique
+):
+    store = build_store(StoreConfig(seed=13, products=60, categories=3, users=30, user_prefix=f"r{unique}-"))
+    load_catalog(settings, store)
+    # Each category's bestsellers are its own products: a shopper's bestsellers fit their tastes.
+    computed = datetime.now(UTC)
+    mongo_db[BESTSELLERS].insert_many(
+        [
+            {"_id": scope, "scope": scope, "window_days": 30, "computed_at": computed, "products": ranked}
+            for scope, ranked in [
+                ("global", [{"product_id": p.product_id, "buyers": 1} for p in store.products[:10]]),
+                *(
+                    (
+                        c.category_id,
+                        [
+                            {"product_id": p.product_id, "buyers": 1}
+                            for p in store.products
+                            if p.category_id == c.category_id
+                        ][:10],
+                    )
+                    for c in store.categories
+                ),
+            ]
+        ]
+    )
+    before = end_offsets(settings, settings.topics.events)
+    with api_process(settings, RECSYS_API_KEYS="sim-key") as base:
+        served = ServedLists(base, "sim-key")
+        tally = run_live(settings, store, rate=100, stop=threading.Event(), duration=6, served=served)
+    assert served.failed == 0, served.last_error
+    assert sum(served.lists.values()) > 0 and tally.by_type["click"] > 0, served.summary()
+    records = [r.value for r in records_since(settings, before)]
+    recorded = {e["rec_id"] for e in records if e["type"] == "impression"}
+    clicks = [e for e in records if e["type"] == "click"]
+    assert len(clicks) == tally.by_type["click"] == sum(served.clicks.values())
+    assert {c["rec_id"] for c in clicks} <= recorded, "a click names a list the API never recorded"
+    assert "unknown" not in served.clicks
