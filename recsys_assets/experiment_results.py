@@ -8,8 +8,6 @@ warns when a variant's CTR is significantly below the first variant's. `promote_
 promotes the winning variant's model version, as `recsys experiment promote NAME` does.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 from dagster import (

@@ -9,8 +9,6 @@ those aggregated rows reach the driver, where recsys_core.online_metrics turns t
 published figures, written to Delta and to the serving store's `online_metrics` collection.
 """
 
-from __future__ import annotations
-
 from datetime import date, timedelta
 from functools import partial
 
