@@ -22,6 +22,7 @@ from recsys_api.events import EventsController
 from recsys_api.experiments import ExperimentsController
 from recsys_api.impressions import Impressions
 from recsys_api.metrics import PROMETHEUS, MetricsController
+from recsys_api.online_metrics import OnlineMetricsController
 from recsys_api.ops import OpsController
 from recsys_api.paths import decode_path_params, route_on_segments
 from recsys_api.products import ProductsController
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> Litestar:
             BestsellersController,
             ProductsController,
             ExperimentsController,
+            OnlineMetricsController,
             CompatController,
             OpsController,
             MetricsController,

@@ -274,3 +274,26 @@ class ExperimentView(msgspec.Struct):
 
 class ExperimentList(msgspec.Struct):
     experiments: list[ExperimentView]
+
+
+class OnlineMetricsRow(msgspec.Struct):
+    """What one group of served lists achieved on one day (recsys_core.online_metrics)."""
+
+    day: str
+    surface: str | None
+    strategy: str | None
+    model_version: str | None
+    experiment: str | None
+    variant: str | None
+    lists: int
+    products_shown: int
+    clicks: int
+    ctr: float
+    orders: int
+    conversion: float
+    revenue: float
+    coverage: float
+
+
+class OnlineMetrics(msgspec.Struct):
+    rows: list[OnlineMetricsRow]

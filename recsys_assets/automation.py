@@ -29,6 +29,9 @@ from recsys_assets.resources import LakeResource
 
 INGEST = AssetSelection.assets("raw_events", "quarantined_events", "products", "orders")
 BESTSELLERS = AssetSelection.assets("bestsellers", "category_bestsellers", "bestseller_documents")
+ONLINE_METRICS = AssetSelection.assets(
+    "impressions", "clicks", "attributed_orders", "online_metrics", "experiment_results"
+)
 MODEL = AssetSelection.assets(
     "interactions", "als_model", "current_model", "item_similarities", "content_similarities", "user_recommendations"
 )
@@ -36,8 +39,8 @@ MODEL = AssetSelection.assets(
 # Partitioned like raw_events: Dagster takes the partitions from the selected assets when it resolves the job.
 hourly_refresh = define_asset_job(
     "hourly_refresh",
-    selection=INGEST | BESTSELLERS,
-    description="Today's raw_events, the catalog, orders and the bestsellers.",
+    selection=INGEST | BESTSELLERS | ONLINE_METRICS,
+    description="Today's raw_events, the catalog, orders, the bestsellers, the online metrics and experiment results.",
 )
 model_refresh = define_asset_job(
     "model_refresh",
@@ -50,7 +53,7 @@ model_refresh = define_asset_job(
     job=hourly_refresh,
     cron_schedule="5 * * * *",
     execution_timezone="UTC",
-    description="Every hour: today's raw_events partition and the bestsellers.",
+    description="Every hour: today's raw_events partition, the bestsellers and the online metrics.",
 )
 def hourly_ingest_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     tick = context.scheduled_execution_time.astimezone(UTC)

@@ -8,7 +8,7 @@ it is then. The resources read the variables again when a run starts (see resour
 
 from dagster import AssetsDefinition, Definitions, definitions
 
-from recsys_assets import automation, bestsellers, catalog, ingest, model, serving
+from recsys_assets import automation, bestsellers, catalog, experiment_results, ingest, model, online_metrics, serving
 from recsys_assets.resources import build_resources
 from recsys_core.settings import Settings
 
@@ -16,7 +16,7 @@ all_checks = [model.als_beats_popularity]
 
 
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
-    """Every asset of the graph, raw_events partitioned by day from the settings' start date."""
+    """Every asset of the graph, raw_events and the online metrics partitioned by day from the settings' start date."""
     partitions = ingest.daily_partitions(settings.events_start_date)
     return [
         ingest.raw_events_asset(partitions),
@@ -30,6 +30,8 @@ def build_assets(settings: Settings) -> list[AssetsDefinition]:
         serving.item_similarities,
         serving.content_similarities,
         serving.user_recommendations,
+        *online_metrics.metrics_assets(partitions, settings.attribution_window),
+        experiment_results.experiment_results_asset,
     ]
 
 
@@ -37,7 +39,12 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=build_assets(settings),
         asset_checks=all_checks,
-        jobs=[automation.hourly_refresh, automation.model_refresh, model.rollback_model_job],
+        jobs=[
+            automation.hourly_refresh,
+            automation.model_refresh,
+            model.rollback_model_job,
+            experiment_results.promote_experiment_winner_job,
+        ],
         schedules=[automation.hourly_ingest_schedule, automation.daily_model_schedule],
         sensors=[automation.retrain_sensor, automation.run_failure_logger],
         resources=build_resources(),

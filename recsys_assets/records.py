@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
+from recsys_core.attribution import attributed_purchases
 from recsys_core.events import InvalidEvent, parse_event, parse_ts, placement_problem
 from recsys_core.interactions import interaction_strengths
 
@@ -33,6 +34,11 @@ RECORD_SCHEMA = (
 )
 # The rows shopper_strengths writes: the `interactions` table.
 STRENGTH_SCHEMA = "user_id string, product_id string, strength double, last_ts timestamp, events long"
+# The rows shopper_attributions writes: the `attributed_orders` table.
+ATTRIBUTED_SCHEMA = (
+    "user_id string, order_id string, product_id string, quantity int, price double, "
+    "purchased_at timestamp, rec_id string, clicked_at timestamp, day date"
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -111,3 +117,36 @@ def shopper_strengths(
         ]
         for (user_id, product_id), pair in interaction_strengths(events, as_of, weights, half_life_days).items():
             yield user_id, product_id, pair.strength, pair.last_ts, pair.events
+
+
+def shopper_attributions(rows: Iterable, window: timedelta) -> Iterator[tuple]:
+    """Clicks and purchases sorted by user_id (then arrival) -> `attributed_orders` rows; runs on the executors.
+
+    A row has user_id, type, ts_us, product_id, rec_id, order_id and items. recsys_core.attribution
+    is applied to one shopper's events at a time: a purchase is owed only to that shopper's clicks.
+    """
+    for _, group in itertools.groupby(rows, key=operator.attrgetter("user_id")):
+        events = [
+            {
+                "type": row.type,
+                "user_id": row.user_id,
+                "ts": EPOCH + timedelta(microseconds=row.ts_us),
+                "product_id": row.product_id,
+                "rec_id": row.rec_id,
+                "order_id": row.order_id,
+                "items": [item.asDict() for item in row.items or ()],
+            }
+            for row in group
+        ]
+        for line in attributed_purchases(events, window):
+            yield (
+                line.user_id,
+                line.order_id,
+                line.product_id,
+                line.quantity,
+                line.price,
+                line.purchased_at,
+                line.rec_id,
+                line.clicked_at,
+                line.purchased_at.date(),
+            )

@@ -12,7 +12,8 @@ import typer
 from recsys_cli.common import fail, friendly_errors, with_serving_db
 
 experiment_app = typer.Typer(
-    help="A/B tests between strategies and models: define, list, show with results, stop.", no_args_is_help=True
+    help="A/B tests between strategies and models: define, list, show with results, stop, promote the winner.",
+    no_args_is_help=True,
 )
 
 
@@ -142,6 +143,16 @@ def stop(name: str = typer.Argument(..., help="The experiment's name.")) -> None
     if document is None:
         fail(f"no experiment {name!r} (see `recsys experiment list`)")
     typer.echo(_describe(document, now))
+
+
+@experiment_app.command("promote")
+@friendly_errors
+def promote(name: str = typer.Argument(..., help="The experiment's name.")) -> None:
+    """Make the winning variant's model version current (refused without a winner, or when it serves a strategy)."""
+    from recsys_io.registry import promote_experiment_winner
+
+    document = with_serving_db(lambda db: promote_experiment_winner(db, name))
+    typer.echo(f"model {document['_id']} is current, the winner of {name}")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ STRATEGIES = ("bestsellers", "category_bestsellers", "model", "realtime")
 SIGNIFICANCE = 0.05
 Z_95 = 1.959963984540054  # the normal distribution's 97.5th percentile: a two-sided 95 % interval
 SHARE_TOLERANCE = 1e-6
+WINNER_PREFIX = "winner: "  # a decision naming the winning variant
 
 
 class ExperimentError(RecsysError):
@@ -234,7 +235,7 @@ def experiment_results(counts: Sequence[VariantCounts]) -> tuple[list[dict[str, 
         return rows, "no difference yet"
     better = [r for r in significant if r["ctr_difference"] > 0]
     best = max(better, key=lambda r: r["ctr"]) if better else rows[0]
-    return rows, f"winner: {best['variant']}"
+    return rows, f"{WINNER_PREFIX}{best['variant']}"
 
 
 def significantly_worse(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -244,3 +245,21 @@ def significantly_worse(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         for r in rows
         if r.get("p_value") is not None and r["p_value"] < SIGNIFICANCE and r["ctr_difference"] < 0
     ]
+
+
+def winning_model_version(experiment: Experiment, decision: str | None) -> str:
+    """The model version to promote for `experiment`'s decision; ExperimentError when there is none:
+    no winner yet, or the winner serves a strategy rather than a model version."""
+    if not decision or not decision.startswith(WINNER_PREFIX):
+        raise ExperimentError(
+            "decision", f"experiment {experiment.name!r} has no winner ({decision or 'no results yet'})"
+        )
+    name = decision.removeprefix(WINNER_PREFIX)
+    winner = next((v for v in experiment.variants if v.name == name), None)
+    if winner is None:
+        raise ExperimentError("decision", f"the winner {name!r} is not a variant of {experiment.name!r}")
+    if winner.model_version is None:
+        raise ExperimentError(
+            "decision", f"the winner {name!r} serves the strategy {winner.strategy!r}, not a model version"
+        )
+    return winner.model_version

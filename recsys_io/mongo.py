@@ -24,12 +24,14 @@ RECOMMENDATIONS = "recommendations"
 SIMILAR_ITEMS = "similar_items"
 MODELS = "models"
 EXPERIMENTS = "experiments"
+ONLINE_METRICS = "online_metrics"
 
 # Documents are keyed by their natural id in `_id` (product_id, user_id, scope, version), so
 # lookups are primary-key reads and upserts need no extra unique index.
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     PRODUCTS: [([("category_id", ASCENDING), ("_id", ASCENDING)], {"name": "category_products"})],
     MODELS: [([("promoted", DESCENDING), ("promoted_at", DESCENDING)], {"name": "current_model"})],
+    ONLINE_METRICS: [([("day", ASCENDING)], {"name": "metrics_by_day"})],
 }
 
 # A socket timeout turns a server that stops answering into an error the caller retries, instead

@@ -15,8 +15,9 @@ from typing import Any
 from pymongo import DESCENDING
 
 from recsys_core.errors import RecsysError
+from recsys_core.experiments import Experiment, ExperimentError, winning_model_version
 from recsys_core.markdown import markdown_table
-from recsys_io.mongo import MODELS
+from recsys_io.mongo import EXPERIMENTS, MODELS
 
 
 class PromotionRefused(RecsysError):
@@ -78,6 +79,18 @@ def rollback_model(db, to: str | None = None) -> dict[str, Any]:
             raise PromotionRefused(f"no version older than {current['_id']} passed its checks")
         to = previous["_id"]
     return promote_model(db, to)
+
+
+def promote_experiment_winner(db, name: str) -> dict[str, Any]:
+    """Promote the model version of experiment `name`'s winning variant (recsys_core.experiments)."""
+    document = db[EXPERIMENTS].find_one({"_id": name})
+    if document is None:
+        raise PromotionRefused(f"no experiment {name!r} (see `recsys experiment list`)")
+    try:
+        version = winning_model_version(Experiment.from_document(document), document.get("decision"))
+    except ExperimentError as error:
+        raise PromotionRefused(f"nothing to promote: {error.reason}") from None
+    return promote_model(db, version)
 
 
 def versions_table(models: list[dict[str, Any]], k: int = 10) -> str:

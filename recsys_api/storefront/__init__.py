@@ -1,4 +1,5 @@
-"""The storefront page (`GET /demo`): watch a shopper's lists change as they browse.
+"""The storefront pages: `GET /demo`, watch a shopper's lists change as they browse, and
+`GET /demo/metrics`, CTR and conversion per strategy by day, plotted from GET /v1/metrics/online.
 
 A single server-sent HTML page with a little JavaScript; it uses the public API for everything
 (views go through `POST /v1/events`) plus two small look-ups to pick a shopper and a category.
@@ -21,6 +22,7 @@ from recsys_api.errors import documented
 from recsys_io.mongo import HISTORY, PRODUCTS
 
 PAGE = Path(__file__).with_name("demo.html").read_bytes()
+METRICS_PAGE = Path(__file__).with_name("metrics.html").read_bytes()  # its chart is drawn by its own script
 SAMPLE_USERS = 20
 
 
@@ -39,6 +41,10 @@ class StorefrontController(Controller):
     @get("/", media_type=MediaType.HTML, summary="The storefront page", include_in_schema=True)
     async def page(self) -> Response[bytes]:
         return Response(PAGE, media_type=MediaType.HTML)
+
+    @get("/metrics", media_type=MediaType.HTML, summary="Online metrics plotted per strategy by day")
+    async def metrics_page(self) -> Response[bytes]:
+        return Response(METRICS_PAGE, media_type=MediaType.HTML)
 
     # Shoppers' ids, with who browsed last: guarded like a shopper's own data.
     @get(
