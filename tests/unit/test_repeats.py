@@ -98,3 +98,16 @@ def test_best_weight_takes_the_best_ndcg_and_the_smallest_weight_among_equals():
     assert best_weight({0.0: 0.1, 0.5: 0.3, 1.0: 0.3}) == 0.5
     with pytest.raises(BadBlendWeight):
         best_weight({})
+
+
+def test_purchase_files_keep_every_line_and_name_a_missing_column_or_bad_time():
+    from recsys_core.datasets import BadInteractionFile, parse_purchases
+
+    rows = parse_purchases("user_id,item_id,order_id,timestamp\nu,milk,o1,10\nu,milk,o2,20\nv,tea,,5\n")
+    assert rows == [Purchase("u", "milk", "o1", 10.0), Purchase("u", "milk", "o2", 20.0), Purchase("v", "tea", "", 5.0)]
+    with pytest.raises(BadInteractionFile, match="needs user_id, item_id and timestamp"):
+        parse_purchases("user_id,item_id\nu,i\n")
+    with pytest.raises(BadInteractionFile, match="line 2: 'noon' is not a number"):
+        parse_purchases("user_id,item_id,timestamp\nu,i,noon\n")
+    with pytest.raises(BadInteractionFile, match="line 2: user_id, item_id and timestamp must not be empty"):
+        parse_purchases("user_id,item_id,timestamp\nu,i,\n")
