@@ -195,7 +195,6 @@ def evaluate_command(
     from recsys_assets.evaluation import evaluate_split, frame_of, split_frame
     from recsys_core.datasets import read_interactions
     from recsys_core.metrics import metrics_table
-    from recsys_io.spark import get_spark
 
     if repeats and (split or fmt != "csv"):
         fail("--repeats splits by each shopper's last order and reads a csv: leave out --split and --format", code=2)
@@ -224,10 +223,7 @@ def evaluate_command(
         f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}",
         err=True,
     )
-    spark = get_spark(settings(), "recsys-evaluate")
-    category_frame = None
-    if categories:
-        category_frame = spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+    spark, category_frame = _evaluation_session(categories)
     result = evaluate_split(split_frame(frame_of(spark, rows), split), als_params, k, category_frame)
     typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
     typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
@@ -239,11 +235,20 @@ def evaluate_command(
         )
 
 
+def _evaluation_session(categories: Path | None):
+    """The Spark session of an evaluation and DataFrame(item_id, category_id) of --categories (or None)."""
+    from recsys_io.spark import get_spark
+
+    spark = get_spark(settings(), "recsys-evaluate")
+    if not categories:
+        return spark, None
+    return spark, spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+
+
 def _evaluate_repeats(path: Path, als_params, k: int, categories: Path | None, out: Path | None) -> None:
     from recsys_assets.repeat_evaluation import RepeatProtocol, evaluate_with_repeats, purchases_frame
     from recsys_core.datasets import read_purchases
     from recsys_core.metrics import metrics_table
-    from recsys_io.spark import get_spark
 
     rows = read_purchases(path)
     typer.echo(
@@ -251,10 +256,7 @@ def _evaluate_repeats(path: Path, als_params, k: int, categories: Path | None, o
         f"training ALS {als_params.as_dict()} twice (validation, test)",
         err=True,
     )
-    spark = get_spark(settings(), "recsys-evaluate")
-    category_frame = None
-    if categories:
-        category_frame = spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+    spark, category_frame = _evaluation_session(categories)
     result = evaluate_with_repeats(purchases_frame(spark, rows), als_params, RepeatProtocol(k=k), category_frame)
     names = {"popularity": "popularity", "als": "ALS", "buy_again": "buy_again"}
     table = {label: result[name] for name, label in names.items()}
