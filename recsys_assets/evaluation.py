@@ -144,7 +144,7 @@ def _score_users(rows, catalog, k: int):
             )
 
 
-def _catalog(train, fitted: Fitted, categories) -> tuple:
+def product_catalog(train, fitted: Fitted, categories) -> tuple:
     """What every task needs of the products: the model's per-product data, the popularity ranking, each
     product's share of training users, and its category."""
     from pyspark.sql import functions as F
@@ -157,7 +157,9 @@ def _catalog(train, fitted: Fitted, categories) -> tuple:
     return fitted.family, fitted.item_ids, fitted.scores, [i for i, _ in counts], share, category_of
 
 
-def _means(scores, catalog_size: int, family: str, with_diversity: bool) -> dict[str, dict[str, float | None]]:
+def model_means(
+    scores, catalog_size: int, models: Iterable[str], with_diversity: bool
+) -> dict[str, dict[str, float | None]]:
     """Each model's metrics over the held-out users' lists (SCORE_SCHEMA rows)."""
     from pyspark.sql import functions as F
 
@@ -166,7 +168,7 @@ def _means(scores, catalog_size: int, family: str, with_diversity: bool) -> dict
     shown = scores.select("model", F.explode("items").alias("item")).groupBy("model").agg(F.countDistinct("item"))
     coverage = {model: distinct / catalog_size for model, distinct in shown.collect()}
     report: dict[str, dict[str, float | None]] = {}
-    for model in (family, "popularity"):
+    for model in models:
         values = means.get(model, {})
         report[model] = {name: float(values.get(name) or 0.0) for name in (*METRIC_NAMES, "avg_popularity")}
         report[model]["coverage"] = coverage.get(model, 0.0)
@@ -187,7 +189,7 @@ def evaluate_split(
     spark = split.sparkSession
     train = split.where(~F.col("held_out")).select("user_id", "item_id", F.col("weight").alias("strength"))
     fitted = fit_for_evaluation(train, params, grams)
-    catalog = spark.sparkContext.broadcast(_catalog(train, fitted, categories))
+    catalog = spark.sparkContext.broadcast(product_catalog(train, fitted, categories))
     held_out = split.where("held_out").groupBy("user_id").agg(F.collect_set("item_id").alias("relevant"))
     seen = (
         split.where(~F.col("held_out"))
@@ -200,7 +202,8 @@ def evaluate_split(
     scored = per_user.rdd.mapPartitions(partial(_score_users, catalog=catalog, k=k))
     scores = spark.createDataFrame(scored, SCORE_SCHEMA).cache()
     try:
-        report = _means(scores, split.select("item_id").distinct().count(), fitted.family, categories is not None)
+        catalog_size = split.select("item_id").distinct().count()
+        report = model_means(scores, catalog_size, (fitted.family, "popularity"), categories is not None)
     finally:
         scores.unpersist()
         catalog.destroy()

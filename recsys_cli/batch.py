@@ -168,7 +168,16 @@ def evaluate_command(
     ),
     k: int = typer.Option(10, "--k", min=1, help="Cut-off of the ranking metrics."),
     split: str = typer.Option(
-        "random", "--split", help="random: per-user 75/25 with a fixed seed; time: newest 25% of each user held out."
+        None,
+        "--split",
+        help="random (default): per-user 75/25 with a fixed seed; time: newest 25% of each user held out.",
+    ),
+    repeats: bool = typer.Option(
+        False,
+        "--repeats",
+        help="Count repeat purchases: the file is purchases (csv header user_id,item_id,timestamp[,order_id]); "
+        "each shopper's last order is held out, earlier purchases stay in lists and truth; popularity, ALS, "
+        "buy_again and their blend (weight chosen on a validation split).",
     ),
     params: str = typer.Option("", "--params", help="ALS parameters, e.g. rank=32,reg_param=0.3,alpha=1,max_iter=15."),
     out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
@@ -178,15 +187,18 @@ def evaluate_command(
 ) -> None:
     """Train the platform's ALS and the popularity baseline on a file and print precision, recall,
     NDCG and MAP at k under the evaluation protocol, with catalog coverage, the average popularity
-    of the recommended items and (given --categories) intra-list diversity."""
+    of the recommended items and (given --categories) intra-list diversity. With --repeats, the
+    evaluation that counts repeat purchases (docs/batch.md)."""
     from dataclasses import fields
 
     from recsys_assets.als_training import AlsParams
     from recsys_assets.evaluation import evaluate_split, frame_of, split_frame
     from recsys_core.datasets import read_interactions
     from recsys_core.metrics import metrics_table
-    from recsys_io.spark import get_spark
 
+    if repeats and (split or fmt != "csv"):
+        fail("--repeats splits by each shopper's last order and reads a csv: leave out --split and --format", code=2)
+    split = split or "random"
     if split not in ("random", "time"):
         fail("--split is random or time", code=2)
     if categories and not categories.is_file():
@@ -202,16 +214,16 @@ def evaluate_command(
         except ValueError:
             fail(f"{name}={value!r} is not a number", code=2)
     als_params = AlsParams(**chosen)
+    if repeats:
+        _evaluate_repeats(interactions, als_params, k, categories, out)
+        return
     rows = read_interactions(interactions, fmt)
     typer.echo(
         f"{len(rows)} interactions, {len({r.user_id for r in rows})} users, "
         f"{len({r.item_id for r in rows})} items; training ALS {als_params.as_dict()}",
         err=True,
     )
-    spark = get_spark(settings(), "recsys-evaluate")
-    category_frame = None
-    if categories:
-        category_frame = spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+    spark, category_frame = _evaluation_session(categories)
     result = evaluate_split(split_frame(frame_of(spark, rows), split), als_params, k, category_frame)
     typer.echo(metrics_table({"ALS": result["als"], "popularity": result["popularity"]}, k))
     typer.echo(f"\nALS training: {result['seconds']:.1f} s", err=True)
@@ -219,6 +231,42 @@ def evaluate_command(
         out.write_text(
             json.dumps(
                 {"file": str(interactions), "split": split, "k": k, "params": als_params.as_dict(), **result}, indent=2
+            )
+        )
+
+
+def _evaluation_session(categories: Path | None):
+    """The Spark session of an evaluation and DataFrame(item_id, category_id) of --categories (or None)."""
+    from recsys_io.spark import get_spark
+
+    spark = get_spark(settings(), "recsys-evaluate")
+    if not categories:
+        return spark, None
+    return spark, spark.read.csv(str(categories.resolve()), header=True).select("item_id", "category_id")
+
+
+def _evaluate_repeats(path: Path, als_params, k: int, categories: Path | None, out: Path | None) -> None:
+    from recsys_assets.repeat_evaluation import RepeatProtocol, evaluate_with_repeats, purchases_frame
+    from recsys_core.datasets import read_purchases
+    from recsys_core.metrics import metrics_table
+
+    rows = read_purchases(path)
+    typer.echo(
+        f"{len(rows)} purchases, {len({r.user_id for r in rows})} shoppers, {len({r.item_id for r in rows})} items; "
+        f"training ALS {als_params.as_dict()} twice (validation, test)",
+        err=True,
+    )
+    spark, category_frame = _evaluation_session(categories)
+    result = evaluate_with_repeats(purchases_frame(spark, rows), als_params, RepeatProtocol(k=k), category_frame)
+    names = {"popularity": "popularity", "als": "ALS", "buy_again": "buy_again"}
+    table = {label: result[name] for name, label in names.items()}
+    table[f"blend (weight {result['blend_weight']:g})"] = result["blend"]
+    typer.echo(metrics_table(table, k))
+    typer.echo(f"\nblend weight chosen on validation by NDCG@{k}: {result['validation']}", err=True)
+    if out:
+        out.write_text(
+            json.dumps(
+                {"file": str(path), "split": "last order", "k": k, "params": als_params.as_dict(), **result}, indent=2
             )
         )
 

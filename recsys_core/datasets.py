@@ -6,6 +6,10 @@
 
 A rating or weight becomes the interaction's weight (1 when absent); a repeated pair keeps the
 sum of its weights and its latest timestamp.
+
+Purchases for the evaluation that counts repeats (`recsys evaluate --repeats`) are read line by
+line, nothing merged: a CSV with header user_id, item_id, timestamp and optionally order_id (a
+line without an order id belongs to the shopper's order at its timestamp, recsys_core.repeats).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from recsys_core.errors import RecsysError
 from recsys_core.metrics import Interaction
+from recsys_core.repeats import Purchase
 
 FORMATS = ("csv", "movielens")
 
@@ -91,14 +96,42 @@ def parse_movielens(text: str, source: str = "input") -> list[Interaction]:
     return _merge(rows)
 
 
+def parse_purchases(text: str, source: str = "input") -> list[Purchase]:
+    reader = csv.DictReader(io.StringIO(text))
+    columns = set(reader.fieldnames or ())
+    if not {"user_id", "item_id", "timestamp"} <= columns:
+        raise BadInteractionFile(
+            f"{source}: the header needs user_id, item_id and timestamp, order_id optional (found {sorted(columns)})"
+        )
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        where = f"{source} line {line}"
+        if not row["user_id"] or not row["item_id"] or not row["timestamp"]:
+            raise BadInteractionFile(f"{where}: user_id, item_id and timestamp must not be empty")
+        ts = _number(row["timestamp"], 0.0, where)
+        rows.append(Purchase(row["user_id"], row["item_id"], row.get("order_id") or "", ts))
+    return rows
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise BadInteractionFile(f"cannot read {path}: {error.strerror}") from None
+
+
 def read_interactions(path: Path, fmt: str = "csv") -> list[Interaction]:
     if fmt not in FORMATS:
         raise BadInteractionFile(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise BadInteractionFile(f"cannot read {path}: {error.strerror}") from None
+    text = _read_text(path)
     parsed = parse_csv(text, str(path)) if fmt == "csv" else parse_movielens(text, str(path))
     if not parsed:
         raise BadInteractionFile(f"{path} holds no interactions")
+    return parsed
+
+
+def read_purchases(path: Path) -> list[Purchase]:
+    parsed = parse_purchases(_read_text(path), str(path))
+    if not parsed:
+        raise BadInteractionFile(f"{path} holds no purchases")
     return parsed

@@ -57,6 +57,36 @@ def test_evaluate_prints_als_and_popularity_metrics_and_writes_a_report(spark, t
     assert 0 < saved["als"]["coverage"] <= 1 and 0 <= saved["als"]["diversity"] <= 1
 
 
+def test_evaluate_with_repeats_refuses_a_split_or_format_of_its_own(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,1\n")
+    result = runner.invoke(app, ["evaluate", "--interactions", str(path), "--repeats", "--split", "time"])
+    assert result.exit_code == 2 and "last order" in result.output
+
+
+@pytest.mark.integration
+def test_evaluate_with_repeats_reports_buy_again_and_the_blend_beside_als_and_popularity(spark, tmp_path):
+    rng = random.Random(4)
+    lines = ["user_id,item_id,order_id,timestamp"]
+    for user in range(20):
+        staples = rng.sample(range(6), 2)
+        for week in range(4):
+            for item in {*staples, 6 + rng.randrange(12)}:
+                lines.append(f"u{user},p{item},o{user}-{week},{week * 604800}")
+    data = tmp_path / "orders.csv"
+    data.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        ["evaluate", "--interactions", str(data), "--repeats", "--params", "rank=4,max_iter=3", "--out", str(report)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "| buy_again |" in result.output and "| blend (weight" in result.output and "| ALS |" in result.output
+    saved = json.loads(report.read_text())
+    assert saved["split"] == "last order" and saved["blend_weight"] in (0, 0.25, 0.5, 0.75, 1)
+    assert saved["buy_again"]["ndcg"] > saved["popularity"]["ndcg"]
+
+
 @pytest.mark.integration
 def test_materialize_for_a_past_day_ranks_bestsellers_of_that_days_window(settings, spark, mongo_db):
     from datetime import datetime
