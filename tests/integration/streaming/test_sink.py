@@ -26,17 +26,16 @@ pytestmark = pytest.mark.integration
 RECSYS = Path(sys.executable).with_name("recsys")
 
 
-def sink_process(settings, log: Path) -> subprocess.Popen:
+def sink_process(settings, log: Path, **extra: str) -> subprocess.Popen:
     env = {
         **os.environ,
         **env_of(settings),
-        # Small batches close together, so the kill lands in the middle of the flow.
-        "RECSYS_SINK_MAX_RECORDS_PER_BATCH": "300",
         "RECSYS_SINK_TRIGGER_SECONDS": "0.3",
         "RECSYS_SPARK_DRIVER_MEMORY": "1g",
         # In-process Spark: the standalone cluster would only release the killed driver's
         # executors after it noticed the driver had gone, and the restarted sink would wait for them.
         "RECSYS_SPARK_WORKERS": "0",
+        **extra,
     }
     # A session of its own: SIGKILL takes the JVM down with it, like a machine failure.
     return subprocess.Popen(
@@ -71,7 +70,8 @@ def test_sigkill_mid_flow_then_restart_lands_every_record_exactly_once(spark, se
     producer = threading.Thread(target=produce_continuously, args=(settings, stop, sent))
     producer.start()
     try:
-        first = sink_process(settings, log)
+        # Small batches, so the kill lands in the middle of the flow.
+        first = sink_process(settings, log, RECSYS_SINK_MAX_RECORDS_PER_BATCH="300")
         try:
             wait_for(lambda: delta_version(settings.landing_dir) is not None, 300, "the killed run's first batch")
             os.killpg(first.pid, signal.SIGKILL)
@@ -80,7 +80,7 @@ def test_sigkill_mid_flow_then_restart_lands_every_record_exactly_once(spark, se
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)
         killed_at = sent[0]
-        second = sink_process(settings, log)
+        second = sink_process(settings, log)  # catches up in batches as large as the backlog
         try:
             time.sleep(10)  # records keep coming while the restarted sink starts
             stop.set()
