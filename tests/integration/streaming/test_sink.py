@@ -6,7 +6,6 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,28 +18,17 @@ from recsys_assets.resources import build_resources
 from recsys_io.kafka import end_offsets, make_producer
 from recsys_io.lake_log import delta_version
 from tests.support.batch import land, produce
-from tests.support.isolation import env_of
+from tests.support.isolation import recsys_process
 from tests.support.stream import wait_for
 
 pytestmark = pytest.mark.integration
-RECSYS = Path(sys.executable).with_name("recsys")
 
 
 def sink_process(settings, log: Path, **extra: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        **env_of(settings),
-        "RECSYS_SINK_TRIGGER_SECONDS": "0.3",
-        "RECSYS_SPARK_DRIVER_MEMORY": "1g",
-        # In-process Spark: the standalone cluster would only release the killed driver's
-        # executors after it noticed the driver had gone, and the restarted sink would wait for them.
-        "RECSYS_SPARK_WORKERS": "0",
-        **extra,
-    }
-    # A session of its own: SIGKILL takes the JVM down with it, like a machine failure.
-    return subprocess.Popen(
-        [str(RECSYS), "sink"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+    # In-process Spark: the standalone cluster would only release the killed driver's executors
+    # after it noticed the driver had gone, and the restarted sink would wait for them.
+    env = {"RECSYS_SINK_TRIGGER_SECONDS": "0.3", "RECSYS_SPARK_DRIVER_MEMORY": "1g", "RECSYS_SPARK_WORKERS": "0"}
+    return recsys_process(settings, "sink", log, **{**env, **extra})
 
 
 def produce_continuously(settings, stop: threading.Event, sent: list[int]) -> None:
