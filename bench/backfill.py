@@ -1,9 +1,12 @@
-"""Benchmark: backfilling raw_events for a range of days, one run per day against one run for the range.
+"""Benchmark: backfilling raw_events for a range of days, one run per day against one run for the range;
+with --ages, re-running single days of those ages (e.g. 1, 30 and 60 days old) from the lake.
 
 Runs against the stack in the environment (RECSYS_*), on events already in `recsys.events`, e.g.:
 
     recsys simulate history --days 10 --users 200 --products 100 --until 2026-11-21T00:00:00Z
     .venv/bin/python bench/backfill.py --from 2026-11-11 --to 2026-11-20
+
+    .venv/bin/python bench/backfill.py --ages 1,30,60   # on `make run`'s simulated store, landed
 
 Both ways run in this process with one Spark session, after an untimed warm-up run, so JVM start-up
 is left out of both. They write the same table (checked); the figure is the ratio of their times.
@@ -55,15 +58,35 @@ def table_rows(resources, first: str, last: str) -> int:
     return frame.where(f"day >= '{first}' AND day <= '{last}'").count()
 
 
+def rerun_by_age(assets, resources, instance, ages: list[int]) -> None:
+    """Time one run of the day `age` days ago, for each age: each reads only its own landed day."""
+    today = date.today()
+    print(f"warm-up: {today.isoformat()}", flush=True)
+    timed_run(assets, resources, instance, partition_key=today.isoformat())
+    figures = {"benchmark": "backfill_by_age", "machine": machine(), "days": {}}
+    for age in ages:
+        day = (today - timedelta(days=age)).isoformat()
+        seconds = timed_run(assets, resources, instance, partition_key=day)
+        rows = table_rows(resources, day, day)
+        print(f"{age} days old ({day}): {seconds:.1f} s ({rows} rows)", flush=True)
+        figures["days"][str(age)] = {"day": day, "seconds": round(seconds, 1), "rows": rows}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "backfill_by_age.json").write_text(json.dumps(figures, indent=2))
+
+
 def main() -> None:
     yesterday = date.today() - timedelta(days=1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="first", default=(yesterday - timedelta(days=9)).isoformat())
     parser.add_argument("--to", dest="last", default=yesterday.isoformat())
+    parser.add_argument("--ages", help="Comma-separated ages in days (e.g. 1,30,60): re-run those single days.")
     args = parser.parse_args()
     days = days_between(args.first, args.last)
     settings = Settings.from_env()
     assets, resources, instance = build_assets(settings), build_resources(settings), DagsterInstance.ephemeral()
+    if args.ages:
+        rerun_by_age(assets, resources, instance, [int(a) for a in args.ages.split(",")])
+        return
 
     print(f"warm-up: {days[0]}", flush=True)
     timed_run(assets, resources, instance, partition_key=days[0])

@@ -6,19 +6,30 @@ from loading with the variable's name; the daily partitions start on RECSYS_EVEN
 it is then. The resources read the variables again when a run starts (see resources.py).
 """
 
-from dagster import AssetsDefinition, Definitions, definitions
+from dagster import AssetsDefinition, Definitions, SourceAsset, definitions
 
-from recsys_assets import automation, bestsellers, catalog, experiment_results, ingest, model, online_metrics, serving
+from recsys_assets import (
+    automation,
+    bestsellers,
+    catalog,
+    experiment_results,
+    ingest,
+    landing,
+    model,
+    online_metrics,
+    serving,
+)
 from recsys_assets.resources import build_resources
 from recsys_core.settings import Settings
 
-all_checks = [model.als_beats_popularity]
+all_checks = [model.als_beats_popularity, landing.sink_keeps_up]
 
 
-def build_assets(settings: Settings) -> list[AssetsDefinition]:
+def build_assets(settings: Settings) -> list[AssetsDefinition | SourceAsset]:
     """Every asset of the graph, raw_events and the online metrics partitioned by day from the settings' start date."""
     partitions = ingest.daily_partitions(settings.events_start_date)
     return [
+        landing.events_landing,
         ingest.raw_events_asset(partitions),
         catalog.products,
         catalog.orders,
@@ -44,9 +55,11 @@ def build_definitions(settings: Settings) -> Definitions:
             automation.model_refresh,
             model.rollback_model_job,
             experiment_results.promote_experiment_winner_job,
+            landing.sink_watch,
+            landing.late_events,
         ],
-        schedules=[automation.hourly_ingest_schedule, automation.daily_model_schedule],
-        sensors=[automation.retrain_sensor, automation.run_failure_logger],
+        schedules=[automation.hourly_ingest_schedule, automation.daily_model_schedule, landing.sink_watch_schedule],
+        sensors=[automation.retrain_sensor, automation.run_failure_logger, landing.late_events_sensor],
         resources=build_resources(),
     )
 

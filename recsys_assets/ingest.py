@@ -1,16 +1,15 @@
-"""Raw events: one Delta partition per day of the events' own time, rebuilt from `recsys.events`.
+"""Raw events: one Delta partition per day of the events' own time, rebuilt from the lake's landed records.
 
-A day is selected by the event's `ts`, not by Kafka's record timestamp: a simulator or a replay
-producing sixty days of history now would otherwise land every event in today's partition.
-Kafka's timestamp still bounds the read from below, because an event is produced no earlier than
-`MAX_FUTURE` before its own time (later ones are rejected by validation); the read ends at the
-latest offsets. Each record is validated with the platform's one validation, against its own
-record time as "now", so a re-run judges it exactly as the first run did. A run replaces its
-whole days (`replaceWhere`), so re-running or backfilling a day never duplicates anything.
+The sink (`recsys sink`) lands every record of `recsys.events` in `events_landing`, partitioned
+by the day of the event's own `ts` (a simulator or a replay producing sixty days of history now
+would otherwise put every event in today's partition). A day of raw_events reads only that day's
+landed partition, so it can be rebuilt long after Kafka's retention deleted its records. Each
+record is validated with the platform's one validation, against its own record time as "now", so
+a re-run judges it exactly as the first run did. A run replaces its whole days (`replaceWhere`),
+so re-running or backfilling a day never duplicates anything.
 
-A backfill of many days is one run (`BackfillPolicy.single_run()`): the topic is read and
-validated once for the whole range instead of once per day, since every day's read would scan
-everything produced since that day anyway. A single day is a range of one.
+A backfill of many days is one run (`BackfillPolicy.single_run()`): one read and one validation
+of the range's landed records. A single day is a range of one.
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -32,9 +31,10 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 
 from recsys_assets.records import EVENT_COLUMNS, LIST_FIELDS, RECORD_SCHEMA, validate_records
-from recsys_assets.resources import KafkaResource, LakeResource
-from recsys_core.events import MAX_FUTURE
+from recsys_assets.resources import LakeResource
+from recsys_core.errors import RecsysError
 from recsys_core.markdown import markdown_table
+from recsys_core.settings import LANDING_TABLE
 
 # Run tags naming a run's partition or its range of partitions (what the UI's backfills set).
 PARTITION_TAG = "dagster/partition"
@@ -42,28 +42,24 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def read_days(spark, kafka: KafkaResource, first: str, last: str, lake_first_day: date):
-    """Validated records (valid or not) of the UTC days first..last, from one read of Kafka."""
+def read_days(spark, lake: LakeResource, first: str, last: str, lake_first_day: date):
+    """Validated records (valid or not) of the UTC days first..last, from those days' landed records only."""
     from pyspark.sql import functions as F
 
-    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
-    lower_ms = int((start - MAX_FUTURE).timestamp() * 1000)
-    source = (
-        spark.read.format("kafka")
-        .options(**kafka.source_options(kafka.events_topic))
-        .option("startingTimestamp", str(lower_ms))
-        .option("startingOffsetsByTimestampStrategy", "latest")
-        .load()
-        .select(
-            "topic",
-            "partition",
-            "offset",
-            F.col("value").cast("string").alias("value"),
-            F.unix_millis("timestamp").alias("kafka_ts_ms"),
+    if not lake.exists(LANDING_TABLE):
+        raise RecsysError(
+            f"{lake.table(LANDING_TABLE)} holds no landed records yet: run `recsys sink --once` "
+            "(or keep `recsys sink` running) before building raw_events"
         )
+    landed = (
+        spark.read.format("delta")
+        .load(lake.table(LANDING_TABLE))
+        .where(F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date")))  # partition pruning
+        .select("topic", "partition", "offset", "value", F.unix_millis("kafka_ts").alias("kafka_ts_ms"))
     )
     validate = partial(validate_records, first_day=lake_first_day)
-    records = spark.createDataFrame(source.rdd.mapPartitions(validate), RECORD_SCHEMA)
+    records = spark.createDataFrame(landed.rdd.mapPartitions(validate), RECORD_SCHEMA)
+    # The landing day and the record's day are one rule (recsys_core.landing): the filter keeps them so.
     return records.withColumn("day", F.to_date(F.timestamp_millis("day_ms"))).where(
         F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date"))
     )
@@ -139,13 +135,14 @@ def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
                 partitions_def=partitions,
                 description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
                 "event_id, history_delete tombstones, served lists' impressions and clicks included. "
-                "Delta, partitioned by day.",
+                "Delta, partitioned by day, built from the day's records in events_landing.",
+                deps=[LANDING_TABLE],
             ),
             AssetSpec(
                 "quarantined_events",
                 group_name="ingest",
                 partitions_def=partitions,
-                description="Records of recsys.events that failed validation, with the reason, by day.",
+                description="Landed records of recsys.events that failed validation, with the reason, by day.",
             ),
         ],
         check_specs=[
@@ -160,7 +157,7 @@ def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
     )(raw_events)
 
 
-def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: KafkaResource, lake: LakeResource):
+def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
     from pyspark.sql import functions as F
 
     keys = context.partition_key_range
@@ -168,7 +165,7 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, kafka: Ka
     session = spark.spark_session
     # The lake's first day is its partitions' first key (RECSYS_EVENTS_START_DATE when they were defined).
     lake_first_day = date.fromisoformat(context.assets_def.partitions_def.get_first_partition_key())
-    records = read_days(session, kafka, first, last, lake_first_day).persist()
+    records = read_days(session, lake, first, last, lake_first_day).persist()
     try:
         events, quarantined = split_records(records)
         replace_days(events, lake.table("raw_events"), first, last)

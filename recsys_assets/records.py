@@ -12,11 +12,12 @@ import json
 import operator
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from recsys_core.attribution import attributed_purchases
-from recsys_core.events import InvalidEvent, parse_event, parse_ts, placement_problem
+from recsys_core.events import InvalidEvent, parse_event, parse_ts
 from recsys_core.interactions import interaction_strengths
+from recsys_core.landing import record_time
 
 EVENT_COLUMNS = (
     "event_id string, type string, user_id string, ts_ms long, product_id string, source string, "
@@ -42,27 +43,23 @@ ATTRIBUTED_SCHEMA = (
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _record_day_ms(raw: object, kafka_time: datetime, first_day: date) -> int:
-    """The day an (invalid) record belongs to: its own ts when readable and the lake has a day for it,
-    else its arrival, and never before the lake's first day (a record no day holds would be lost)."""
-    try:
-        ts = parse_ts(raw.get("ts")) if isinstance(raw, dict) else kafka_time
-    except InvalidEvent:
-        ts = kafka_time
-    if placement_problem(ts, kafka_time, first_day):
-        ts = max(kafka_time, datetime.combine(first_day, time(), UTC))
+def _ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
 def validate_records(rows: Iterable, first_day: date) -> Iterator[tuple]:
-    """Kafka rows -> (valid, day, ..., event columns), against the lake's `first_day`; runs on the executors."""
+    """Landed Kafka rows -> (valid, day, ..., event columns), against the lake's `first_day`; runs on the executors.
+
+    A record's day is recsys_core.landing's, the day it landed in: a day's records validate into that day.
+    """
     for row in rows:
         kafka_time = datetime.fromtimestamp(row.kafka_ts_ms / 1000, UTC)
         base = (row.partition, row.offset, row.kafka_ts_ms, row.value)
         try:
             raw = json.loads(row.value) if row.value is not None else None
         except ValueError as error:
-            yield (False, row.kafka_ts_ms, *base, f"value: not JSON ({error})") + NO_EVENT
+            day_ms = _ms(record_time(None, kafka_time, first_day))
+            yield (False, day_ms, *base, f"value: not JSON ({error})") + NO_EVENT
             continue
         if isinstance(raw, dict) and raw.get("event_id") is None:
             # parse_event would draw a random id: derive one from the record so re-runs agree.
@@ -71,9 +68,9 @@ def validate_records(rows: Iterable, first_day: date) -> Iterator[tuple]:
             event = parse_event(raw, kafka_time, first_day=first_day, allow_internal=True)
         except InvalidEvent as error:
             reason = "; ".join(f"{e.field}: {e.reason}" for e in error.errors)
-            yield (False, _record_day_ms(raw, kafka_time, first_day), *base, reason) + NO_EVENT
+            yield (False, _ms(record_time(raw, kafka_time, first_day)), *base, reason) + NO_EVENT
             continue
-        ts_ms = int(parse_ts(event["ts"]).timestamp() * 1000)
+        ts_ms = _ms(parse_ts(event["ts"]))
         items = [(i["product_id"], i["quantity"], i["price"]) for i in event.get("items", [])] or None
         yield (
             True,

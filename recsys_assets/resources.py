@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from recsys_core.errors import ServerUnavailable
 from recsys_core.settings import Settings, Topics
 from recsys_io.mongo import ensure_indexes, mongo_client, serving_db
-from recsys_io.spark import name_executors_python, spark_conf
+from recsys_io.spark import kafka_source_options, name_executors_python, spark_conf
 
 
 class FromSettings(ConfigurableResource):
@@ -82,11 +82,22 @@ class LakeResource(FromSettings):
 
 
 class KafkaResource(FromSettings):
-    """Kafka as Spark's batch source reads it."""
+    """Kafka as Spark's batch source reads it, and how far behind its end the sink may fall."""
 
-    settings_fields = {"bootstrap_servers": "kafka_servers", "topic_prefix": "topic_prefix"}
+    settings_fields = {
+        "bootstrap_servers": "kafka_servers",
+        "topic_prefix": "topic_prefix",
+        "sink_max_lag_minutes": "sink_max_lag_minutes",
+    }
     bootstrap_servers: str | None = None
     topic_prefix: str | None = None
+    sink_max_lag_minutes: float | None = None
+
+    def settings(self) -> Settings:
+        """Settings naming this Kafka, for recsys_io's clients."""
+        return dataclasses.replace(
+            Settings.from_env(), kafka_bootstrap=self.bootstrap_servers, topic_prefix=self.topic_prefix
+        )
 
     @property
     def events_topic(self) -> str:
@@ -97,13 +108,7 @@ class KafkaResource(FromSettings):
         return Topics(self.topic_prefix).catalog
 
     def source_options(self, topic: str) -> dict[str, str]:
-        return {
-            "kafka.bootstrap.servers": self.bootstrap_servers,
-            "subscribe": topic,
-            "failOnDataLoss": "false",
-            "kafka.request.timeout.ms": "10000",
-            "kafka.default.api.timeout.ms": "20000",
-        }
+        return kafka_source_options(self.bootstrap_servers, topic)
 
 
 class MongoResource(FromSettings):

@@ -2,9 +2,9 @@
 
 1. the local stack (provisioned once);
 2. a simulated catalog and N days of shoppers' history, loaded once per data dir;
-3. the asset graph materialised once (raw events, bestsellers, the ALS model with its checks,
+3. the events topic landed in the lake (`recsys sink --once`) and the asset graph materialised once (raw events, bestsellers, the ALS model with its checks,
    serving documents), again only when no model has been promoted yet;
-4. supervised together until Ctrl-C: the Dagster webserver and daemon, the streaming job, the API
+4. supervised together until Ctrl-C: the Dagster webserver and daemon, the streaming job, the sink, the API
    and live simulated traffic.
 A second run finds the stack, the data and the model in place and is up in well under a minute.
 """
@@ -102,6 +102,12 @@ def materialize_once(s: Settings, days: int, force: bool, config: Path | None) -
         return
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)
+    say("Landing the events topic in the lake (recsys sink --once)")
+    landed = subprocess.run(RECSYS + ["sink", "--once"], stdin=subprocess.DEVNULL)
+    if landed.returncode != 0:
+        typer.secho(
+            f"warning: landing the events did not finish (exit {landed.returncode})", fg=typer.colors.YELLOW, err=True
+        )
     say(f"Materialising the asset graph for {first} .. {today} (Spark; a few minutes on 2 cores)")
     extra = ["--config", str(config)] if config else []
     result = subprocess.run(
@@ -156,6 +162,7 @@ def platform_children(s: Settings, key: str, read: str, config: StoreConfig, liv
         ),
         child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-m", "recsys_assets.definitions"]),
         child("streaming", RECSYS + ["stream"]),
+        child("sink", RECSYS + ["sink"]),
         child("api", RECSYS + ["api"], f"http://{s.api_host}:{s.api_port}/health"),
     ]
     if live_rate > 0:

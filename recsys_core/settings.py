@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from recsys_core.errors import SettingsError
 
+LANDING_TABLE = "events_landing"
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -322,6 +324,27 @@ class Settings:
         "Where the streaming job starts when it has no checkpoint yet: "
         "earliest (rebuild from all Kafka holds) or latest (only new events).",
     )
+    sink_trigger_seconds: float = _var(
+        "RECSYS_SINK_TRIGGER_SECONDS", _positive_float, "2", "Micro-batch interval of the Kafka -> Delta sink."
+    )
+    sink_max_records_per_batch: int = _var(
+        "RECSYS_SINK_MAX_RECORDS_PER_BATCH",
+        _positive_int,
+        "200000",
+        "Most Kafka records one micro-batch of the sink lands (bounds a batch after a backlog).",
+    )
+    sink_max_lag_minutes: float = _var(
+        "RECSYS_SINK_MAX_LAG_MINUTES",
+        _positive_float,
+        "15",
+        "The sink_keeps_up check warns when the oldest record not yet landed has waited longer.",
+    )
+    kafka_retention_hours: int = _var(
+        "RECSYS_KAFKA_RETENTION_HOURS",
+        _positive_int,
+        "168",
+        "How long the local (and compose) Kafka keeps records; the lake's events_landing is the record.",
+    )
     ready_timeout_seconds: float = _var(
         "RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90", "How long `stack up` waits for a server to answer."
     )
@@ -396,6 +419,11 @@ class Settings:
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def landing_dir(self) -> Path:
+        """The Delta table every record of the events topic lands in (`events_landing`)."""
+        return self.lake_dir / LANDING_TABLE
 
     @property
     def models_dir(self) -> Path:

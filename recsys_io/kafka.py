@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.serializer import Deserializer, Serializer
@@ -141,3 +142,37 @@ def kafka_ping(settings: Settings, timeout_ms: int = 3_000) -> bool:
         return False
     finally:
         admin.close()
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The offset the next record of each partition of `topic` will get."""
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    except KafkaError as error:
+        raise _unavailable(settings, error) from error
+    finally:
+        consumer.close()
+
+
+def record_times(settings: Settings, topic: str, positions: Mapping[int, int]) -> dict[int, datetime]:
+    """The Kafka timestamp of the record at each (partition: offset), or of the first one kept after it."""
+    # Raw bytes: the record may be anything a producer sent.
+    consumer = make_consumer(settings, group_id=None, value_deserializer=None, key_deserializer=None)
+    found: dict[int, datetime] = {}
+    try:
+        for partition, offset in positions.items():
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            for _ in range(5):  # the first polls may return before the fetch does
+                batch = consumer.poll(timeout_ms=2_000, max_records=1).get(tp)
+                if batch:
+                    found[partition] = datetime.fromtimestamp(batch[0].timestamp / 1000, UTC)
+                    break
+        return found
+    except KafkaError as error:
+        raise _unavailable(settings, error) from error
+    finally:
+        consumer.close()

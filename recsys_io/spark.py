@@ -127,6 +127,22 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
     }
 
 
+def kafka_source_options(bootstrap_servers: str, topic: str) -> dict[str, str]:
+    """The one way Spark reads a Kafka topic, batch or streaming (the speed layer, the sink, the batch layer).
+
+    `failOnDataLoss=false`: records deleted by retention (or a re-created topic) before a reader got
+    to them are gone whatever it does; failing would stop every later record too. Spark logs the
+    skipped range.
+    """
+    return {
+        "kafka.bootstrap.servers": bootstrap_servers,
+        "subscribe": topic,
+        "failOnDataLoss": "false",
+        "kafka.request.timeout.ms": "10000",
+        "kafka.default.api.timeout.ms": "20000",
+    }
+
+
 def name_executors_python() -> None:
     """Make Python workers run this interpreter (the platform's venv) before a SparkContext starts.
 

@@ -135,7 +135,8 @@ class KafkaServer(Server):
                     "share.coordinator.state.topic.replication.factor=1",
                     "share.coordinator.state.topic.min.isr=1",
                     "group.initial.rebalance.delay.ms=0",
-                    "log.retention.hours=-1",  # the batch layer rebuilds from Kafka: keep events
+                    # A buffer, not the record: the sink lands every event in the lake (events_landing).
+                    f"log.retention.hours={s.kafka_retention_hours}",
                     "log.segment.bytes=134217728",
                     "num.network.threads=2",
                     "num.io.threads=2",

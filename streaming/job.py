@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from recsys_core.errors import RecsysError
 from recsys_core.settings import Settings
-from recsys_io.spark import get_spark
+from recsys_io.spark import get_spark, kafka_source_options
 from streaming.batch import BatchProcessor
 from streaming.retry import FIRST_DELAY, MAX_DELAY
 
@@ -40,15 +40,10 @@ def start_query(
     """Start the query; `once` processes what is in the topic now and ends (availableNow)."""
     source = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_servers)
-        .option("subscribe", settings.topics.events)
+        .options(**kafka_source_options(settings.kafka_servers, settings.topics.events))
         # Only used without a checkpoint; "earliest" rebuilds the serving store from all Kafka holds.
         .option("startingOffsets", settings.stream_starting_offsets)
         .option("maxOffsetsPerTrigger", settings.stream_max_events_per_batch)
-        # Records deleted by retention (or a re-created topic) before the job read them are gone
-        # whatever we do; failing the query would only stop every shopper's updates. Spark logs
-        # the skipped range, and the batch layer rebuilds from the lake.
-        .option("failOnDataLoss", "false")
         .load()
         .select("topic", "partition", "offset", "value")
     )
@@ -125,7 +120,7 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
                     break
                 log.warning(
                     "the streaming query stopped (%s); restarting from the checkpoint in %.0fs",
-                    _first_line(error),
+                    first_line(error),
                     delay,
                 )
                 if signals.requested.wait(delay):
@@ -134,7 +129,7 @@ def run(settings: Settings, *, once: bool = False, spark: SparkSession | None = 
     except (Py4JError, ConnectionError) as error:
         # The JVM died under us (killed with the process group, out of memory): nothing to retry here.
         raise RecsysError(
-            f"the Spark driver stopped unexpectedly ({_first_line(error)}); start `recsys "
+            f"the Spark driver stopped unexpectedly ({first_line(error)}); start `recsys "
             "stream` again, it resumes from its checkpoint"
         ) from error
     finally:
@@ -163,5 +158,5 @@ def _wait(query: StreamingQuery, processor: BatchProcessor, signals: ShutdownSig
             return None if processor.stopping.is_set() else error
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

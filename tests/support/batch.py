@@ -27,6 +27,13 @@ def produce(settings, events) -> None:
         producer.close()
 
 
+def land(settings, spark) -> None:
+    """What the events topic holds now, landed in the lake's events_landing (`recsys sink --once`)."""
+    from streaming.sink import run
+
+    run(settings, once=True, spark=spark)
+
+
 def event(kind: str, user: str, product: str, ts: datetime, **fields) -> dict:
     body = {"event_id": str(uuid.uuid4()), "type": kind, "user_id": user, "ts": format_ts(ts), **fields}
     if kind == "purchase":

@@ -7,8 +7,12 @@ test that reads its topics from the start sees only its own records, whatever ra
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from recsys_core.settings import Settings
 from recsys_io.kafka import ensure_topics, make_admin
@@ -46,3 +50,17 @@ def env_of(settings: Settings) -> dict[str, str]:
         "RECSYS_MONGO_DB": settings.mongo_db,
         "RECSYS_TOPIC_PREFIX": settings.topic_prefix,
     }
+
+
+def recsys_process(settings: Settings, command: str, log: Path, **env: str) -> subprocess.Popen:
+    """`recsys COMMAND` as a process of its own under `settings` (plus `env`), its output appended to `log`.
+
+    A session of its own: SIGKILL of its group takes the JVM down with it, like a machine failure.
+    """
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("recsys")), command],
+        env={**os.environ, **env_of(settings), **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

@@ -144,13 +144,14 @@ def test_model_commands_list_refuse_and_roll_back(settings, mongo_db):
 def test_materialize_backfills_a_range_in_one_run_printing_one_line_per_step(settings, spark, unique):
     from datetime import UTC, datetime, timedelta
 
-    from tests.support.batch import event, produce
+    from tests.support.batch import event, land, produce
 
     first = datetime(2026, 4, 1, tzinfo=UTC)
     produce(
         settings,
         [event("product_view", f"{unique}-u", f"{unique}-p", first + timedelta(days=i, hours=2)) for i in range(2)],
     )
+    land(settings, spark)
     env = env_of(settings)
     result = runner.invoke(app, ["materialize", "raw_events", "--from", "2026-04-01", "--to", "2026-04-02"], env=env)
     assert result.exit_code == 0, result.output

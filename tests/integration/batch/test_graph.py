@@ -20,7 +20,7 @@ from recsys_assets.definitions import all_checks, build_assets
 from recsys_assets.resources import build_resources
 from recsys_io.kafka import make_producer
 from recsys_io.mongo import mongo_client, serving_db
-from tests.support.batch import event, model_config, produce
+from tests.support.batch import event, land, model_config, produce
 from tests.support.isolation import isolated, release
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ def catalog(prefix: str, groups) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def graph(stack):
+def graph(stack, spark):
     prefix = f"g{random.randrange(10**8)}"
     settings = isolated(stack, "graph")
     events, planted = planted_events(prefix)
@@ -81,6 +81,7 @@ def graph(stack):
         producer.send(settings.topics.catalog, key=product["product_id"], value=product)
     producer.flush(30)
     producer.close()
+    land(settings, spark)
     instance = DagsterInstance.ephemeral()
     result = materialize(
         build_assets(settings) + all_checks,

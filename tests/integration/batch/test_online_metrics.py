@@ -26,6 +26,7 @@ from recsys_core.experiments import assign, parse_experiment
 from recsys_io.mongo import BESTSELLERS, RECOMMENDATIONS, mongo_client, serving_db
 from recsys_io.registry import current_model, register_model
 from tests.support.api import NOW, api_client, bestsellers
+from tests.support.batch import land
 from tests.support.isolation import env_of, isolated, release
 
 pytestmark = pytest.mark.integration
@@ -111,7 +112,7 @@ def purchase(user: str, product: str, quantity: int, price: float) -> dict:
 
 
 @pytest.fixture(scope="module")
-def served(stack):
+def served(stack, spark):
     settings = isolated(stack, "online_metrics")
     by_variant = shoppers(f"m{random.randrange(10**6)}")
     everyone = [u for users in by_variant.values() for u in users]
@@ -146,7 +147,8 @@ def served(stack):
         ]
         accepted = api.post("/v1/events", json={"events": clicks + purchases}, headers=KEY)
         assert accepted.status_code == 202, accepted.text
-    # The API flushed its impressions to Kafka when it closed.
+    # The API flushed its impressions to Kafka when it closed; the sink lands them with the rest.
+    land(settings, spark)
     day = datetime.now(UTC).date().isoformat()
     instance = DagsterInstance.ephemeral()
     result = materialize(

@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,25 +15,21 @@ import pytest
 from recsys_io.mongo import HISTORY, MODELS, RECOMMENDATIONS, mongo_client
 from streaming.batch import BatchProcessor
 from streaming.job import start_query
-from tests.support.isolation import env_of
+from tests.support.isolation import recsys_process
 from tests.support.stream import BOOKS, SHOES, delete, produce, purchase, stable_fields, view, wait_for, write_model
 
 pytestmark = pytest.mark.integration
-RECSYS = Path(sys.executable).with_name("recsys")
 
 
 def stream_process(settings, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        **env_of(settings),
-        # Small batches close together, so the kill lands in the middle of the stream.
-        "RECSYS_STREAM_MAX_EVENTS_PER_BATCH": "50",
-        "RECSYS_STREAM_TRIGGER_SECONDS": "0.2",
-        "RECSYS_SPARK_DRIVER_MEMORY": "1g",
-    }
-    # A session of its own: SIGKILL takes the JVM down with it, like a machine failure.
-    return subprocess.Popen(
-        [str(RECSYS), "stream"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    # Small batches close together, so the kill lands in the middle of the stream.
+    return recsys_process(
+        settings,
+        "stream",
+        log,
+        RECSYS_STREAM_MAX_EVENTS_PER_BATCH="50",
+        RECSYS_STREAM_TRIGGER_SECONDS="0.2",
+        RECSYS_SPARK_DRIVER_MEMORY="1g",
     )
 
 
