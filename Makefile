@@ -9,8 +9,12 @@ STAMP  := $(VENV)/.installed
 run: install
 	$(BIN)/recsys run $(RUN_ARGS)
 
+# Two pytest-xdist workers, each on a test stack of its own; a module's tests stay on one worker
+# (module fixtures share a stack of data). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: lint browser postgres provision
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The linter, the formatter's check and the type checker (settings in pyproject.toml): zero findings.
 lint: install

@@ -15,8 +15,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
-# RECSYS_TEST_SLOT=N runs a second suite beside the first: other ports, other data dir.
-SLOT = int(os.environ.get("RECSYS_TEST_SLOT", "0"))
+# RECSYS_TEST_SLOT=N runs a second suite beside the first: other ports, other data dir. Each
+# pytest-xdist worker (`make test` runs two) takes a slot of its own, WORKER_SLOTS apart, so the
+# workers' stacks never meet and slots 1 to 4 stay free for suites run by hand beside them.
+WORKER_SLOTS = 5
+SLOT = int(os.environ.get("RECSYS_TEST_SLOT", "0")) + WORKER_SLOTS * int(
+    os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+)
 
 TEST_ENV = {
     "RECSYS_DATA_DIR": str(ROOT / (".recsys-test" + (str(SLOT) if SLOT else ""))),
