@@ -57,9 +57,12 @@ class ListQuery:
     min_size: int
     exclude: tuple[str, ...] = ()
     category: str | None = None
+    buy_again_weight: float = 0.0  # RECSYS_BUY_AGAIN_WEIGHT: the recommendations' share of products bought again
 
 
 def provide_list_query(
     settings: Settings, limit: Limit = 10, exclude: Exclude = None, category: Category = None
 ) -> ListQuery:
-    return ListQuery(limit, settings.min_list_size, tuple(excluded_products(exclude)), category)
+    return ListQuery(
+        limit, settings.min_list_size, tuple(excluded_products(exclude)), category, settings.buy_again_weight
+    )

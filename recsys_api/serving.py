@@ -14,11 +14,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api.params import ListQuery
-from recsys_core import ranking, reasons
+from recsys_core import ranking, reasons, repeats
 from recsys_core.documents import GLOBAL_SCOPE
 from recsys_core.history import BrowsingHistory
 from recsys_core.reasons import Reason
-from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
+from recsys_io.mongo import BESTSELLERS, BUY_AGAIN, HISTORY, PRODUCTS, RECOMMENDATIONS, SIMILAR_ITEMS
 
 PERSONALIZED = "personalized"
 NON_PERSONALIZED = "non-personalized"
@@ -131,6 +131,14 @@ async def _in_category(db: AsyncDatabase, product_ids: list[str], category: str)
     return {doc["_id"] async for doc in cursor}
 
 
+async def _bought_again(db: AsyncDatabase, user_id: str, weight: float) -> list[str]:
+    """The shopper's products to buy again (the buy_again_lists asset's), read only when they are blended in."""
+    if weight <= 0:
+        return []
+    doc = await db[BUY_AGAIN].find_one({"_id": user_id}, {"items": 1})
+    return [item["product_id"] for item in (doc or {}).get("items") or ()]
+
+
 async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> ProductList:
     """The user's precomputed recommendations; else the bestsellers strategy minus what they bought.
 
@@ -146,7 +154,11 @@ async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> 
     if doc:
         strategy = doc.get("strategy") or "als"
         item_of = {item["product_id"]: item for item in doc.get("items") or ()}
-        ranked = list(item_of)
+        ranked, again = list(item_of), await _bought_again(db, user_id, query.buy_again_weight)
+        if again:
+            blended = repeats.blend(again, ranked, query.buy_again_weight, k=len(again) + len(ranked))
+            ranked = [p for p, _ in blended]
+            item_of.update({p: {"reason": reasons.buy_again()} for p, source in blended if source == repeats.BUY_AGAIN})
         if category is not None and ranked:
             in_category = await _in_category(db, ranked, category)
             ranked = [p for p in ranked if p in in_category]

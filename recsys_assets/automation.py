@@ -28,6 +28,7 @@ from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, as_of_run_confi
 from recsys_assets.resources import LakeResource
 
 INGEST = AssetSelection.assets("raw_events", "quarantined_events", "products", "orders")
+BUY_AGAIN = AssetSelection.assets("buy_again_lists")
 BESTSELLERS = AssetSelection.assets("bestsellers", "category_bestsellers", "bestseller_documents")
 ONLINE_METRICS = AssetSelection.assets(
     "impressions", "clicks", "attributed_orders", "online_metrics", "experiment_results"
@@ -39,8 +40,9 @@ MODEL = AssetSelection.assets(
 # Partitioned like raw_events: Dagster takes the partitions from the selected assets when it resolves the job.
 hourly_refresh = define_asset_job(
     "hourly_refresh",
-    selection=INGEST | BESTSELLERS | ONLINE_METRICS,
-    description="Today's raw_events, the catalog, orders, the bestsellers, the online metrics and experiment results.",
+    selection=INGEST | BESTSELLERS | BUY_AGAIN | ONLINE_METRICS,
+    description="Today's raw_events, the catalog, orders, the bestsellers, the buy-again lists, the online metrics "
+    "and experiment results.",
 )
 model_refresh = define_asset_job(
     "model_refresh",

@@ -11,6 +11,7 @@ from dagster import AssetsDefinition, Definitions, SourceAsset, definitions
 from recsys_assets import (
     automation,
     bestsellers,
+    buy_again,
     catalog,
     experiment_results,
     ingest,
@@ -41,6 +42,7 @@ def build_assets(settings: Settings) -> list[AssetsDefinition | SourceAsset]:
         serving.item_similarities,
         serving.content_similarities,
         serving.user_recommendations,
+        buy_again.buy_again_lists,
         *online_metrics.metrics_assets(partitions, settings.attribution_window),
         experiment_results.experiment_results_asset,
     ]

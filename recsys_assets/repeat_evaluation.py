@@ -59,7 +59,8 @@ def purchases_frame(spark, rows: Iterable[Purchase]):
     return spark.createDataFrame([(p.user_id, p.item_id, p.order_id, float(p.ts)) for p in rows], PURCHASE_SCHEMA)
 
 
-def _purchase(row) -> Purchase:
+def purchase_of(row) -> Purchase:
+    """A Purchase from a row of user_id, item_id, order_id (may be null) and ts (seconds)."""
     return Purchase(row.user_id, row.item_id, row.order_id or "", float(row.ts))
 
 
@@ -74,7 +75,7 @@ def _split_shoppers(grouped: Iterator[tuple[str, Iterable[Purchase]]]):
 
 def split_last_orders(frame):
     """DataFrame(user_id, item_id, order_id, ts, held_out): split_last_order applied to each shopper in a task."""
-    by_user = frame.select("user_id", "item_id", "order_id", "ts").rdd.map(lambda r: (r.user_id, _purchase(r)))
+    by_user = frame.select("user_id", "item_id", "order_id", "ts").rdd.map(lambda r: (r.user_id, purchase_of(r)))
     return frame.sparkSession.createDataFrame(by_user.groupByKey().mapPartitions(_split_shoppers), SPLIT_SCHEMA)
 
 
@@ -85,7 +86,7 @@ def _rates(grouped: Iterator[tuple[str, Iterable[Purchase]]]):
 
 def product_repeat_rates(purchases) -> dict[str, float]:
     """Every product's repeat rate (per product, like the model's item data): repeat_rate in a task per product."""
-    by_item = purchases.select("user_id", "item_id", "order_id", "ts").rdd.map(lambda r: (r.item_id, _purchase(r)))
+    by_item = purchases.select("user_id", "item_id", "order_id", "ts").rdd.map(lambda r: (r.item_id, purchase_of(r)))
     return dict(by_item.groupByKey().mapPartitions(_rates).collect())
 
 

@@ -7,6 +7,8 @@
     {"kind": "category_bestseller", "category_id": c}   sells best in c, a category browsed lately
     {"kind": "bestseller"}                              sells best in the whole shop
     {"kind": "similar", "product_id": p}                a neighbour of the product p on show
+    {"kind": "buy_again"}                               the shopper bought it before, and shoppers
+                                                        here buy it again (recsys_core.repeats)
 
 The writers of the serving documents store the reason beside each product; a document written
 before reasons were kept is read with the reason its strategy implies (`stored_reason`).
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from recsys_core.documents import GLOBAL_SCOPE
+from recsys_core.repeats import BUY_AGAIN
 
 Reason = dict[str, Any]
 
@@ -27,7 +30,7 @@ MODEL = "model"
 CATEGORY_BESTSELLER = "category_bestseller"
 BESTSELLER = "bestseller"
 SIMILAR = "similar"
-KINDS = (VIEWED, MODEL, CATEGORY_BESTSELLER, BESTSELLER, SIMILAR)
+KINDS = (VIEWED, MODEL, CATEGORY_BESTSELLER, BESTSELLER, SIMILAR, BUY_AGAIN)
 
 
 def viewed(product_id: str, viewed_at: datetime | None = None) -> Reason:
@@ -45,6 +48,10 @@ def bestseller_of(scope: str) -> Reason:
     if scope == GLOBAL_SCOPE:
         return {"kind": BESTSELLER}
     return {"kind": CATEGORY_BESTSELLER, "category_id": scope}
+
+
+def buy_again() -> Reason:
+    return {"kind": BUY_AGAIN}
 
 
 def similar(product_id: str) -> Reason:

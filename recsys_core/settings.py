@@ -104,6 +104,16 @@ def _positive_float(name: str, raw: str) -> float:
     return value
 
 
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, raw, "expected a number") from None
+    if not 0 <= value <= 1:
+        raise SettingsError(name, raw, "expected a number from 0 to 1")
+    return value
+
+
 def _bootstrap(name: str, raw: str) -> str:
     servers = [s.strip() for s in raw.split(",") if s.strip()]
     if not servers:
@@ -291,6 +301,13 @@ class Settings:
     )
     dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
     min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5", "Lists shorter than this are served empty.")
+    buy_again_weight: float = _var(
+        "RECSYS_BUY_AGAIN_WEIGHT",
+        _fraction,
+        "0",
+        "Share of a shopper's recommendations given to products they buy again (0: the model's list alone); "
+        "`recsys evaluate --repeats` picks it on the shop's orders.",
+    )
     events_start_date: str = _var(
         "RECSYS_EVENTS_START_DATE",
         _date,

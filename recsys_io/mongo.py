@@ -25,6 +25,7 @@ SIMILAR_ITEMS = "similar_items"
 MODELS = "models"
 EXPERIMENTS = "experiments"
 ONLINE_METRICS = "online_metrics"
+BUY_AGAIN = "buy_again"
 
 # Documents are keyed by their natural id in `_id` (product_id, user_id, scope, version), so
 # lookups are primary-key reads and upserts need no extra unique index.
