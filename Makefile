@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed
 run: install
 	$(BIN)/recsys run $(RUN_ARGS)
 
-# Two pytest-xdist workers, each on a test stack of its own; a module's tests stay on one worker
-# (module fixtures share a stack of data). TEST_WORKERS=0 runs the suite in one process.
-TEST_WORKERS ?= 2
+# One pytest process by default: on 2 cores two pytest-xdist workers, each on a test stack of its
+# own, took longer than one (docs in README, Tests). TEST_WORKERS=2 runs them; a module's tests stay
+# on one worker, because module fixtures share a stack of data.
+TEST_WORKERS ?= 0
 
 test: lint browser postgres provision
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
