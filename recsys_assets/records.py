@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 
-from recsys_core.attribution import attributed_purchases
+from recsys_core.attribution import AttributedLine, attributed_purchases
 from recsys_core.events import InvalidEvent, parse_event, parse_ts
 from recsys_core.interactions import interaction_strengths
 from recsys_core.landing import record_time
@@ -116,6 +116,21 @@ def shopper_strengths(
             yield user_id, product_id, pair.strength, pair.last_ts, pair.events
 
 
+def attributed_row(line: AttributedLine) -> tuple:
+    """An attributed line as a row of `attributed_orders` (its schema's column order)."""
+    return (
+        line.user_id,
+        line.order_id,
+        line.product_id,
+        line.quantity,
+        line.price,
+        line.purchased_at,
+        line.rec_id,
+        line.clicked_at,
+        line.purchased_at.date(),
+    )
+
+
 def shopper_attributions(rows: Iterable, window: timedelta) -> Iterator[tuple]:
     """Clicks and purchases sorted by user_id (then arrival) -> `attributed_orders` rows; runs on the executors.
 
@@ -135,15 +150,4 @@ def shopper_attributions(rows: Iterable, window: timedelta) -> Iterator[tuple]:
             }
             for row in group
         ]
-        for line in attributed_purchases(events, window):
-            yield (
-                line.user_id,
-                line.order_id,
-                line.product_id,
-                line.quantity,
-                line.price,
-                line.purchased_at,
-                line.rec_id,
-                line.clicked_at,
-                line.purchased_at.date(),
-            )
+        yield from map(attributed_row, attributed_purchases(events, window))

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pyspark.sql import Row
 
-from recsys_assets.records import EPOCH, shopper_attributions
+from recsys_assets.records import EPOCH, attributed_row, shopper_attributions
 from recsys_core.attribution import attributed_purchases
 from recsys_core.experiments import ExperimentError, parse_experiment, winning_model_version
 from recsys_core.online_metrics import DayRangeError, ListCounts, day_range, lookback_days, metric_figures, totals
@@ -113,18 +113,5 @@ def test_the_executors_form_attributes_exactly_what_the_rule_does_on_random_even
     events = random_events(rng)
     ordered = sorted(events, key=lambda e: (e["user_id"], e["ts"]))  # as the asset sorts a task's rows
     got = sorted(shopper_attributions(map(as_row, ordered), window))
-    want = sorted(
-        (
-            line.user_id,
-            line.order_id,
-            line.product_id,
-            line.quantity,
-            line.price,
-            line.purchased_at,
-            line.rec_id,
-            line.clicked_at,
-            line.purchased_at.date(),
-        )
-        for line in attributed_purchases(events, window)
-    )
+    want = sorted(map(attributed_row, attributed_purchases(events, window)))
     assert got == want and len(want) > 20
