@@ -14,8 +14,10 @@ import sys
 import uuid
 from pathlib import Path
 
+from kafka import TopicPartition
+
 from recsys_core.settings import Settings
-from recsys_io.kafka import ensure_topics, make_admin
+from recsys_io.kafka import end_offsets, ensure_topics, make_admin
 from recsys_io.mongo import mongo_client
 
 
@@ -41,6 +43,15 @@ def release(settings: Settings) -> None:
         client.drop_database(settings.mongo_db)
     finally:
         client.close()
+
+
+def truncate(settings: Settings, topic: str) -> None:
+    """Delete every record `topic` holds now, as its retention (or an operator) would."""
+    admin = make_admin(settings)
+    try:
+        admin.delete_records({TopicPartition(topic, p): end for p, end in end_offsets(settings, topic).items()})
+    finally:
+        admin.close()
 
 
 def env_of(settings: Settings) -> dict[str, str]:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import materialize
-from kafka import TopicPartition
 from pyspark.sql import functions as F
 
 from recsys_assets.definitions import build_assets, build_definitions
@@ -16,8 +15,8 @@ from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG
 from recsys_assets.landing import landed_days_decision
 from recsys_assets.resources import build_resources
 from recsys_core.events import format_ts
-from recsys_io.kafka import end_offsets, make_admin
 from tests.support.batch import event, land, produce
+from tests.support.isolation import truncate
 
 pytestmark = pytest.mark.integration
 
@@ -108,12 +107,7 @@ def test_days_are_rebuilt_the_same_after_kafka_deleted_their_records(settings, s
     stale.withColumn("day", F.lit(keys[1]).cast("date")).write.format("delta").mode("append").save(path)
 
     # Retention (or an operator) deletes every record the topic holds: the lake still has them.
-    admin = make_admin(settings)
-    try:
-        ends = end_offsets(settings, settings.topics.events)
-        admin.delete_records({TopicPartition(settings.topics.events, p): end for p, end in ends.items()})
-    finally:
-        admin.close()
+    truncate(settings, settings.topics.events)
     land(settings, spark)  # nothing new to land, nothing lost
     result = run(settings, ["raw_events", "quarantined_events"], days=(keys[0], keys[-1]))
     assert lake_rows(spark, settings, "raw_events", mine) == before

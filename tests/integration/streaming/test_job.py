@@ -13,6 +13,7 @@ from recsys_io.mongo import HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
 from tests.support.api import api_client
+from tests.support.isolation import truncate
 from tests.support.stream import (
     BOOKS,
     SHOES,
@@ -190,6 +191,31 @@ def test_replaying_every_batch_from_scratch_changes_no_document(spark, settings,
     after = {c: [stable_fields(d) for d in mongo_db[c].find({}, sort=[("_id", 1)])] for c in (HISTORY, RECOMMENDATIONS)}
     assert after == before
     assert product_ids(mongo_db[HISTORY].find_one({"_id": user})) == ["s4", "s3", "s1"]
+
+
+def test_after_the_topic_is_truncated_the_job_moves_on_and_a_fresh_job_rebuilds_from_what_is_left(
+    spark, settings, mongo_db, unique
+):
+    """Kafka is a buffer: once retention took its records, the speed layer needs none of them."""
+    kept, new = f"kept-{unique}", f"new-{unique}"
+    write_model(spark, settings, mongo_db, f"v1-{unique}", {**SHOES, **BOOKS}, {})
+    produce(settings, [view(kept, "s1", 1), view(kept, "s2", 2)])
+    run_once(spark, settings)
+    truncate(settings, settings.topics.events)
+
+    produce(settings, [view(kept, "s3", 3), view(new, "b1", 4)])
+    run_once(spark, settings)  # its checkpoint is past the deleted records: it just goes on
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": kept})) == ["s3", "s2", "s1"]
+
+    # A new job (no checkpoint, `earliest`) on an empty store serves what the topic still holds;
+    # the batch layer rebuilds the rest from the lake (tests/integration/batch/test_ingest.py).
+    shutil.rmtree(checkpoint_dir(settings))
+    for collection in (HISTORY, RECOMMENDATIONS):
+        mongo_db[collection].delete_many({})
+    run_once(spark, settings)
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": kept})) == ["s3"]
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": new})) == ["b1"]
+    assert mongo_db[RECOMMENDATIONS].find_one({"_id": new}) is not None
 
 
 @pytest.mark.parametrize("on_writes_thread", [False, True], ids=["inline", "writes-thread"])
