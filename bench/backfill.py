@@ -18,8 +18,9 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from dagster import DagsterInstance, materialize
@@ -28,6 +29,7 @@ from recsys_assets.definitions import build_assets
 from recsys_assets.ingest import RANGE_END_TAG, RANGE_START_TAG, days_between
 from recsys_assets.resources import build_resources
 from recsys_core.settings import Settings
+from recsys_io.spark import kafka_source_options
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SELECTION = ["raw_events", "quarantined_events"]
@@ -58,18 +60,79 @@ def table_rows(resources, first: str, last: str) -> int:
     return frame.where(f"day >= '{first}' AND day <= '{last}'").count()
 
 
-def rerun_by_age(assets, resources, instance, ages: list[int]) -> None:
-    """Time one run of the day `age` days ago, for each age: each reads only its own landed day."""
+def landed_records(resources, day: str) -> int:
+    """How many records the lake's run of `day` reads: that day's partition of the landing table."""
+    from pyspark.sql import SparkSession
+
+    frame = SparkSession.getActiveSession().read.format("delta").load(resources["lake"].table("events_landing"))
+    return frame.where(f"day = '{day}'").count()
+
+
+def topic_scan(settings: Settings, day: str) -> tuple[float, int]:
+    """The baseline: what rebuilding `day` cost before the lake was the record, reading the events
+    topic from the day's start to its end and keeping that day's events. Its seconds and how many
+    records it read (which grows with the day's age)."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    start = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
+    started = time.perf_counter()
+    records = (
+        SparkSession.getActiveSession()
+        .read.format("kafka")
+        .options(**kafka_source_options(settings.kafka_servers, settings.topics.events))
+        .option("startingTimestamp", str(start))
+        .load()
+        .select(F.get_json_object(F.col("value").cast("string"), "$.ts").alias("ts"))
+        .agg(F.count("*"), F.count_if(F.col("ts").startswith(day)))
+        .first()
+    )
+    assert records is not None  # an aggregate always has its one row
+    return time.perf_counter() - started, int(records[0])
+
+
+def rerun_by_age(settings: Settings, assets, resources, instance, ages: list[int], rounds: int) -> None:
+    """Time runs of the day `age` days ago, for each age, `rounds` times in turn, beside the topic
+    scan the platform did before: from the lake each run reads only its own landed day, so the
+    oldest day should cost what the newest does (the ratio of their medians)."""
     today = date.today()
     print(f"warm-up: {today.isoformat()}", flush=True)
     timed_run(assets, resources, instance, partition_key=today.isoformat())
-    figures = {"benchmark": "backfill_by_age", "machine": machine(), "days": {}}
-    for age in ages:
-        day = (today - timedelta(days=age)).isoformat()
-        seconds = timed_run(assets, resources, instance, partition_key=day)
-        rows = table_rows(resources, day, day)
-        print(f"{age} days old ({day}): {seconds:.1f} s ({rows} rows)", flush=True)
-        figures["days"][str(age)] = {"day": day, "seconds": round(seconds, 1), "rows": rows}
+    days = {age: (today - timedelta(days=age)).isoformat() for age in ages}
+    lake: dict[int, list[float]] = {age: [] for age in ages}
+    scan: dict[int, list[float]] = {age: [] for age in ages}
+    scanned: dict[int, int] = {}
+    for round_ in range(1, rounds + 1):
+        for age, day in days.items():
+            lake[age].append(timed_run(assets, resources, instance, partition_key=day))
+            seconds, scanned[age] = topic_scan(settings, day)
+            scan[age].append(seconds)
+            print(f"round {round_}, {age} days old ({day}): lake {lake[age][-1]:.1f} s, topic scan {seconds:.1f} s")
+    figures: dict[str, object] = {"benchmark": "backfill_by_age", "machine": machine(), "rounds": rounds}
+    by_age = {}
+    for age, day in days.items():
+        by_age[str(age)] = row = {
+            "day": day,
+            "raw_events_rows": table_rows(resources, day, day),
+            "lake_records_read": landed_records(resources, day),
+            "lake_seconds": [round(t, 1) for t in lake[age]],
+            "lake_median": round(statistics.median(lake[age]), 1),
+            "topic_records_read": scanned[age],
+            "topic_scan_median": round(statistics.median(scan[age]), 1),
+        }
+        print(
+            f"{age} days old ({day}): lake median {row['lake_median']} s reading {row['lake_records_read']} records; "
+            f"topic scan median {row['topic_scan_median']} s reading {row['topic_records_read']} records",
+            flush=True,
+        )
+    figures["days"] = by_age
+    oldest, newest = max(ages), min(ages)
+    for name, series in (("lake_oldest_over_newest", lake), ("topic_scan_oldest_over_newest", scan)):
+        figures[name] = round(statistics.median(series[oldest]) / statistics.median(series[newest]), 2)
+    print(
+        f"{oldest} days old against {newest} days old: {figures['lake_oldest_over_newest']}x from the lake, "
+        f"{figures['topic_scan_oldest_over_newest']}x scanning the topic; on {figures['machine']}"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backfill_by_age.json").write_text(json.dumps(figures, indent=2))
 
@@ -80,12 +143,15 @@ def main() -> None:
     parser.add_argument("--from", dest="first", default=(yesterday - timedelta(days=9)).isoformat())
     parser.add_argument("--to", dest="last", default=yesterday.isoformat())
     parser.add_argument("--ages", help="Comma-separated ages in days (e.g. 1,30,60): re-run those single days.")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="With --ages: how many times each day is re-run, in turn."
+    )
     args = parser.parse_args()
     days = days_between(args.first, args.last)
     settings = Settings.from_env()
     assets, resources, instance = build_assets(settings), build_resources(settings), DagsterInstance.ephemeral()
     if args.ages:
-        rerun_by_age(assets, resources, instance, [int(a) for a in args.ages.split(",")])
+        rerun_by_age(settings, assets, resources, instance, [int(a) for a in args.ages.split(",")], args.rounds)
         return
 
     print(f"warm-up: {days[0]}", flush=True)
