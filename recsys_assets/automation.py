@@ -1,7 +1,7 @@
 """The batch layer running by itself: hourly ingest and bestsellers, a daily model, a retrain sensor.
 
-The retrain sensor compares the size of raw_events (recorded by every raw_events run) with the
-size the current model was trained on (recorded by als_model); its cursor remembers which
+The retrain sensor compares the shopper events in raw_events (recorded by every raw_events run) with
+those the current model was trained on (recorded by als_model); its cursor remembers which
 raw_events run it already acted on, so a restart of the daemon does not request the same retrain
 twice. Every run they request carries its as_of (the tick, or the sensor's evaluation) in its run
 config, so re-executing one computes what it did.
@@ -94,7 +94,8 @@ def retrain_decision(
     if cursor is not None and int(cursor) >= storage_id:
         return SkipReason("no raw_events run since the last retrain request"), cursor
     _, model = _latest_metadata(instance, "als_model")
-    new_events = int(ingest.get("lake_total_rows", 0)) - int(model.get("raw_events_total", 0))
+    # Only events a model learns from count: served lists' impressions and clicks do not.
+    new_events = int(ingest.get("shopper_events_total", 0)) - int(model.get("shopper_events_total", 0))
     if new_events < threshold:
         return SkipReason(f"{new_events} new events since the current model; retrain at {threshold}"), cursor
     return RunRequest(

@@ -33,6 +33,7 @@ from dagster_pyspark import PySparkResource
 from recsys_assets.records import EVENT_COLUMNS, LIST_FIELDS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import LakeResource
 from recsys_core.errors import RecsysError
+from recsys_core.events import LIST_FEEDBACK_TYPES
 from recsys_core.markdown import markdown_table
 from recsys_core.settings import LANDING_TABLE
 
@@ -177,7 +178,7 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: Lak
     finally:
         records.unpersist()
     n_events, n_quarantined = sum(by_day.values()), sum(quarantined_by_day.values())
-    total = session.read.format("delta").load(lake.table("raw_events")).count()
+    total, shopper_total = lake_totals(session.read.format("delta").load(lake.table("raw_events")))
     days = days_between(first, last)
     span = first if first == last else f"{first}..{last} ({len(days)} days)"
     context.log.info(f"{span}: {n_events} events, {n_quarantined} quarantined, {total} in the lake")
@@ -189,6 +190,7 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: Lak
         metadata={
             "dagster/row_count": n_events,
             "lake_total_rows": total,
+            "shopper_events_total": shopper_total,
             "days": span,
             "by_type": MetadataValue.md(markdown_table(["type", "count"], by_type)),
             "by_day": MetadataValue.md(markdown_table(["day", "events", "quarantined"], per_day)),
@@ -205,6 +207,15 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: Lak
             "reasons": MetadataValue.md(markdown_table(["reason", "count"], reasons)),
         },
     )
+
+
+def lake_totals(events) -> tuple[int, int]:
+    """(rows, rows the model learns from) of an events frame: impressions and clicks measure served
+    lists, so they are not new events to retrain on (recsys_core.events.changes_shopper_state)."""
+    from pyspark.sql import functions as F
+
+    row = events.agg(F.count("*"), F.count_if(~F.col("type").isin(*LIST_FEEDBACK_TYPES))).first()
+    return int(row[0]), int(row[1])
 
 
 def load_events(spark, lake: LakeResource):

@@ -34,7 +34,7 @@ from recsys_assets.as_of import AsOfConfig, run_as_of
 from recsys_assets.catalog import overwrite
 from recsys_assets.ease_training import EaseParams, fit_ease
 from recsys_assets.evaluation import FAMILIES, SearchSpace, best_by_family, model_ndcg, search, split_frame
-from recsys_assets.ingest import load_events
+from recsys_assets.ingest import lake_totals, load_events
 from recsys_assets.records import STRENGTH_SCHEMA, shopper_strengths
 from recsys_assets.resources import LakeResource, MongoResource
 from recsys_core.interactions import DEFAULT_WEIGHTS
@@ -235,7 +235,7 @@ def als_model(
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = lake.model_dir(version)
     seconds = save_version(session, frame, params, path)
-    raw_total = load_events(session, lake).count()
+    raw_total, shopper_total = lake_totals(load_events(session, lake))
 
     metrics = {
         "family": params.family,
@@ -277,6 +277,7 @@ def als_model(
             "items": sizes.products,
             "interactions": sizes.pairs,
             "raw_events_total": raw_total,
+            "shopper_events_total": shopper_total,
             "metrics": MetadataValue.md(evaluation_table(metrics, config.k)),
             **plotted_metrics(metrics, config.k),
             "search": MetadataValue.md(_trials_table(trials, config.k)),

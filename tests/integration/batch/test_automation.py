@@ -44,14 +44,14 @@ def test_sensor_requests_a_retrain_after_enough_new_events_and_not_before():
     instance = DagsterInstance.ephemeral()
     decision, cursor = _evaluate(instance, None)
     assert isinstance(decision, SkipReason)
-    instance.report_runless_asset_event(AssetMaterialization("als_model", metadata={"raw_events_total": 200}))
+    instance.report_runless_asset_event(AssetMaterialization("als_model", metadata={"shopper_events_total": 200}))
     instance.report_runless_asset_event(
-        AssetMaterialization("raw_events", partition="2026-11-21", metadata={"lake_total_rows": 299})
+        AssetMaterialization("raw_events", partition="2026-11-21", metadata={"shopper_events_total": 299})
     )
     decision, cursor = _evaluate(instance, cursor)
     assert isinstance(decision, SkipReason) and "99 new events" in decision.skip_message
     instance.report_runless_asset_event(
-        AssetMaterialization("raw_events", partition="2026-11-22", metadata={"lake_total_rows": 300})
+        AssetMaterialization("raw_events", partition="2026-11-22", metadata={"shopper_events_total": 300})
     )
     decision, cursor = _evaluate(instance, cursor)
     assert isinstance(decision, RunRequest) and cursor is not None
