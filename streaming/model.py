@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +59,16 @@ class PromotedModel:
 
 def stream_factors_dir(settings: Settings, version: str) -> Path:
     return settings.models_dir / "stream" / quote(version, safe="")
+
+
+def prune_copies(settings: Settings, keep: set[str]) -> None:
+    """Delete the stream's copies of versions other than `keep`: the current one, and the one before
+    it that a task still finishing a batch may be reading. Older copies would pile up one per model."""
+    root = settings.models_dir / "stream"
+    kept = {quote(version, safe="") for version in keep}
+    for path in root.iterdir() if root.is_dir() else ():
+        if path.name not in kept:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def export_factors(spark: SparkSession, source: Path, target: Path) -> None:
@@ -160,6 +171,7 @@ class ModelCache:
             return self.model
         log.info("model %s promoted: the next batches score with it", version)
         self._previous, self.model = self.model, ModelFiles(version, str(target))
+        prune_copies(self.settings, {m.version for m in (self.model, self._previous) if m is not None})
         return self.model
 
     def failed(self, version: str, reason: str) -> None:
