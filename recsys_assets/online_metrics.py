@@ -57,6 +57,16 @@ def table_days(session, lake: LakeResource, name: str, first: str, last: str, sc
     return frame.where(F.col("day").between(F.lit(first).cast("date"), F.lit(last).cast("date")))
 
 
+def events_of_type(
+    context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource, kind: str, columns, table: str
+) -> MaterializeResult:
+    """The run's days of raw_events of one `kind`, with `columns`, written to the Delta `table` by day."""
+    keys = context.partition_key_range
+    rows = raw_days(spark.spark_session, lake, keys.start, keys.end).where(f"type = '{kind}'").select(*columns)
+    replace_days(rows, lake.table(table), keys.start, keys.end)
+    return MaterializeResult(metadata={"dagster/row_count": rows.count()})
+
+
 def metrics_assets(partitions: DailyPartitionsDefinition, window: timedelta) -> list[AssetsDefinition]:
     """impressions, clicks, attributed_orders and online_metrics over the daily `partitions` of raw_events."""
     daily = dict(partitions_def=partitions, backfill_policy=BackfillPolicy.single_run(), group_name=GROUP)
@@ -69,10 +79,7 @@ def metrics_assets(partitions: DailyPartitionsDefinition, window: timedelta) -> 
         "products in the order shown, surface, strategy, model_version, experiment, variant. Delta, by day.",
     )
     def impressions(context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource) -> MaterializeResult:
-        keys = context.partition_key_range
-        shown = raw_days(spark.spark_session, lake, keys.start, keys.end).where("type = 'impression'")
-        replace_days(shown.select(*IMPRESSION_COLUMNS), lake.table("impressions"), keys.start, keys.end)
-        return MaterializeResult(metadata={"dagster/row_count": shown.count()})
+        return events_of_type(context, spark, lake, "impression", IMPRESSION_COLUMNS, "impressions")
 
     @asset(
         **daily,
@@ -81,10 +88,7 @@ def metrics_assets(partitions: DailyPartitionsDefinition, window: timedelta) -> 
         "(the list it was clicked in), ts. Delta, by day.",
     )
     def clicks(context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource) -> MaterializeResult:
-        keys = context.partition_key_range
-        clicked = raw_days(spark.spark_session, lake, keys.start, keys.end).where("type = 'click'")
-        replace_days(clicked.select(*CLICK_COLUMNS), lake.table("clicks"), keys.start, keys.end)
-        return MaterializeResult(metadata={"dagster/row_count": clicked.count()})
+        return events_of_type(context, spark, lake, "click", CLICK_COLUMNS, "clicks")
 
     @asset(
         **daily,
