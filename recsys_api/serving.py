@@ -139,8 +139,19 @@ async def _bought_again(db: AsyncDatabase, user_id: str, weight: float) -> list[
     return [item["product_id"] for item in (doc or {}).get("items") or ()]
 
 
+def _with_buy_again(
+    again: list[str], ranked: list[str], weight: float, reason_of: Callable[[str], Reason]
+) -> tuple[list[str], Callable[[str], Reason]]:
+    """`ranked` with the shopper's products to buy again blended in by `weight` (recsys_core.repeats)."""
+    if not again:
+        return ranked, reason_of
+    source = dict(repeats.blend(again, ranked, weight, k=len(again) + len(ranked)))
+    return list(source), lambda p: reasons.buy_again() if source[p] == repeats.BUY_AGAIN else reason_of(p)
+
+
 async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> ProductList:
     """The user's precomputed recommendations; else the bestsellers strategy minus what they bought.
+    Either way the shopper's buy_again list is blended in when its weight is above 0.
 
     One read when the document is there: its writers keep the shopper's purchases out of it (the
     speed layer rewrites it on every purchase; the batch layer drops what the history lists as
@@ -148,26 +159,35 @@ async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> 
     list before the minimum size applies; too few left, the fallback is narrowed the same way.
     """
     limit, min_size, exclude, category = query.limit, query.min_size, query.exclude, query.category
+    again = await _bought_again(db, user_id, query.buy_again_weight)
+    if category is not None and again:
+        in_category = await _in_category(db, again, category)
+        again = [p for p in again if p in in_category]
     doc = await db[RECOMMENDATIONS].find_one(
         {"_id": user_id}, {"items": 1, "strategy": 1, "model_version": 1, "computed_at": 1}
     )
     if doc:
         strategy = doc.get("strategy") or "als"
         item_of = {item["product_id"]: item for item in doc.get("items") or ()}
-        ranked, again = list(item_of), await _bought_again(db, user_id, query.buy_again_weight)
-        if again:
-            blended = repeats.blend(again, ranked, query.buy_again_weight, k=len(again) + len(ranked))
-            ranked = [p for p, _ in blended]
-            item_of.update({p: {"reason": reasons.buy_again()} for p, source in blended if source == repeats.BUY_AGAIN})
+        ranked = list(item_of)
         if category is not None and ranked:
             in_category = await _in_category(db, ranked, category)
             ranked = [p for p in ranked if p in in_category]
-        products, why = _served(ranked, lambda p: reasons.stored_reason(item_of[p], strategy), limit, min_size, exclude)
+        ranked, reason_of = _with_buy_again(
+            again, ranked, query.buy_again_weight, lambda p: reasons.stored_reason(item_of[p], strategy)
+        )
+        products, why = _served(ranked, reason_of, limit, min_size, exclude)
         if products:
             return ProductList(products, why, PERSONALIZED, strategy, doc.get("model_version"), doc.get("computed_at"))
     history = await history_doc(db, user_id)
     bought = list(history.get("purchased") or ())
-    return await bestsellers_for(db, history, limit, min_size, exclude=[*bought, *exclude], category=category)
+    fallback = await bestsellers_for(db, history, limit, min_size, exclude=[*bought, *exclude], category=category)
+    if not again:
+        return fallback
+    fallback_reason = dict(zip(fallback.products, fallback.reasons, strict=True))
+    ranked, reason_of = _with_buy_again(again, fallback.products, query.buy_again_weight, fallback_reason.__getitem__)
+    products, why = _served(ranked, reason_of, limit, min_size, exclude)
+    return ProductList(products, why, PERSONALIZED, fallback.strategy)
 
 
 async def similar_products(db: AsyncDatabase, product_id: str, limit: int, min_size: int) -> ProductList | None:

@@ -10,7 +10,8 @@ from dagster import DagsterInstance, materialize
 
 from recsys_assets.definitions import build_assets
 from recsys_assets.resources import build_resources
-from recsys_io.mongo import BUY_AGAIN, RECOMMENDATIONS
+from recsys_core.documents import GLOBAL_SCOPE
+from recsys_io.mongo import BESTSELLERS, BUY_AGAIN, RECOMMENDATIONS
 from tests.support.api import NOW, api_client
 
 pytestmark = pytest.mark.integration
@@ -73,3 +74,14 @@ def test_recommendations_blend_the_shoppers_buy_again_list_by_the_weight_with_it
     assert blended["items"][0]["reason"] == {"kind": "buy_again"}
     assert {item["reason"]["kind"] for item in blended["items"][1:]} == {"model"}
     assert "milk" not in excluded["products"]
+
+
+def test_a_shopper_without_recommendations_gets_buy_again_blended_into_the_bestsellers(lists, settings):
+    db, _ = lists
+    db[BESTSELLERS].insert_one(
+        {"_id": GLOBAL_SCOPE, "products": [{"product_id": f"b{i}", "buyers": 9 - i} for i in range(6)]}
+    )
+    with api_client(settings, buy_again_weight=0.5) as client:
+        served = client.get("/v1/users/u3/recommendations").json()
+    assert served["products"] == ["bread", "b0", "b1", "b2", "b3", "b4", "b5"]
+    assert [item["reason"]["kind"] for item in served["items"][:2]] == ["buy_again", "bestseller"]
