@@ -133,9 +133,7 @@ class UsersController(Controller):
         responses=documented(400, 401, 422, 503),
         summary="Erase the shopper everywhere",
     )
-    async def erase(
-        self, user_id: UserId, db: AsyncDatabase, publisher: Publisher, settings: Settings
-    ) -> UserErased:
+    async def erase(self, user_id: UserId, db: AsyncDatabase, publisher: Publisher, settings: Settings) -> UserErased:
         """Delete the shopper's history, recommendations and buy-again list at once, and publish a
         `user_erasure` event: the streaming job drops their later-arriving older events, and the
         batch layer's next runs delete their rows from the lake and the model files (`pending`).
