@@ -7,12 +7,14 @@ rows older than the erasure in `events_landing`, `raw_events` and `quarantined_e
 all their rows in the tables built from those (the next runs rebuild them from what is left);
 the `user_index` and `user_factors` files of every model version are rewritten without them.
 Then VACUUM removes the files the deletes left behind once they are older than
-RECSYS_ERASURE_VACUUM_RETAIN_HOURS.
+RECSYS_ERASURE_VACUUM_RETAIN_HOURS, and each table is checkpointed and its log before the
+checkpoint deleted (`_forget_history`): the log's file statistics hold ids too.
 
 raw_events depends on this asset and leaves out, when it rebuilds a day, the events of an erased
 shopper older than their erasure (`without_erased`), so a re-run cannot bring them back.
 """
 
+import json
 import shutil
 from functools import partial
 from pathlib import Path
@@ -32,6 +34,7 @@ EVENT_TABLES = {"raw_events": "ts"}
 BUILT_TABLES = ("orders", "interactions", "impressions", "clicks", "attributed_orders", "user_recommendations")
 # Tables that hold the record as it came (`value`, JSON text, in either accepted format).
 RECORD_TABLES = (LANDING_TABLE, "quarantined_events")
+ALL_TABLES = (*RECORD_TABLES, *EVENT_TABLES, *BUILT_TABLES)
 MODEL_USER_FILES = ("user_index", "user_factors")
 
 _VALUE_USER = "trim(coalesce(get_json_object(t.value, '$.user_id'), get_json_object(t.value, '$.userid')))"
@@ -85,6 +88,24 @@ def without_erased(events, session, lake: LakeResource):
     )
 
 
+def _apply(session, lake: LakeResource, fresh) -> list[str]:
+    """Delete the `fresh` erasures' rows from every table that has them, and the log that names
+    them; the tables changed."""
+    conditions = {
+        **dict.fromkeys(RECORD_TABLES, _RECORD_CONDITION),
+        **{
+            name: f"sha2(t.user_id, 256) = e.user_hash AND {_OLDER.format(ts=f't.{ts}')}"
+            for name, ts in EVENT_TABLES.items()
+        },
+        **dict.fromkeys(BUILT_TABLES, "sha2(t.user_id, 256) = e.user_hash"),
+    }
+    touched = [name for name in conditions if lake.exists(name)]
+    for name in touched:
+        _delete(session, lake.table(name), fresh, conditions[name])
+        _forget_history(session, lake.table(name))
+    return touched
+
+
 def _delete(session, path: str, fresh, condition: str) -> None:
     from delta.tables import DeltaTable
 
@@ -102,6 +123,30 @@ def _vacuum(session, path: str, retain_hours: int) -> None:
         DeltaTable.forPath(session, path).vacuum(float(retain_hours))
     finally:
         session.conf.set(check, previous)
+
+
+def _forget_history(session, path: str) -> int:
+    """Checkpoint the table, then delete its log entries before that checkpoint; the files deleted.
+
+    The commits of a Delta table record each file's column statistics, whose min and max are
+    values of the rows (an erased shopper's id among them), and Delta keeps them for
+    `delta.logRetentionDuration` (30 days, counted from the next midnight). The checkpoint holds
+    only the files alive now, so what is before it is what Delta's own log cleanup would delete
+    later: time travel to a version before the erasure goes too, as VACUUM already took its files.
+    """
+    import re
+
+    log = session._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(session._jsparkSession, path)
+    log.checkpoint()
+    log_dir = Path(path) / "_delta_log"
+    kept_from = json.loads((log_dir / "_last_checkpoint").read_text())["version"]
+    deleted = 0
+    for entry in log_dir.iterdir():
+        versions = [int(v) for v in re.findall(r"\d{20}", entry.name)]
+        if entry.is_file() and versions and max(versions) < kept_from:
+            entry.unlink()
+            deleted += 1
+    return deleted
 
 
 def _rewrite_model_files(session, models_dir: Path, fresh) -> int:
@@ -147,28 +192,16 @@ def erasures(context: AssetExecutionContext, spark: PySparkResource, lake: LakeR
         .cache()
     )
     n_fresh = fresh.count()
-    if n_fresh:
-        every = recorded.unionByName(fresh).groupBy("user_hash").agg(F.max("erased_at").alias("erased_at"))
-        # Delta reads the version it started from while it overwrites it.
-        every.write.format("delta").mode("overwrite").save(lake.table(ERASURES_TABLE))
-    touched = []
-    if n_fresh:
-        for name in RECORD_TABLES:
-            if lake.exists(name):
-                _delete(session, lake.table(name), fresh, _RECORD_CONDITION)
-                touched.append(name)
-        for name, ts in EVENT_TABLES.items():
-            if lake.exists(name):
-                condition = f"sha2(t.user_id, 256) = e.user_hash AND {_OLDER.format(ts=f't.{ts}')}"
-                _delete(session, lake.table(name), fresh, condition)
-                touched.append(name)
-        for name in BUILT_TABLES:
-            if lake.exists(name):
-                _delete(session, lake.table(name), fresh, "sha2(t.user_id, 256) = e.user_hash")
-                touched.append(name)
-        for name in touched:
-            _vacuum(session, lake.table(name), lake.erasure_vacuum_retain_hours)
+    touched = _apply(session, lake, fresh) if n_fresh else []
     model_files = _rewrite_model_files(session, lake.models_dir, fresh) if n_fresh else 0
+    if n_fresh:
+        # Recorded once applied: a run that fails before this point applies them again next time.
+        every = recorded.unionByName(fresh).groupBy("user_hash").agg(F.max("erased_at").alias("erased_at"))
+        every.write.format("delta").mode("overwrite").save(lake.table(ERASURES_TABLE))
+    # Every run while erasures are recorded: files an erasure left behind go once past the retention.
+    vacuumed = [name for name in ALL_TABLES if lake.exists(name)] if n_fresh or recorded.head(1) else []
+    for name in vacuumed:
+        _vacuum(session, lake.table(name), lake.erasure_vacuum_retain_hours)
     total = session.read.format("delta").load(lake.table(ERASURES_TABLE)).count() if lake.exists(ERASURES_TABLE) else 0
     fresh.unpersist()
     recorded.unpersist()
