@@ -3,7 +3,7 @@
 Each run reads the `user_erasure` events landed since (recsys_core.erasure), records them in
 the Delta table `erasures` by the SHA-256 of the id with the erasure's time (never the id), and
 applies the new ones: a Delta DELETE (a MERGE on the id's hash, run by Spark) of the shopper's
-rows older than the erasure in `events_landing`, `raw_events` and `quarantined_events`, and of
+rows up to the erasure in `events_landing`, `raw_events` and `quarantined_events`, and of
 all their rows in the tables built from those (the next runs rebuild them from what is left);
 the `user_index` and `user_factors` files of every model version are rewritten without them.
 Then VACUUM removes the files the deletes left behind once they are older than
@@ -11,7 +11,7 @@ RECSYS_ERASURE_VACUUM_RETAIN_HOURS, and each table is checkpointed and its log b
 checkpoint deleted (`_forget_history`): the log's file statistics hold ids too.
 
 raw_events depends on this asset and leaves out, when it rebuilds a day, the events of an erased
-shopper older than their erasure (`without_erased`), so a re-run cannot bring them back.
+shopper up to their erasure (`without_erased`), so a re-run cannot bring them back.
 """
 
 import json
@@ -28,7 +28,7 @@ from recsys_core.events import USER_ERASURE
 from recsys_core.settings import LANDING_TABLE
 
 ERASURES_TABLE = "erasures"
-# Tables with a `user_id` column: the event tables lose the rows older than the erasure (the same
+# Tables with a `user_id` column: the event tables lose the rows up to the erasure (the same
 # id coming back is a new shopper), the tables built from them every row of the shopper.
 EVENT_TABLES = {"raw_events": "ts"}
 BUILT_TABLES = ("orders", "interactions", "impressions", "clicks", "attributed_orders", "user_recommendations")

@@ -50,6 +50,7 @@ def shop_events(shoppers: list[str]) -> list[dict]:
 
 
 def refresh(settings, spark) -> None:
+    """`recsys sink --once`, then the assets an erasure reaches, in one run."""
     land(settings, spark)
     result = materialize(
         build_assets(settings),
@@ -57,7 +58,7 @@ def refresh(settings, spark) -> None:
         partition_key=DAY.date().isoformat(),
         instance=DagsterInstance.ephemeral(),
         resources=build_resources(settings),
-        run_config=model_config(),
+        run_config=model_config(families=["als"]),  # ALS: the version with per-shopper files
     )
     assert result.success
 
@@ -84,6 +85,7 @@ def test_an_erased_shopper_is_in_no_table_document_or_model_file_after_one_refre
     produce(settings, shop_events([*kept, by_api, by_cli]))
     refresh(settings, spark)
     assert files_holding(settings.lake_dir, by_api) and files_holding(settings.lake_dir, by_cli)
+    assert files_holding(settings.models_dir, by_api)  # the first version's user_index and user_factors
     for shopper in (*kept, by_api, by_cli):
         for name in (HISTORY, RECOMMENDATIONS, BUY_AGAIN):
             mongo_db[name].insert_one({"_id": shopper, "user_id": shopper, "items": []})
