@@ -94,6 +94,12 @@ class EventsAccepted(msgspec.Struct):
     event_ids: list[str]
 
 
+class UserErased(msgspec.Struct):
+    user_id: str
+    erased: list[str]  # serving collections that held a document of the shopper, now deleted
+    pending: list[str]  # what the batch layer's next runs remove (recsys_core.erasure.PENDING)
+
+
 class CatalogAccepted(msgspec.Struct):
     upserted: int
     product_ids: list[str]

@@ -13,12 +13,13 @@ from recsys_api.errors import Unavailable, documented
 from recsys_api.impressions import Impressions
 from recsys_api.params import Limit, ListQuery, ProductId, UserId
 from recsys_api.publisher import Publisher
-from recsys_api.schemas import UserProducts
+from recsys_api.schemas import UserErased, UserProducts
 from recsys_core.documents import next_write_token
-from recsys_core.events import history_delete_event
+from recsys_core.erasure import erasure_answer, user_erasure_event
+from recsys_core.events import history_delete_event, parse_ts
 from recsys_core.history import history_after
 from recsys_core.settings import Settings
-from recsys_io.mongo import HISTORY
+from recsys_io.mongo import ERASURES, HISTORY, SHOPPER_COLLECTIONS, erasure_record
 
 DELETE_ATTEMPTS = 5
 
@@ -75,6 +76,21 @@ async def delete_from_history(
     raise Unavailable("the history kept changing while deleting from it; retry")
 
 
+async def erase_user(db: AsyncDatabase, publisher: Publisher, settings: Settings, user_id: str) -> UserErased:
+    """Tell every layer first (the `user_erasure` event), then delete the serving documents at once.
+
+    Kafka down: 503 before anything is deleted. Both steps are idempotent, so a retry is safe; the
+    streaming job deletes the documents again when the event reaches it (recsys_io.mongo.erase_documents
+    is the same rule, for the synchronous client).
+    """
+    event = user_erasure_event(user_id, first_day=settings.events_first_day)
+    user_id = event["user_id"]
+    await publisher.publish(publisher.topics.events, [(user_id, msgspec.json.encode(event))])
+    erased = [name for name in SHOPPER_COLLECTIONS if (await db[name].delete_one({"_id": user_id})).deleted_count]
+    await db[ERASURES].update_one(*erasure_record(user_id, parse_ts(event["ts"])), upsert=True)
+    return UserErased(**erasure_answer(user_id, erased))
+
+
 class UsersController(Controller):
     path = "/v1/users/{user_id:str}"
     tags = ["shoppers"]
@@ -108,6 +124,21 @@ class UsersController(Controller):
         `history_delete` event so no later batch or stream run brings it back. 204 also when there
         was nothing to delete."""
         await delete_from_history(db, publisher, settings, user_id, product_id)
+
+    @delete(
+        "/",
+        guards=[require_api_key],
+        security=SECURITY,
+        status_code=202,
+        responses=documented(400, 401, 422, 503),
+        summary="Erase the shopper everywhere",
+    )
+    async def erase(self, user_id: UserId, db: AsyncDatabase, publisher: Publisher, settings: Settings) -> UserErased:
+        """Delete the shopper's history, recommendations and buy-again list at once, and publish a
+        `user_erasure` event: the streaming job drops their later-arriving older events, and the
+        batch layer's next runs delete their rows from the lake and the model files (`pending`).
+        The erasure is recorded by a hash of the id, never the id."""
+        return await erase_user(db, publisher, settings, user_id)
 
     @get(
         "/bestsellers",

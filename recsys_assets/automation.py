@@ -27,7 +27,7 @@ from dagster import (
 from recsys_assets.as_of import BESTSELLERS_OP, INTERACTIONS_OP, as_of_run_config
 from recsys_assets.resources import LakeResource
 
-INGEST = AssetSelection.assets("raw_events", "quarantined_events", "products", "orders")
+INGEST = AssetSelection.assets("erasures", "raw_events", "quarantined_events", "products", "orders")
 BUY_AGAIN = AssetSelection.assets("buy_again_lists")
 BESTSELLERS = AssetSelection.assets("bestsellers", "category_bestsellers", "bestseller_documents")
 ONLINE_METRICS = AssetSelection.assets(

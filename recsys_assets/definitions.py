@@ -13,6 +13,7 @@ from recsys_assets import (
     bestsellers,
     buy_again,
     catalog,
+    erasures,
     experiment_results,
     ingest,
     landing,
@@ -31,6 +32,7 @@ def build_assets(settings: Settings) -> list[AssetsDefinition | SourceAsset]:
     partitions = ingest.daily_partitions(settings.events_start_date)
     return [
         landing.events_landing,
+        erasures.erasures,
         ingest.raw_events_asset(partitions),
         catalog.products,
         catalog.orders,

@@ -30,6 +30,7 @@ from dagster import (
 )
 from dagster_pyspark import PySparkResource
 
+from recsys_assets.erasures import ERASURES_TABLE, without_erased
 from recsys_assets.records import EVENT_COLUMNS, LIST_FIELDS, RECORD_SCHEMA, validate_records
 from recsys_assets.resources import LakeResource
 from recsys_core.errors import RecsysError
@@ -135,9 +136,10 @@ def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
                 group_name="ingest",
                 partitions_def=partitions,
                 description="Every valid event of a UTC day (by the event's own ts), deduplicated by "
-                "event_id, history_delete tombstones, served lists' impressions and clicks included. "
+                "event_id, history_delete tombstones, served lists' impressions and clicks included, erased "
+                "shoppers' events up to their erasure left out. "
                 "Delta, partitioned by day, built from the day's records in events_landing.",
-                deps=[LANDING_TABLE],
+                deps=[LANDING_TABLE, ERASURES_TABLE],
             ),
             AssetSpec(
                 "quarantined_events",
@@ -169,6 +171,7 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: Lak
     records = read_days(session, lake, first, last, lake_first_day).persist()
     try:
         events, quarantined = split_records(records)
+        events = without_erased(events, session, lake)
         replace_days(events, lake.table("raw_events"), first, last)
         replace_days(quarantined, lake.table("quarantined_events"), first, last)
         by_type = sorted(events.groupBy("type").count().collect())

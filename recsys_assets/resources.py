@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -61,16 +62,30 @@ class LakeResource(FromSettings):
         "data_dir": "data_dir",
         "bestseller_window_days": "bestseller_window_days",
         "retrain_min_new_events": "retrain_min_new_events",
+        "events_start_date": "events_start_date",
+        "erasure_vacuum_retain_hours": "erasure_vacuum_retain_hours",
     }
     data_dir: str | None = None
     bestseller_window_days: int | None = None
     retrain_min_new_events: int | None = None
+    events_start_date: str | None = None
+    erasure_vacuum_retain_hours: int | None = None
 
     def table(self, name: str) -> str:
         return str(Path(self.data_dir) / "lake" / name)
 
     def model_dir(self, version: str) -> Path:
-        return Path(self.data_dir) / "models" / "als" / version
+        return self.models_dir / version
+
+    @property
+    def models_dir(self) -> Path:
+        """Where every model version's directory is."""
+        return Path(self.data_dir) / "models" / "als"
+
+    @property
+    def events_first_day(self) -> date:
+        """The lake's first day (RECSYS_EVENTS_START_DATE), as the validation of landed records needs it."""
+        return date.fromisoformat(self.events_start_date)
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -16,6 +16,8 @@ instead of one of them losing it. The canonical form is what travels on `recsys.
     history_delete  product_id (produced by the API when a shopper deletes a history entry)
     click           product_id, rec_id (the served list the product was clicked in; a list older
                     than the lake, or unknown, is still a click)
+    user_erasure    nothing more (produced by the API and `recsys erase` when a shopper is erased:
+                    every layer deletes what it holds of them older than `ts`, recsys_core.erasure)
     impression      rec_id, surface, strategy, model_version, experiment, variant (null when none),
                     products: [product_id] in the order shown; user_id null for lists of the whole
                     shop (produced by the API for every list it serves, never by a client)
@@ -33,9 +35,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "history_delete", "click", "impression")
+EVENT_TYPES = (
+    "product_view",
+    "add_to_cart",
+    "purchase",
+    "rating",
+    "history_delete",
+    "click",
+    "impression",
+    "user_erasure",
+)
 CLIENT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "rating", "click")
 LIST_FEEDBACK_TYPES = frozenset(("click", "impression"))
+USER_ERASURE = "user_erasure"
 IMPRESSION = "impression"
 IMPRESSION_FIELDS = ("surface", "strategy", "model_version", "experiment", "variant")
 MAX_LIST_LENGTH = 1000
@@ -218,7 +230,7 @@ def parse_event(
     """Validate one event and return its canonical dict; raise InvalidEvent with every problem.
 
     `first_day` is the lake's first day (`Settings.events_first_day`); `allow_internal` admits
-    `history_delete` and `impression`, which only the platform itself produces.
+    `history_delete`, `impression` and `user_erasure`, which only the platform itself produces.
     """
     now = now or datetime.now(UTC)
     if not isinstance(raw, dict):
@@ -303,9 +315,10 @@ def changes_shopper_state(event: Mapping[str, Any]) -> bool:
     """Whether an event changes what a shopper is served from (history, purchases, interactions).
 
     Clicks and impressions say what shoppers did with served lists: they are measured, never
-    learnt from here, and a list served must not itself change the next list.
+    learnt from here, and a list served must not itself change the next list. An erasure removes
+    the shopper's state rather than changing it (recsys_core.erasure).
     """
-    return event["type"] not in LIST_FEEDBACK_TYPES
+    return event["type"] not in LIST_FEEDBACK_TYPES and event["type"] != USER_ERASURE
 
 
 def impression_event(

@@ -362,6 +362,13 @@ class Settings:
         "168",
         "How long the local (and compose) Kafka keeps records; the lake's events_landing is the record.",
     )
+    erasure_vacuum_retain_hours: int = _var(
+        "RECSYS_ERASURE_VACUUM_RETAIN_HOURS",
+        _count,
+        "168",
+        "After an erasure deletes a shopper's rows, VACUUM removes the lake's files older than this "
+        "(Delta's default; below it, time travel to a version before the erasure still holds them until then).",
+    )
     ready_timeout_seconds: float = _var(
         "RECSYS_READY_TIMEOUT_SECONDS", _positive_float, "90", "How long `stack up` waits for a server to answer."
     )

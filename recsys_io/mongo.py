@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
+from recsys_core.erasure import user_hash
 from recsys_core.errors import ServerUnavailable
 from recsys_core.settings import Settings
 
@@ -26,6 +28,9 @@ MODELS = "models"
 EXPERIMENTS = "experiments"
 ONLINE_METRICS = "online_metrics"
 BUY_AGAIN = "buy_again"
+ERASURES = "erasures"
+# The documents of one shopper, keyed by their id: what an erasure deletes at once.
+SHOPPER_COLLECTIONS = (HISTORY, RECOMMENDATIONS, BUY_AGAIN)
 
 # Documents are keyed by their natural id in `_id` (product_id, user_id, scope, version), so
 # lookups are primary-key reads and upserts need no extra unique index.
@@ -45,6 +50,21 @@ _CLIENT_OPTIONS: dict[str, Any] = dict(
 def _unavailable(settings: Settings, error: Exception) -> ServerUnavailable:
     hint = "start it with `recsys stack up`" if settings.mongo_is_local else "check RECSYS_MONGO_URI"
     return ServerUnavailable("MongoDB", settings.mongo_url, f"{hint} ({error})")
+
+
+def erasure_record(user_id: str, erased_at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(filter, update) that records an erasure by the id's hash; the latest erasure of an id wins."""
+    return {"_id": user_hash(user_id)}, {"$max": {"erased_at": erased_at}}
+
+
+def erase_documents(db: Any, user_id: str, erased_at: datetime) -> list[str]:
+    """Delete the shopper's serving documents and record the erasure; the collections that held one.
+
+    Idempotent: the API, the CLI and the streaming job all run it for the same erasure.
+    """
+    erased = [name for name in SHOPPER_COLLECTIONS if db[name].delete_one({"_id": user_id}).deleted_count]
+    db[ERASURES].update_one(*erasure_record(user_id, erased_at), upsert=True)
+    return erased
 
 
 def mongo_client(settings: Settings, **overrides: Any) -> MongoClient:

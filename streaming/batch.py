@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("recsys.stream")
-COUNTS = ("records", "events", "dead_letters", "users")
+COUNTS = ("records", "events", "dead_letters", "erased", "users")
 PHASES = ("history", "recommendations", "waiting", "cpu_seconds")
 
 

@@ -32,11 +32,12 @@ from typing import Any
 from kafka import KafkaProducer
 from pymongo import MongoClient
 
-from recsys_core.events import InvalidEvent, changes_shopper_state, parse_event, parse_ts
+from recsys_core.erasure import erased_before, user_hash
+from recsys_core.events import USER_ERASURE, InvalidEvent, changes_shopper_state, parse_event, parse_ts
 from recsys_core.history import SEQ, BrowsingHistory
 from recsys_core.settings import Settings
 from recsys_io.kafka import make_producer
-from recsys_io.mongo import HISTORY, RECOMMENDATIONS, mongo_client, serving_db
+from recsys_io.mongo import ERASURES, HISTORY, RECOMMENDATIONS, erase_documents, mongo_client, serving_db
 from streaming.dlq import SourceRecord, dead_letter, send_dead_letters
 from streaming.model import ModelFiles, PromotedModel, promoted_model
 from streaming.retry import with_backoff
@@ -45,6 +46,7 @@ from streaming.store import (
     Tokens,
     Writes,
     WrittenDocuments,
+    read_by_id,
     update_histories,
     update_recommendations,
     wait_all,
@@ -129,6 +131,28 @@ class ShopperWorker:
         # One writes thread per collection: FerretDB stores a group's recommendations while the
         # next group's histories are stored (each collection's writes stay in order).
         self.writes = {HISTORY: Writes(), RECOMMENDATIONS: Writes()}
+
+    def honour_erasures(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events to apply: erasures carried out (the shopper's documents deleted, the erasure
+        recorded), and the events of erased shoppers older than their erasure left out.
+
+        One read of the `erasures` collection for the task's shoppers (by their ids' hashes), so
+        an event that arrives after the erasure, however late, cannot bring the shopper back.
+        """
+        for event in events:
+            if event["type"] == USER_ERASURE:
+                erase_documents(self.db, event["user_id"], parse_ts(event["ts"]))
+                self.histories.forget([event["user_id"]])
+                self.recommendations.forget([event["user_id"]])
+        hashes = {user_hash(e["user_id"]) for e in events if e["user_id"] is not None}
+        erased_at = {key: doc["erased_at"] for key, doc in read_by_id(self.db[ERASURES], hashes).items()}
+        if not erased_at:
+            return events
+        return [
+            e
+            for e in events
+            if e["user_id"] is None or not erased_before(parse_ts(e["ts"]), erased_at.get(user_hash(e["user_id"])))
+        ]
 
     def apply(self, events: list[dict[str, Any]], model: PromotedModel | None, phases: dict[str, float]) -> None:
         """Write the shoppers' histories, then the recommendations computed from them; time each.
@@ -248,6 +272,7 @@ class PartitionTask:
             "records": len(records),
             "events": len(events),
             "dead_letters": len(letters),
+            "erased": 0,
             "users": 0,
             "history": 0.0,
             "recommendations": 0.0,
@@ -262,11 +287,13 @@ class PartitionTask:
             )
         if events:
             worker, model = shopper_worker(self.settings), self._promoted_model(summary)
-            with_backoff(
-                lambda: worker.apply(events, model, summary),
-                f"{where}: writing to MongoDB",
-                give_up_after=TASK_PATIENCE_SECONDS,
-            )
+
+            def write() -> None:
+                kept = worker.honour_erasures(events)
+                summary["erased"] = len(events) - len(kept)
+                worker.apply(kept, model, summary)
+
+            with_backoff(write, f"{where}: writing to MongoDB", give_up_after=TASK_PATIENCE_SECONDS)
         # The worker's CPU, its writes threads' included.
         summary.update(seconds=time.monotonic() - started, cpu_seconds=time.process_time() - cpu)
         yield summary

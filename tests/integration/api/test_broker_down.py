@@ -11,7 +11,7 @@ from kafka import TopicPartition
 
 from recsys_io.kafka import ensure_topics, make_consumer
 from recsys_stack.servers import KafkaServer
-from tests.support.api import TopicReader, api_client
+from tests.support.api import TopicReader, api_client, history
 
 
 def _wait_until_answers(server: KafkaServer, timeout: float = 90) -> None:
@@ -76,16 +76,20 @@ def test_events_get_503_while_the_broker_is_stopped_and_202_once_it_is_back(own_
 
 def test_api_starts_without_kafka_and_refuses_writes_with_503(settings, mongo_db, unique):
     nowhere = dataclasses.replace(settings, kafka_port=settings.kafka_port + 6, api_produce_timeout_seconds=1)
+    mongo_db.history.insert_one(history(f"u-{unique}", ["p1"]))
     with api_client(nowhere) as client:
         started = time.monotonic()
         event = client.post("/v1/events", json=_view(f"u-{unique}"))
         elapsed = time.monotonic() - started
         catalog = client.put("/v1/products", json=[{"product_id": "p", "category_id": "c"}])
         delete = client.delete(f"/v1/users/u-{unique}/history/p1")
+        erase = client.delete(f"/v1/users/u-{unique}")
         assert client.get(f"/v1/users/u-{unique}/recommendations").status_code == 200
         metrics = client.get("/metrics").text
-    for response in (event, catalog, delete):
+    for response in (event, catalog, delete, erase):
         assert response.status_code == 503 and response.headers["Retry-After"]
+    # The erasure's event did not reach Kafka: nothing was deleted, a retry erases.
+    assert mongo_db.history.count_documents({}) == 1 and mongo_db.erasures.count_documents({}) == 0
     assert elapsed < 5
     assert f'recsys_api_produce_failures_total{{topic="{nowhere.topics.events}"}}' in metrics
     assert 'path="/v1/users/{user_id}/recommendations",status_code="200"' in metrics

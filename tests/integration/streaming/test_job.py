@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from recsys_io.mongo import HISTORY, RECOMMENDATIONS
+from recsys_core.erasure import user_erasure_event, user_hash
+from recsys_io.mongo import ERASURES, HISTORY, RECOMMENDATIONS
 from streaming.batch import BatchProcessor
 from streaming.job import checkpoint_dir, start_query, stop_after_batch
 from tests.support.api import api_client
@@ -361,3 +362,20 @@ def test_shoppers_are_written_in_groups_oldest_events_first(settings, mongo_db, 
         assert mongo_db[HISTORY].find_one({"_id": user}) is not None
         recommendations = mongo_db[RECOMMENDATIONS].find_one({"_id": user})
         assert recommendations["last_event_ts"] == T0 + timedelta(seconds=10 + 10 * i)
+
+
+def test_an_erased_shoppers_older_event_arriving_after_the_erasure_does_not_bring_them_back(
+    spark, settings, mongo_db, unique
+):
+    gone, kept = f"gone-{unique}", f"kept-{unique}"
+    produce(settings, [view(gone, "s1", 10), view(kept, "s1", 10)])
+    run_once(spark, settings)
+    assert mongo_db[HISTORY].find_one({"_id": gone}) and mongo_db[RECOMMENDATIONS].find_one({"_id": gone})
+    erasure = user_erasure_event(gone, first_day=settings.events_first_day)
+    produce(settings, [erasure, view(gone, "s2", 20), view(kept, "s2", 20)])
+    processor = run_once(spark, settings)
+    assert mongo_db[HISTORY].find_one({"_id": gone}) is None
+    assert mongo_db[RECOMMENDATIONS].find_one({"_id": gone}) is None
+    assert [d["_id"] for d in mongo_db[ERASURES].find()] == [user_hash(gone)]
+    assert processor.last_batch["erased"] == 2  # the erasure itself and the late view
+    assert product_ids(mongo_db[HISTORY].find_one({"_id": kept})) == ["s2", "s1"]
