@@ -83,7 +83,7 @@ def without_erased(events, session, lake: LakeResource):
     kept = events.where(F.col("type") != USER_ERASURE).alias("t")
     return kept.join(
         erased,
-        (F.sha2(F.col("t.user_id"), 256) == F.col("e.user_hash")) & (F.col("t.ts") < F.col("e.erased_at")),
+        (F.sha2(F.col("t.user_id"), 256) == F.col("e.user_hash")) & F.expr(_OLDER.format(ts="t.ts")),
         "left_anti",
     )
 
