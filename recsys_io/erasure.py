@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka.errors import KafkaError
-
 from recsys_core.erasure import erasure_answer, user_erasure_event
 from recsys_core.events import parse_ts
 from recsys_core.settings import Settings
-from recsys_io.kafka import _unavailable, make_producer
+from recsys_io.kafka import send_and_wait
 from recsys_io.mongo import erase_documents, mongo_client, require_mongo, serving_db
-
-ACK_TIMEOUT_SECONDS = 10
 
 
 def erase_user(settings: Settings, user_id: str) -> dict[str, Any]:
@@ -23,13 +19,7 @@ def erase_user(settings: Settings, user_id: str) -> dict[str, Any]:
     """
     event = user_erasure_event(user_id, first_day=settings.events_first_day)
     require_mongo(settings)
-    producer = make_producer(settings)
-    try:
-        producer.send(settings.topics.events, key=event["user_id"], value=event).get(timeout=ACK_TIMEOUT_SECONDS)
-    except KafkaError as error:
-        raise _unavailable(settings, error) from error
-    finally:
-        producer.close()
+    send_and_wait(settings, settings.topics.events, event["user_id"], event)
     client = mongo_client(settings)
     try:
         erased = erase_documents(serving_db(client, settings), event["user_id"], parse_ts(event["ts"]))

@@ -68,6 +68,17 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         raise _unavailable(settings, error) from error
 
 
+def send_and_wait(settings: Settings, topic: str, key: str, value: Any, timeout_seconds: float = 10) -> None:
+    """Produce one record and wait until Kafka acknowledged it (ServerUnavailable when it did not)."""
+    producer = make_producer(settings)
+    try:
+        producer.send(topic, key=key, value=value).get(timeout=timeout_seconds)
+    except KafkaError as error:
+        raise _unavailable(settings, error) from error
+    finally:
+        producer.close()
+
+
 def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> KafkaConsumer:
     """JSON consumer; offsets are committed by the caller (enable_auto_commit off by default)."""
     config: dict[str, Any] = dict(
