@@ -112,6 +112,9 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.default.parallelism": str(settings.spark_shuffle_partitions),
+        # Delta's VACUUM lists a table's files in this many tasks (Spark's default, 10,000, suits
+        # a big cluster's partition discovery: here it made one VACUUM of a small table a minute).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark_shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.driver.host": "127.0.0.1",
