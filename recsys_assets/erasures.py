@@ -6,9 +6,11 @@ applies the new ones: a Delta DELETE (a MERGE on the id's hash, run by Spark) of
 rows up to the erasure in `events_landing`, `raw_events` and `quarantined_events`, and of
 all their rows in the tables built from those (the next runs rebuild them from what is left);
 the `user_index` and `user_factors` files of every model version are rewritten without them.
-Then VACUUM removes the files the deletes left behind once they are older than
-RECSYS_ERASURE_VACUUM_RETAIN_HOURS, and each table is checkpointed and its log before the
-checkpoint deleted (`_forget_history`): the log's file statistics hold ids too.
+Each table is checkpointed and its log before the checkpoint deleted (`_forget_history`): the
+log's file statistics hold ids too. The files the deletes left behind go with VACUUM once they
+are older than RECSYS_ERASURE_VACUUM_RETAIN_HOURS: the table records when each erasure was
+applied and vacuumed, so the first run past an erasure's retention vacuums the lake, once, and
+the runs in between vacuum nothing.
 
 raw_events depends on this asset and leaves out, when it rebuilds a day, the events of an erased
 shopper up to their erasure (`without_erased`), so a re-run cannot bring them back.
@@ -16,6 +18,8 @@ shopper up to their erasure (`without_erased`), so a re-run cannot bring them ba
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -36,6 +40,10 @@ BUILT_TABLES = ("orders", "interactions", "impressions", "clicks", "attributed_o
 RECORD_TABLES = (LANDING_TABLE, "quarantined_events")
 ALL_TABLES = (*RECORD_TABLES, *EVENT_TABLES, *BUILT_TABLES)
 MODEL_USER_FILES = ("user_index", "user_factors")
+# Tables changed at once: each change is a few small Spark jobs whose time is mostly scheduling,
+# so a few at a time keep the executors busy.
+TABLES_AT_ONCE = 3
+RECORD_COLUMNS = "user_hash string, erased_at timestamp, applied_at timestamp, vacuumed_at timestamp"
 
 _VALUE_USER = "trim(coalesce(get_json_object(t.value, '$.user_id'), get_json_object(t.value, '$.userid')))"
 _VALUE_TS = "try_to_timestamp(coalesce(get_json_object(t.value, '$.ts'), get_json_object(t.value, '$.timestamp')))"
@@ -68,10 +76,20 @@ def landed_erasures(session, lake: LakeResource):
 
 
 def recorded_erasures(session, lake: LakeResource):
-    """The `erasures` table (empty with its columns before the first erasure)."""
-    if lake.exists(ERASURES_TABLE):
-        return session.read.format("delta").load(lake.table(ERASURES_TABLE))
-    return session.createDataFrame([], "user_hash string, erased_at timestamp")
+    """The `erasures` table: (user_hash, erased_at, applied_at, vacuumed_at), empty with its columns
+    before the first erasure. A table written before erasures kept `applied_at` and `vacuumed_at`
+    reads as applied at the erasure and not vacuumed yet."""
+    from pyspark.sql import functions as F
+
+    if not lake.exists(ERASURES_TABLE):
+        return session.createDataFrame([], RECORD_COLUMNS)
+    table = session.read.format("delta").load(lake.table(ERASURES_TABLE))
+    return table.select(
+        "user_hash",
+        "erased_at",
+        F.col("applied_at") if "applied_at" in table.columns else F.col("erased_at").alias("applied_at"),
+        F.col("vacuumed_at") if "vacuumed_at" in table.columns else F.lit(None).cast("timestamp").alias("vacuumed_at"),
+    )
 
 
 def without_erased(events, session, lake: LakeResource):
@@ -100,10 +118,19 @@ def _apply(session, lake: LakeResource, fresh) -> list[str]:
         **dict.fromkeys(BUILT_TABLES, "sha2(t.user_id, 256) = e.user_hash"),
     }
     touched = [name for name in conditions if lake.exists(name)]
-    for name in touched:
+
+    def erase_from(name: str) -> None:
         _delete(session, lake.table(name), fresh, conditions[name])
         _forget_history(session, lake.table(name))
+
+    _each_table(erase_from, touched)
     return touched
+
+
+def _each_table(work, names: list[str]) -> None:
+    """`work(name)` for every table, TABLES_AT_ONCE at a time (Spark runs jobs of several threads side by side)."""
+    with ThreadPoolExecutor(TABLES_AT_ONCE, thread_name_prefix="erasure") as pool:
+        list(pool.map(work, names))
 
 
 def _delete(session, path: str, fresh, condition: str) -> None:
@@ -112,15 +139,17 @@ def _delete(session, path: str, fresh, condition: str) -> None:
     DeltaTable.forPath(session, path).alias("t").merge(fresh.alias("e"), condition).whenMatchedDelete().execute()
 
 
-def _vacuum(session, path: str, retain_hours: int) -> None:
-    """VACUUM with the setting's retention, Delta's safety check off for this call alone when it is below Delta's."""
+def _vacuum(session, lake: LakeResource, names: list[str]) -> None:
+    """VACUUM the tables with the setting's retention, Delta's safety check off for these calls
+    alone (it refuses a retention below Delta's own)."""
     from delta.tables import DeltaTable
 
+    hours = float(lake.erasure_vacuum_retain_hours)
     check = "spark.databricks.delta.retentionDurationCheck.enabled"
     previous = session.conf.get(check, "true")
     session.conf.set(check, "false")
     try:
-        DeltaTable.forPath(session, path).vacuum(float(retain_hours))
+        _each_table(lambda name: DeltaTable.forPath(session, lake.table(name)).vacuum(hours), names)
     finally:
         session.conf.set(check, previous)
 
@@ -175,12 +204,13 @@ def _model_files(models_dir: Path) -> list[Path]:
     deps=[LANDING_TABLE],
     description="Shoppers erased (DELETE /v1/users/{user_id}, `recsys erase`), by the SHA-256 of their id with "
     "the erasure's time, from the landed user_erasure events; each new one deleted from every lake table and "
-    "model file, then VACUUM after RECSYS_ERASURE_VACUUM_RETAIN_HOURS.",
+    "model file; the first run past an erasure's RECSYS_ERASURE_VACUUM_RETAIN_HOURS VACUUMs the lake.",
 )
 def erasures(context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource) -> MaterializeResult:
     from pyspark.sql import functions as F
 
     session = spark.spark_session
+    now = F.lit(datetime.now(UTC))
     recorded = recorded_erasures(session, lake).cache()
     landed = landed_erasures(session, lake)
     # New: not recorded yet, or erased again since.
@@ -189,21 +219,28 @@ def erasures(context: AssetExecutionContext, spark: PySparkResource, lake: LakeR
         .join(recorded.alias("r"), "user_hash", "left")
         .where(F.col("r.erased_at").isNull() | (F.col("n.erased_at") > F.col("r.erased_at")))
         .select("user_hash", F.col("n.erased_at").alias("erased_at"))
-        .cache()
     )
+    # This run's new erasures, a handful of (hash, time) rows, held as a local relation: the deletes
+    # below change events_landing, which `landed` reads, so nothing may compute them again from it.
+    fresh = session.createDataFrame(fresh.collect(), "user_hash string, erased_at timestamp")
     n_fresh = fresh.count()
     touched = _apply(session, lake, fresh) if n_fresh else []
     model_files = _rewrite_model_files(session, lake.models_dir, fresh) if n_fresh else 0
-    if n_fresh:
-        # Recorded once applied: a run that fails before this point applies them again next time.
-        every = recorded.unionByName(fresh).groupBy("user_hash").agg(F.max("erased_at").alias("erased_at"))
-        every.write.format("delta").mode("overwrite").save(lake.table(ERASURES_TABLE))
-    # Every run while erasures are recorded: files an erasure left behind go once past the retention.
-    vacuumed = [name for name in ALL_TABLES if lake.exists(name)] if n_fresh or recorded.head(1) else []
-    for name in vacuumed:
-        _vacuum(session, lake.table(name), lake.erasure_vacuum_retain_hours)
+    applied = fresh.select(
+        "user_hash", "erased_at", now.alias("applied_at"), F.lit(None).cast("timestamp").alias("vacuumed_at")
+    )
+    every = recorded.join(fresh, "user_hash", "left_anti").unionByName(applied)
+    # Due: applied, not vacuumed since, and the files its deletes replaced are past the retention now.
+    retention = timedelta(hours=lake.erasure_vacuum_retain_hours)
+    due = F.col("vacuumed_at").isNull() & (F.col("applied_at") <= now - F.lit(retention))
+    n_due = every.where(due).count()
+    vacuumed = [name for name in ALL_TABLES if lake.exists(name)] if n_due else []
+    _vacuum(session, lake, vacuumed)
+    if n_fresh or n_due:
+        # Recorded once applied (and vacuumed): a run that fails before this point does it again next time.
+        every = every.withColumn("vacuumed_at", F.when(due, now).otherwise(F.col("vacuumed_at")))
+        every.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(lake.table(ERASURES_TABLE))
     total = session.read.format("delta").load(lake.table(ERASURES_TABLE)).count() if lake.exists(ERASURES_TABLE) else 0
-    fresh.unpersist()
     recorded.unpersist()
     context.log.info(f"{n_fresh} new erasures applied to {len(touched)} tables and {model_files} model files")
     return MaterializeResult(
@@ -212,5 +249,7 @@ def erasures(context: AssetExecutionContext, spark: PySparkResource, lake: LakeR
             "dagster/row_count": total,
             "tables": ", ".join(touched) or "none",
             "model_files_rewritten": model_files,
+            "erasures_past_retention": n_due,
+            "tables_vacuumed": len(vacuumed),
         }
     )
