@@ -14,8 +14,9 @@ run: install
 # on one worker, because module fixtures share a stack of data.
 TEST_WORKERS ?= 0
 
+# --durations: every run ends with the 25 slowest tests, where a faster suite has to start.
 test: lint browser postgres provision
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # The linter, the formatter's check and the type checker (settings in pyproject.toml): zero findings.
 lint: install
