@@ -59,11 +59,8 @@ def buy_again_weight(
         if can_buy_again(rates, protocol.min_rate):
             params = _served_params(mongo)
             context.log.info(f"choosing the buy_again weight on a validation split, fitting {params.label()}")
-            split = split_last_orders(purchases).cache()
-            try:
-                ndcg = validation_ndcg(split, params, protocol)
-            finally:
-                split.unpersist()
+            # Read once, by the validation split that validation_ndcg carves out of it (and caches).
+            ndcg = validation_ndcg(split_last_orders(purchases), params, protocol)
     finally:
         purchases.unpersist()
     weight = best_weight(ndcg) if ndcg else 0.0

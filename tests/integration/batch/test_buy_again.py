@@ -126,7 +126,7 @@ def test_the_weight_chosen_on_the_shops_repeat_orders_is_served_unless_the_setti
     # its list is the one the weight is chosen for, and buy_again adds the staples.
     params = {"rank": 2, "max_iter": 5}
     mongo_db[MODELS].insert_one({"_id": "v1", "family": "als", "params": params, "promoted": True, "promoted_at": NOW})
-    result = materialized(settings, spark, weekly_orders(staples=True), ["buy_again_lists", "buy_again_weight"])
+    result = materialized(settings, spark, weekly_orders(staples=True), ["buy_again_weight"])
     record = mongo_db[BLEND_WEIGHTS].find_one({"_id": "buy_again"})
     ndcg = {entry["weight"]: entry["ndcg"] for entry in record["validation_ndcg"]}
     assert record["weight"] > 0 and ndcg[record["weight"]] > ndcg[0.0]
@@ -135,6 +135,7 @@ def test_the_weight_chosen_on_the_shops_repeat_orders_is_served_unless_the_setti
     assert metadata["weight"].value == record["weight"]
     assert metadata["share_of_products_bought_again"].value == pytest.approx(6 / 14)  # the staples of 14 products
     mongo_db[RECOMMENDATIONS].insert_one(model_document("u1"))
+    mongo_db[BUY_AGAIN].insert_one({"_id": "u1", "items": [{"product_id": "staple1", "score": 2.0}]})
     with api_client(settings) as client:  # RECSYS_BUY_AGAIN_WEIGHT unset: the recorded weight
         served = client.get("/v1/users/u1/recommendations").json()
     with api_client(settings, buy_again_weight=0.0) as client:
