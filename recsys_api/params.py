@@ -57,7 +57,8 @@ class ListQuery:
     min_size: int
     exclude: tuple[str, ...] = ()
     category: str | None = None
-    buy_again_weight: float = 0.0  # RECSYS_BUY_AGAIN_WEIGHT: the recommendations' share of products bought again
+    # RECSYS_BUY_AGAIN_WEIGHT, None when unset: the recommendations' share of products bought again (recsys_api.blend).
+    buy_again_weight: float | None = None
 
 
 def provide_list_query(

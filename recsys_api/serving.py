@@ -13,6 +13,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from recsys_api import blend
 from recsys_api.params import ListQuery
 from recsys_core import ranking, reasons, repeats
 from recsys_core.documents import GLOBAL_SCOPE
@@ -151,7 +152,7 @@ def _with_buy_again(
 
 async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> ProductList:
     """The user's precomputed recommendations; else the bestsellers strategy minus what they bought.
-    Either way the shopper's buy_again list is blended in when its weight is above 0.
+    Either way the shopper's buy_again list is blended in when its weight (recsys_api.blend) is above 0.
 
     One read when the document is there: its writers keep the shopper's purchases out of it (the
     speed layer rewrites it on every purchase; the batch layer drops what the history lists as
@@ -159,7 +160,8 @@ async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> 
     list before the minimum size applies; too few left, the fallback is narrowed the same way.
     """
     limit, min_size, exclude, category = query.limit, query.min_size, query.exclude, query.category
-    again = await _bought_again(db, user_id, query.buy_again_weight)
+    weight = await blend.buy_again_weight(db, query.buy_again_weight)
+    again = await _bought_again(db, user_id, weight)
     if category is not None and again:
         in_category = await _in_category(db, again, category)
         again = [p for p in again if p in in_category]
@@ -174,7 +176,7 @@ async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> 
             in_category = await _in_category(db, ranked, category)
             ranked = [p for p in ranked if p in in_category]
         ranked, reason_of = _with_buy_again(
-            again, ranked, query.buy_again_weight, lambda p: reasons.stored_reason(item_of[p], strategy)
+            again, ranked, weight, lambda p: reasons.stored_reason(item_of[p], strategy)
         )
         products, why = _served(ranked, reason_of, limit, min_size, exclude)
         if products:
@@ -185,7 +187,7 @@ async def recommendations(db: AsyncDatabase, user_id: str, query: ListQuery) -> 
     if not again:
         return fallback
     fallback_reason = dict(zip(fallback.products, fallback.reasons, strict=True))
-    ranked, reason_of = _with_buy_again(again, fallback.products, query.buy_again_weight, fallback_reason.__getitem__)
+    ranked, reason_of = _with_buy_again(again, fallback.products, weight, fallback_reason.__getitem__)
     products, why = _served(ranked, reason_of, limit, min_size, exclude)
     return ProductList(products, why, PERSONALIZED, fallback.strategy)
 

@@ -34,7 +34,14 @@ ONLINE_METRICS = AssetSelection.assets(
     "impressions", "clicks", "attributed_orders", "online_metrics", "experiment_results"
 )
 MODEL = AssetSelection.assets(
-    "interactions", "als_model", "current_model", "item_similarities", "content_similarities", "user_recommendations"
+    "interactions",
+    "als_model",
+    "current_model",
+    "item_similarities",
+    "content_similarities",
+    "user_recommendations",
+    # A model fit too, so it is chosen again with the model rather than every hour.
+    "buy_again_weight",
 )
 
 # Partitioned like raw_events: Dagster takes the partitions from the selected assets when it resolves the job.
@@ -47,7 +54,8 @@ hourly_refresh = define_asset_job(
 model_refresh = define_asset_job(
     "model_refresh",
     selection=MODEL,
-    description="Interactions, a new ALS version (checked, promoted if it passes), similar items and recommendations.",
+    description="Interactions, a new ALS version (checked, promoted if it passes), similar items, recommendations "
+    "and the buy_again blend weight.",
 )
 
 
@@ -68,7 +76,7 @@ def hourly_ingest_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     job=model_refresh,
     cron_schedule="30 3 * * *",
     execution_timezone="UTC",
-    description="Every day at 03:30 UTC: retrain, check and promote.",
+    description="Every day at 03:30 UTC: retrain, check and promote; choose the buy_again blend weight again.",
 )
 def daily_model_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     return RunRequest(

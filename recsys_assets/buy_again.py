@@ -4,8 +4,9 @@ A product's repeat rate (the share of its buyers who bought it in two or more or
 from the shop's orders, one task per product; each shopper's list (`recsys_core.repeats.buy_again`:
 their own purchases of products that clear the repeat rate, by how often and how recently they
 bought them) is ranked in the task that holds their orders and written from there. The API blends
-it into the shopper's recommendations by RECSYS_BUY_AGAIN_WEIGHT; in a shop whose products nobody
-buys twice every list is empty and the recommendations are the model's alone.
+it into the shopper's recommendations at the weight the buy_again_weight asset chose (or
+RECSYS_BUY_AGAIN_WEIGHT); in a shop whose products nobody buys twice every list is empty and the
+recommendations are the model's alone.
 """
 
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from recsys_assets.as_of import run_started_at
 from recsys_assets.publish import write_from_executors
 from recsys_assets.repeat_evaluation import product_repeat_rates, purchase_of
 from recsys_assets.resources import LakeResource, MongoResource
-from recsys_core.repeats import DEFAULT_K, buy_again_scored
+from recsys_core.repeats import DEFAULT_K, buy_again_scored, shop_repeat_rate
 from recsys_io.mongo import BUY_AGAIN
 
 LIST_LENGTH = DEFAULT_K
@@ -41,12 +42,24 @@ def _replace(db, documents: list[dict]) -> tuple[int, int]:
     return len(documents), sum(1 for d in documents if d["items"])
 
 
+def shop_purchases(session, lake: LakeResource):
+    """DataFrame(user_id, item_id, order_id, ts) of the `orders` table, as the repeat rules read purchases."""
+    from pyspark.sql import functions as F
+
+    return (
+        session.read.format("delta")
+        .load(lake.table("orders"))
+        .select("user_id", F.col("product_id").alias("item_id"), "order_id", F.col("ts").cast("double").alias("ts"))
+    )
+
+
 @asset(
     group_name="serving",
     deps=[AssetKey("orders")],
     description="Each shopper's products to buy again (their own purchases of products shoppers here buy "
     "again, by how often and how recently) in the buy_again collection, which the API blends into the "
-    "recommendations by RECSYS_BUY_AGAIN_WEIGHT. Metadata: the shop's repeat rate.",
+    "recommendations at the weight buy_again_weight chose (or RECSYS_BUY_AGAIN_WEIGHT). Metadata: the shop's "
+    "repeat rate.",
 )
 def buy_again_lists(
     context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource, mongo: MongoResource
@@ -55,17 +68,7 @@ def buy_again_lists(
 
     session = spark.spark_session
     now = run_started_at(context).astimezone(UTC)
-    purchases = (
-        session.read.format("delta")
-        .load(lake.table("orders"))
-        .select(
-            "user_id",
-            F.col("product_id").alias("item_id"),
-            "order_id",
-            F.col("ts").cast("double").alias("ts"),
-        )
-        .cache()
-    )
+    purchases = shop_purchases(session, lake).cache()
     rates = product_repeat_rates(purchases)  # one number per product: small, like the model's item data
     shared = session.sparkContext.broadcast(rates)
     shoppers = purchases.groupBy("user_id").agg(
@@ -74,7 +77,6 @@ def buy_again_lists(
     written, with_items = write_from_executors(shoppers, mongo, partial(_document, rates=shared, now=now), _replace)
     purchases.unpersist()
     repeated = sum(1 for rate in rates.values() if rate > 0)
-    shop_rate = repeated / len(rates) if rates else 0.0
     context.log.info(
         f"{written} buy-again lists, {with_items} not empty; {repeated} of {len(rates)} products bought again"
     )
@@ -83,6 +85,6 @@ def buy_again_lists(
             "dagster/row_count": written,
             "lists_not_empty": with_items,
             "products_bought_again": repeated,
-            "share_of_products_bought_again": shop_rate,
+            "share_of_products_bought_again": shop_repeat_rate(rates),
         }
     )

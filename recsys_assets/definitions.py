@@ -11,6 +11,7 @@ from dagster import AssetsDefinition, Definitions, SourceAsset, definitions
 from recsys_assets import (
     automation,
     bestsellers,
+    blend_weight,
     buy_again,
     catalog,
     erasures,
@@ -45,6 +46,7 @@ def build_assets(settings: Settings) -> list[AssetsDefinition | SourceAsset]:
         serving.content_similarities,
         serving.user_recommendations,
         buy_again.buy_again_lists,
+        blend_weight.buy_again_weight,
         *online_metrics.metrics_assets(partitions, settings.attribution_window),
         experiment_results.experiment_results_asset,
     ]

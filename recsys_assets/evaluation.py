@@ -112,6 +112,12 @@ class Fitted:
 ModelParams = AlsParams | EaseParams
 
 
+def params_of(family: str, values: dict[str, Any]) -> ModelParams:
+    """The parameters a registered model version was trained with (its `family` and `params`)."""
+    kind = EaseParams if family == EaseParams.family else AlsParams
+    return kind(**values)
+
+
 def fit_for_evaluation(train, params: ModelParams, grams: dict | None = None) -> Fitted:
     """Fit `params`' family on DataFrame(user_id, item_id, strength)."""
     from pyspark.sql import functions as F

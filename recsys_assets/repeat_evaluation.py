@@ -156,22 +156,29 @@ def evaluate_repeat_split(
     return {**report, "family": fitted.family, "seconds": fitted.seconds}
 
 
+def validation_ndcg(split, params: ModelParams, protocol: RepeatProtocol = RepeatProtocol()) -> dict[float, float]:
+    """NDCG@k of each of the protocol's blend weights on the validation split carved out of `split`'s
+    training part (split_last_orders again), one model fitted; best_weight of it is the weight to blend at.
+    Every weight scores 0 when no shopper has an order left to hold out there."""
+    from pyspark.sql import functions as F
+
+    validation = split_last_orders(split.where(~F.col("held_out")).drop("held_out")).cache()
+    try:
+        tuned = evaluate_repeat_split(validation, params, protocol)
+    finally:
+        validation.unpersist()
+    return {w: float(tuned[blend_name(w)]["ndcg"] or 0.0) for w in protocol.weights}
+
+
 def evaluate_with_repeats(
     purchases, params: ModelParams, protocol: RepeatProtocol = RepeatProtocol(), categories=None
 ) -> dict[str, Any]:
     """The whole protocol on DataFrame(user_id, item_id, order_id, ts) (see the module's docstring):
     {"popularity", family, "buy_again", "blend": metrics on the test orders, "blend_weight": the weight the
     validation chose, "validation": NDCG@k of each weight there, "family", "seconds"}."""
-    from pyspark.sql import functions as F
-
     split = split_last_orders(purchases).cache()
     try:
-        validation = split_last_orders(split.where(~F.col("held_out")).drop("held_out")).cache()
-        try:
-            tuned = evaluate_repeat_split(validation, params, protocol)
-        finally:
-            validation.unpersist()
-        ndcg = {w: float(tuned[blend_name(w)]["ndcg"] or 0.0) for w in protocol.weights}
+        ndcg = validation_ndcg(split, params, protocol)
         weight = best_weight(ndcg)
         result = evaluate_repeat_split(split, params, replace(protocol, weights=(weight,)), categories)
     finally:

@@ -12,6 +12,8 @@ with the model's list.
                  so far (0: the model alone, 0.5: alternating from buy-again, 1: every buy-again
                  product first), a product only once, and either list fills in when the other
                  runs out
+    served weight  the weight the served recommendations blend at: RECSYS_BUY_AGAIN_WEIGHT when it is
+                 set, else the one the evaluation chose on the shop's orders, else 0
 """
 
 from __future__ import annotations
@@ -146,3 +148,21 @@ def best_weight(ndcg_by_weight: Mapping[float, float]) -> float:
     if not ndcg_by_weight:
         raise BadBlendWeight("no blend weight was evaluated")
     return min(ndcg_by_weight, key=lambda w: (-ndcg_by_weight[w], w))
+
+
+def shop_repeat_rate(rates: Mapping[str, float]) -> float:
+    """The shop's repeat rate: the share of its purchased products that some buyer bought in two orders."""
+    return sum(1 for rate in rates.values() if rate > 0) / len(rates) if rates else 0.0
+
+
+def can_buy_again(rates: Mapping[str, float], min_rate: float = DEFAULT_MIN_REPEAT_RATE) -> bool:
+    """Whether any buy_again list can hold a product: without one every blend is the model's list, so the
+    blend weight is 0 without fitting anything."""
+    return any(rate >= min_rate for rate in rates.values())
+
+
+def served_weight(setting: float | None, recorded: float | None) -> float:
+    """The blend weight to serve (see the module's docstring): the shop's setting overrides the evaluation."""
+    if setting is not None:
+        return setting
+    return recorded if recorded is not None else 0.0

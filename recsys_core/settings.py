@@ -301,12 +301,12 @@ class Settings:
     )
     dagster_port: int = _var("RECSYS_DAGSTER_PORT", _port, "3000", "Port of the Dagster UI.")
     min_list_size: int = _var("RECSYS_MIN_LIST_SIZE", _positive_int, "5", "Lists shorter than this are served empty.")
-    buy_again_weight: float = _var(
+    buy_again_weight: float | None = _var(
         "RECSYS_BUY_AGAIN_WEIGHT",
         _fraction,
-        "0",
+        None,
         "Share of a shopper's recommendations given to products they buy again (0: the model's list alone); "
-        "`recsys evaluate --repeats` picks it on the shop's orders.",
+        "unset: the weight the buy_again_weight asset chose on the shop's orders (0 before its first run).",
     )
     events_start_date: str = _var(
         "RECSYS_EVENTS_START_DATE",

@@ -28,6 +28,9 @@ MODELS = "models"
 EXPERIMENTS = "experiments"
 ONLINE_METRICS = "online_metrics"
 BUY_AGAIN = "buy_again"
+# One document per list blended into the recommendations (`_id` "buy_again"): the weight the
+# evaluation chose on the shop's orders and each weight's validation NDCG.
+BLEND_WEIGHTS = "blend_weights"
 ERASURES = "erasures"
 # The documents of one shopper, keyed by their id: what an erasure deletes at once.
 SHOPPER_COLLECTIONS = (HISTORY, RECOMMENDATIONS, BUY_AGAIN)

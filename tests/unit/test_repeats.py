@@ -14,8 +14,11 @@ from recsys_core.repeats import (
     blend,
     buy_again,
     buy_again_scored,
+    can_buy_again,
     repeat_rate,
     repeat_rates,
+    served_weight,
+    shop_repeat_rate,
     split_last_order,
 )
 
@@ -98,6 +101,24 @@ def test_best_weight_takes_the_best_ndcg_and_the_smallest_weight_among_equals():
     assert best_weight({0.0: 0.1, 0.5: 0.3, 1.0: 0.3}) == 0.5
     with pytest.raises(BadBlendWeight):
         best_weight({})
+
+
+def test_the_setting_overrides_the_recorded_weight_and_without_either_the_model_is_served_alone():
+    assert served_weight(0.25, 0.75) == 0.25
+    assert served_weight(0.0, 0.75) == 0.0  # set to 0 explicitly: no blend, whatever the evaluation chose
+    assert served_weight(None, 0.75) == 0.75
+    assert served_weight(None, None) == 0.0
+
+
+def test_a_shop_whose_products_nobody_buys_twice_has_nothing_to_blend_in():
+    rates = repeat_rates(
+        [Purchase("a", "tv", "o1", 0), Purchase("a", "radio", "o2", DAY), Purchase("b", "tv", "o3", 0)]
+    )
+    assert shop_repeat_rate(rates) == 0.0 and not can_buy_again(rates)
+    rates = {"milk": 0.5, "tv": 0.0, "bread": 0.1}
+    assert shop_repeat_rate(rates) == pytest.approx(2 / 3)
+    assert can_buy_again(rates) and not can_buy_again(rates, min_rate=0.6)
+    assert shop_repeat_rate({}) == 0.0
 
 
 def test_purchase_files_keep_every_line_and_name_a_missing_column_or_bad_time():
