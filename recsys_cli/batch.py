@@ -11,7 +11,6 @@ import typer
 
 from recsys_cli.common import fail, friendly_errors, settings, with_serving_db
 
-PARTITIONED = ("raw_events", "quarantined_events")
 EPHEMERAL_JOB = "__ephemeral_asset_job__"  # the name dagster.materialize gives its runs
 
 model_app = typer.Typer(
@@ -49,6 +48,33 @@ def _selected(selection: list[str], keys: list[str], groups: dict[str, list[str]
             )
         chosen += [n for n in names if n not in chosen]
     return chosen
+
+
+def _phases(
+    chosen: list[str], partitioned: list[tuple[str, ...]], deps: dict[str, list[str]]
+) -> tuple[list[str], list[str], list[str]]:
+    """The selection in three runs, in dependency order: the unpartitioned assets the daily ones
+    read (erasures before raw_events), the daily-partitioned ones, then every other asset.
+
+    `partitioned` holds the keys of each partitioned step (a step writing several, such as
+    raw_events with quarantined_events, runs only as a whole); `deps` each key's upstream keys.
+    """
+    daily = [key for step in partitioned if any(k in chosen for k in step) for key in step]
+
+    def upstream(keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        stack = list(keys)
+        while stack:
+            for dep in deps.get(stack.pop(), []):
+                if dep not in found:
+                    found.add(dep)
+                    stack.append(dep)
+        return found
+
+    feeding = upstream(daily)
+    before = [k for k in chosen if k in feeding and k not in daily]
+    rest = [k for k in chosen if k not in daily and k not in before]
+    return before, daily, rest
 
 
 def _instance():
@@ -122,8 +148,9 @@ def materialize_command(
 ) -> None:
     """Run assets in-process with the code location's definitions, printing one line per step.
 
-    Partitioned assets (raw_events) run for today by default, or --partition, or all days from --from to --to
-    in one run (Kafka is read once for the whole range).
+    Daily-partitioned assets (raw_events, impressions, clicks, attributed_orders, online_metrics) run for today
+    by default, or --partition, or all days from --from to --to in one run (the lake read once for the range),
+    after the unpartitioned assets they read (erasures, products).
 
     The other selected assets then run once, as of the end of the last day given (bestsellers rank that day's
     window, interactions count and decay up to it).
@@ -150,12 +177,14 @@ def materialize_command(
         for op in (op for op, op_keys in dated.items() if any(k in chosen for k in op_keys)):
             run_config.setdefault("ops", {}).setdefault(op, {}).setdefault("config", {}).setdefault("as_of", as_of)
     instance = _instance()
-    # raw_events and quarantined_events are written by one step, which runs only as a whole.
-    daily = list(PARTITIONED) if any(k in chosen for k in PARTITIONED) else []
+    partitioned = [tuple(k.to_user_string() for k in a.keys) for a in all_assets if a.partitions_def is not None]
+    deps = {k.to_user_string(): [d.to_user_string() for d in a.asset_deps[k]] for a in all_assets for k in a.keys}
+    before, daily, rest = _phases(chosen, partitioned, deps)
+    if before:
+        _run("what the daily assets read", before, None, {}, instance, verbose)
     if daily:
         span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
         _run(f"events of {span}", daily, days, {}, instance, verbose)
-    rest = [k for k in chosen if k not in PARTITIONED]
     if rest:
         _run("tables, model and serving documents", rest, None, run_config, instance, verbose)
 
