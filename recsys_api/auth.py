@@ -42,13 +42,15 @@ def _require_one_of(connection: ASGIConnection, keys: tuple[str, ...]) -> None:
         raise NotAuthorizedException(f"this route needs a valid {API_KEY_HEADER} header")
 
 
-def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+# Guards are coroutines though they do no I/O: Litestar runs a plain function guard in a worker
+# thread, a thread hop on every guarded read.
+async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     keys: tuple[str, ...] = connection.app.state.settings.api_keys
     if keys:
         _require_one_of(connection, keys)
 
 
-def require_read_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def require_read_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     settings = connection.app.state.settings
     if settings.api_read_keys:
         _require_one_of(connection, settings.api_read_keys + settings.api_keys)
