@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.db = serving_db(mongo, settings)
         app.state.publisher = publisher
         await publisher.start()
-        impressions = Impressions(publisher, settings.api_impression_queue)
+        impressions = Impressions(settings)
         impressions.start()
         app.state.impressions = impressions
         # Everything built so far lives as long as the process: keep it out of the collector's
