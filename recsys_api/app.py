@@ -16,7 +16,7 @@ from litestar.types import Receive, Scope, Send
 from recsys_api.auth import SECURITY_SCHEMES
 from recsys_api.bestsellers import BestsellersController
 from recsys_api.compat import CompatController
-from recsys_api.dependencies import DEPENDENCIES
+from recsys_api.dependencies import DEPENDENCIES, Reads
 from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
 from recsys_api.experiments import ExperimentsController
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> Litestar:
         await publisher.start()
         impressions = Impressions(settings)
         impressions.start()
-        app.state.impressions = impressions
+        app.state.reads = Reads(app.state.db, impressions, settings)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, whose pauses would otherwise show up as the slowest requests.
         gc.collect()
