@@ -6,11 +6,11 @@ waits for an impression's acknowledgement, so that producer is tuned for the bro
 process's CPU rather than for latency (a read costs well under a millisecond, and a Python call
 or a thread wake-up per record is a large part of that):
 
-- it batches for LINGER_MS, so the broker takes a few requests a second instead of one per read;
-- librdkafka reports only failures (`delivery.report.only.error`) and what it still holds is its
-  own count (`len(producer)`), so a delivered impression costs no Python call at all;
-- its reports are served by the process's event loop every RETRY_SECONDS, not by a thread that
-  would take the interpreter lock per record.
+- it batches for LINGER_MS, so the broker takes a few requests a second instead of one per read,
+  and librdkafka's broker thread wakes up as seldom;
+- its delivery reports are served by the process's event loop, REPORT_SECONDS' worth at a time
+  (one small Python call each), not by a thread of their own that would take the interpreter lock
+  from the loop on every record.
 
 An impression Kafka did not acknowledge (the broker down longer than
 RECSYS_API_PRODUCE_TIMEOUT_SECONDS) is counted on /metrics and sent again every RETRY_SECONDS
@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 Keyed = tuple[bytes, bytes]  # (key, JSON value), as produced
 
 RETRY_SECONDS = 1.0
+REPORT_SECONDS = 0.1
 LINGER_MS = 100  # nobody waits for an impression: batch for the broker, not for latency
 
 
@@ -52,9 +54,10 @@ class Impressions:
         self._topic = settings.topics.events
         self._capacity = settings.api_impression_queue
         self._producer: Producer | None = None
+        self._unacknowledged = 0  # handed to the producer or kept to send again
         self._again: deque[Keyed] = deque()
         self._fatal = False
-        self._retries: asyncio.Task | None = None
+        self._reports: asyncio.Task | None = None
 
     def _connect(self) -> Producer:
         return make_bulk_producer(
@@ -64,15 +67,14 @@ class Impressions:
                 "linger.ms": LINGER_MS,
                 "message.timeout.ms": int(self._settings.api_produce_timeout_seconds * 1000),
                 "queue.buffering.max.messages": self._capacity,
-                "delivery.report.only.error": True,
-                "on_delivery": self._failed,
+                "on_delivery": self._delivered,
             },
         )
 
     def record(self, surface: str, user_id: str | None, served: ProductList) -> str:
         """Record the impression of a list about to be served; its new rec_id."""
         rec_id = str(uuid.uuid4())
-        if self.unacknowledged >= self._capacity:
+        if self._unacknowledged >= self._capacity:
             IMPRESSIONS_DROPPED.inc()
             return rec_id
         event = impression_event(
@@ -86,6 +88,7 @@ class Impressions:
             variant=served.variant,
         )
         # Keyed by shopper like their other events; a list of the whole shop by its own id.
+        self._unacknowledged += 1
         self._send((user_id or rec_id).encode(), msgspec.json.encode(event))
         return rec_id
 
@@ -98,8 +101,11 @@ class Impressions:
         except (BufferError, KafkaException) as error:
             self._kept(key, value, error)
 
-    def _failed(self, error: KafkaError, message: Message) -> None:
-        """librdkafka's report of an impression it gave up on (served by `poll`, on the event loop)."""
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        """librdkafka's report on one impression (served by `poll`, on the event loop)."""
+        if error is None:
+            self._unacknowledged -= 1
+            return
         self._fatal = self._fatal or error.fatal()
         self._kept(bytes(message.key() or b""), bytes(message.value() or b""), error)
 
@@ -110,42 +116,41 @@ class Impressions:
 
     @property
     def unacknowledged(self) -> int:
-        """Impressions held by the producer (queued, in flight or failed, not yet reported) or kept to send again."""
-        producer = self._producer
-        return len(self._again) + (len(producer) if producer is not None else 0)
+        return self._unacknowledged
 
     def _restart(self) -> None:
         """A fatal error (e.g. the idempotent producer's sequence lost) leaves the producer unusable:
         what it still holds comes back as failures, to be sent again by a new one."""
         log.warning("recreating the impressions' Kafka producer after a fatal error")
-        old, self._producer, self._fatal = self._producer, self._connect(), False
+        old, self._producer = self._producer, self._connect()
         if old is not None:
             old.purge()
             old.poll(0)
+        self._fatal = False
 
-    def _tick(self) -> None:
-        if self._producer is not None:
-            self._producer.poll(0)
-        if self._fatal:
-            self._restart()
-        for _ in range(len(self._again)):
-            self._send(*self._again.popleft())
-
-    async def _send_again(self) -> None:
+    async def _serve_reports(self) -> None:
+        retried = time.monotonic()
         while True:
-            await asyncio.sleep(RETRY_SECONDS)
-            self._tick()
+            await asyncio.sleep(REPORT_SECONDS)
+            if self._producer is not None:
+                self._producer.poll(0)
+            if self._fatal:
+                self._restart()
+            if time.monotonic() - retried >= RETRY_SECONDS:
+                retried = time.monotonic()
+                for _ in range(len(self._again)):
+                    self._send(*self._again.popleft())
 
     def start(self) -> None:
         self._producer = self._connect()
-        self._retries = asyncio.create_task(self._send_again(), name="impression-retries")
+        self._reports = asyncio.create_task(self._serve_reports(), name="impression-reports")
 
     async def close(self) -> None:
         """Stop sending again and give what the producer holds up to the produce timeout to be delivered."""
-        if self._retries is not None:
-            self._retries.cancel()
+        if self._reports is not None:
+            self._reports.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._retries
+                await self._reports
         if self._producer is not None:
             producer = self._producer
             await asyncio.to_thread(producer.flush, self._settings.api_produce_timeout_seconds)
