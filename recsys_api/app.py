@@ -13,7 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 from litestar.types import Receive, Scope, Send
 
-from recsys_api.auth import SECURITY_SCHEMES
+from recsys_api.auth import SECURITY_SCHEMES, check_api_keys
 from recsys_api.bestsellers import BestsellersController
 from recsys_api.compat import CompatController
 from recsys_api.dependencies import DEPENDENCIES, Reads
@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],
-        middleware=[decode_path_params, PROMETHEUS.middleware],
+        middleware=[decode_path_params, PROMETHEUS.middleware, check_api_keys],
         openapi_config=OPENAPI,
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY,

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api import lists, serving
-from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
+from recsys_api.auth import READ_SECURITY, SECURITY
 from recsys_api.dependencies import Reads
 from recsys_api.errors import documented
 from recsys_api.impressions import Impressions
@@ -48,7 +48,6 @@ class CompatController(Controller):
 
     @get(
         "/user_nav_history_latest_products",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Recently viewed products (user in the `user-id` header)",
@@ -59,7 +58,6 @@ class CompatController(Controller):
 
     @delete(
         "/user_nav_history_latest_products",
-        guards=[require_api_key],
         security=SECURITY,
         responses=documented(400, 401, 503),
         summary="Delete a product (`product-id` header) from a history (`user-id` header)",
@@ -76,7 +74,6 @@ class CompatController(Controller):
 
     @get(
         "/user_history_recommendations",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Bestsellers for the shopper in the `user-id` header",

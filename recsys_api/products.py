@@ -13,7 +13,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api import lists, serving
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import SECURITY
 from recsys_api.dependencies import Reads
 from recsys_api.errors import InvalidInput, NotFound, documented
 from recsys_api.params import Limit, ProductId
@@ -59,7 +59,6 @@ class ProductsController(Controller):
     tags = ["catalog"]
 
     @put(
-        guards=[require_api_key],
         security=SECURITY,
         request_max_body_size=MAX_CATALOG_BODY,
         responses=documented(400, 401, 413, 422, 503),

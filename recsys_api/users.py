@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recsys_api import experiments, lists, serving
-from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
+from recsys_api.auth import READ_SECURITY, SECURITY
 from recsys_api.dependencies import Reads
 from recsys_api.errors import Unavailable, documented
 from recsys_api.impressions import Impressions
@@ -98,7 +98,6 @@ class UsersController(Controller):
 
     @get(
         "/history",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Recently viewed products",
@@ -111,7 +110,6 @@ class UsersController(Controller):
 
     @delete(
         "/history/{product_id:str}",
-        guards=[require_api_key],
         security=SECURITY,
         responses=documented(400, 401, 503),
         summary="Delete a product from the browsing history",
@@ -126,7 +124,6 @@ class UsersController(Controller):
 
     @delete(
         "/",
-        guards=[require_api_key],
         security=SECURITY,
         status_code=202,
         responses=documented(400, 401, 422, 503),
@@ -141,7 +138,6 @@ class UsersController(Controller):
 
     @get(
         "/bestsellers",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Bestsellers for this shopper",
@@ -156,7 +152,6 @@ class UsersController(Controller):
 
     @get(
         "/recommendations",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Recommendations for this shopper",
