@@ -13,10 +13,10 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 from litestar.types import Receive, Scope, Send
 
-from recsys_api.auth import SECURITY_SCHEMES
+from recsys_api.auth import SECURITY_SCHEMES, check_api_keys
 from recsys_api.bestsellers import BestsellersController
 from recsys_api.compat import CompatController
-from recsys_api.dependencies import DEPENDENCIES
+from recsys_api.dependencies import DEPENDENCIES, Reads
 from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
 from recsys_api.experiments import ExperimentsController
@@ -70,9 +70,9 @@ def create_app(settings: Settings) -> Litestar:
         app.state.db = serving_db(mongo, settings)
         app.state.publisher = publisher
         await publisher.start()
-        impressions = Impressions(publisher, settings.api_impression_queue)
+        impressions = Impressions(settings)
         impressions.start()
-        app.state.impressions = impressions
+        app.state.reads = Reads(app.state.db, impressions, settings)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, whose pauses would otherwise show up as the slowest requests.
         gc.collect()
@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],
-        middleware=[decode_path_params, PROMETHEUS.middleware],
+        middleware=[decode_path_params, PROMETHEUS.middleware, check_api_keys],
         openapi_config=OPENAPI,
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY,

@@ -12,7 +12,8 @@ from litestar.params import Parameter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api import lists, serving
-from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
+from recsys_api.auth import READ_SECURITY, SECURITY
+from recsys_api.dependencies import Reads
 from recsys_api.errors import documented
 from recsys_api.impressions import Impressions
 from recsys_api.params import Limit, ListQuery
@@ -47,20 +48,16 @@ class CompatController(Controller):
 
     @get(
         "/user_nav_history_latest_products",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Recently viewed products (user in the `user-id` header)",
     )
-    async def history(
-        self, user_id: UserHeader, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
-    ) -> CompatProducts:
-        result = await serving.recent_history(db, user_id, limit, settings.min_list_size)
-        return compat(impressions, lists.HISTORY, user_id, result)
+    async def history(self, user_id: UserHeader, reads: Reads, limit: Limit = 10) -> CompatProducts:
+        result = await serving.recent_history(reads.db, user_id, limit, reads.settings.min_list_size)
+        return compat(reads.impressions, lists.HISTORY, user_id, result)
 
     @delete(
         "/user_nav_history_latest_products",
-        guards=[require_api_key],
         security=SECURITY,
         responses=documented(400, 401, 503),
         summary="Delete a product (`product-id` header) from a history (`user-id` header)",
@@ -77,13 +74,10 @@ class CompatController(Controller):
 
     @get(
         "/user_history_recommendations",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Bestsellers for the shopper in the `user-id` header",
     )
-    async def recommendations(
-        self, user_id: UserHeader, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
-    ) -> CompatProducts:
-        result = await serving.user_bestsellers(db, user_id, ListQuery(limit, settings.min_list_size))
-        return compat(impressions, lists.BESTSELLERS, user_id, result)
+    async def recommendations(self, user_id: UserHeader, reads: Reads, limit: Limit = 10) -> CompatProducts:
+        result = await serving.user_bestsellers(reads.db, user_id, ListQuery(limit, reads.settings.min_list_size))
+        return compat(reads.impressions, lists.BESTSELLERS, user_id, result)

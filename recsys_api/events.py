@@ -9,7 +9,7 @@ from litestar import Controller, post
 from litestar.openapi.spec import Example
 from litestar.params import Body
 
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import SECURITY
 from recsys_api.errors import ApiError, InvalidInput, documented
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import EventsAccepted, events_body_schema
@@ -88,7 +88,6 @@ class EventsController(Controller):
 
     @post(
         status_code=202,
-        guards=[require_api_key],
         security=SECURITY,
         request_max_body_size=MAX_EVENTS_BODY,
         responses=documented(400, 401, 413, 422, 503),

@@ -27,7 +27,7 @@ from litestar.params import Body
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api import lists, serving
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import SECURITY
 from recsys_api.errors import InvalidInput, NotFound, documented
 from recsys_api.params import ListQuery
 from recsys_api.schemas import ExperimentList, ExperimentVariant, ExperimentView, VariantResult
@@ -106,7 +106,6 @@ class ExperimentsController(Controller):
 
     @put(
         "/{name:str}",
-        guards=[require_api_key],
         security=SECURITY,
         responses=documented(400, 401, 422, 503),
         summary="Define or redefine an experiment",
@@ -143,7 +142,6 @@ class ExperimentsController(Controller):
     @delete(
         "/{name:str}",
         status_code=200,
-        guards=[require_api_key],
         security=SECURITY,
         responses=documented(401, 404, 503),
         summary="Stop an experiment",

@@ -9,7 +9,6 @@ from litestar.params import Parameter
 
 from recsys_api.errors import ApiError
 from recsys_core.events import MAX_ID_LENGTH, MAX_USER_ID_LENGTH
-from recsys_core.settings import Settings
 
 MAX_LIMIT = 100
 MAX_EXCLUDE = 100
@@ -59,11 +58,3 @@ class ListQuery:
     category: str | None = None
     # RECSYS_BUY_AGAIN_WEIGHT, None when unset: the recommendations' share of products bought again (recsys_api.blend).
     buy_again_weight: float | None = None
-
-
-def provide_list_query(
-    settings: Settings, limit: Limit = 10, exclude: Exclude = None, category: Category = None
-) -> ListQuery:
-    return ListQuery(
-        limit, settings.min_list_size, tuple(excluded_products(exclude)), category, settings.buy_again_weight
-    )

@@ -13,15 +13,14 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recsys_api import lists, serving
-from recsys_api.auth import SECURITY, require_api_key
+from recsys_api.auth import SECURITY
+from recsys_api.dependencies import Reads
 from recsys_api.errors import InvalidInput, NotFound, documented
-from recsys_api.impressions import Impressions
 from recsys_api.params import Limit, ProductId
 from recsys_api.publisher import Publisher
 from recsys_api.schemas import CatalogAccepted, Product, ProductPage, SimilarProducts, catalog_body_schema
 from recsys_core.catalog import MAX_CATALOG_BATCH, parse_catalog
 from recsys_core.events import MAX_ID_LENGTH, format_ts
-from recsys_core.settings import Settings
 from recsys_io.mongo import PRODUCTS
 
 MAX_CATALOG_BODY = 10 * 1024 * 1024
@@ -60,7 +59,6 @@ class ProductsController(Controller):
     tags = ["catalog"]
 
     @put(
-        guards=[require_api_key],
         security=SECURITY,
         request_max_body_size=MAX_CATALOG_BODY,
         responses=documented(400, 401, 413, 422, 503),
@@ -111,14 +109,12 @@ class ProductsController(Controller):
         return as_product(doc)
 
     @get("/{product_id:str}/similar", responses=documented(400, 404, 503), summary="Similar products")
-    async def similar(
-        self, product_id: ProductId, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
-    ) -> SimilarProducts:
+    async def similar(self, product_id: ProductId, reads: Reads, limit: Limit = 10) -> SimilarProducts:
         """The product's nearest neighbours, as computed by the batch layer (reason `similar`)."""
-        result = await serving.similar_products(db, product_id, limit, settings.min_list_size)
+        result = await serving.similar_products(reads.db, product_id, limit, reads.settings.min_list_size)
         if result is None:
             raise NotFound(f"no product {product_id!r} in the catalog", {"product_id": product_id})
-        rec_id, items = lists.shown(impressions, lists.SIMILAR, None, result)
+        rec_id, items = lists.shown(reads.impressions, lists.SIMILAR, None, result)
         return SimilarProducts(
             product_id=product_id,
             rec_id=rec_id,

@@ -1,5 +1,7 @@
 """Writing to Kafka from async handlers: one producer per process, acknowledgements awaited, never blocking.
 
+Impressions, which nobody waits for, have a producer of their own (recsys_api.impressions).
+
 The producer is librdkafka's (recsys_io.kafka_bulk: idempotent, acks from all in-sync
 replicas, the same partition per key as every other producer of the platform). `produce` only
 queues; a delivery thread polls librdkafka and resolves each request's future once the broker

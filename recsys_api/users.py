@@ -8,7 +8,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recsys_api import experiments, lists, serving
-from recsys_api.auth import READ_SECURITY, SECURITY, require_api_key, require_read_key
+from recsys_api.auth import READ_SECURITY, SECURITY
+from recsys_api.dependencies import Reads
 from recsys_api.errors import Unavailable, documented
 from recsys_api.impressions import Impressions
 from recsys_api.params import Limit, ListQuery, ProductId, UserId
@@ -97,22 +98,18 @@ class UsersController(Controller):
 
     @get(
         "/history",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Recently viewed products",
     )
-    async def history(
-        self, user_id: UserId, db: AsyncDatabase, impressions: Impressions, settings: Settings, limit: Limit = 10
-    ) -> UserProducts:
+    async def history(self, user_id: UserId, reads: Reads, limit: Limit = 10) -> UserProducts:
         """The last `limit` distinct products the shopper viewed, newest first ([] when fewer than
         RECSYS_MIN_LIST_SIZE); each item's reason is `viewed` with the time of its newest view."""
-        result = await serving.recent_history(db, user_id, limit, settings.min_list_size)
-        return user_products(impressions, lists.HISTORY, user_id, result)
+        result = await serving.recent_history(reads.db, user_id, limit, reads.settings.min_list_size)
+        return user_products(reads.impressions, lists.HISTORY, user_id, result)
 
     @delete(
         "/history/{product_id:str}",
-        guards=[require_api_key],
         security=SECURITY,
         responses=documented(400, 401, 503),
         summary="Delete a product from the browsing history",
@@ -127,7 +124,6 @@ class UsersController(Controller):
 
     @delete(
         "/",
-        guards=[require_api_key],
         security=SECURITY,
         status_code=202,
         responses=documented(400, 401, 422, 503),
@@ -142,34 +138,28 @@ class UsersController(Controller):
 
     @get(
         "/bestsellers",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Bestsellers for this shopper",
     )
-    async def bestsellers(
-        self, user_id: UserId, db: AsyncDatabase, impressions: Impressions, list_query: ListQuery
-    ) -> UserProducts:
+    async def bestsellers(self, user_id: UserId, reads: Reads, list_query: ListQuery) -> UserProducts:
         """With browsing history: the bestsellers of the 3 most recently browsed categories merged
         (distinct buyers desc, product id asc), `category_bestsellers`. Without: the global
         bestsellers, non-personalized. `category`: that category's bestsellers; `exclude`: products
         left out; the minimum list size applies to what remains."""
-        result = await experiments.serve(db, lists.BESTSELLERS, user_id, list_query)
-        return user_products(impressions, lists.BESTSELLERS, user_id, result)
+        result = await experiments.serve(reads.db, lists.BESTSELLERS, user_id, list_query)
+        return user_products(reads.impressions, lists.BESTSELLERS, user_id, result)
 
     @get(
         "/recommendations",
-        guards=[require_read_key],
         security=READ_SECURITY,
         responses=documented(400, 401, 503),
         summary="Recommendations for this shopper",
     )
-    async def recommendations(
-        self, user_id: UserId, db: AsyncDatabase, impressions: Impressions, list_query: ListQuery
-    ) -> UserProducts:
+    async def recommendations(self, user_id: UserId, reads: Reads, list_query: ListQuery) -> UserProducts:
         """The shopper's precomputed recommendations minus products they bought, with
         `model_version` and `computed_at`; otherwise the bestsellers strategy. `category` keeps
         only that category's products, `exclude` leaves products out, before the minimum list
         size applies (too few left: the bestsellers strategy, narrowed the same way)."""
-        result = await experiments.serve(db, lists.RECOMMENDATIONS, user_id, list_query)
-        return user_products(impressions, lists.RECOMMENDATIONS, user_id, result)
+        result = await experiments.serve(reads.db, lists.RECOMMENDATIONS, user_id, list_query)
+        return user_products(reads.impressions, lists.RECOMMENDATIONS, user_id, result)

@@ -73,8 +73,9 @@ class InvalidEvent(ValueError):
 
 
 def format_ts(ts: datetime) -> str:
-    """Canonical timestamp: UTC, millisecond precision, `Z` suffix (sorts as text)."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.astimezone(UTC).microsecond // 1000:03d}Z"
+    """Canonical timestamp: UTC, millisecond precision (truncated), `Z` suffix (sorts as text)."""
+    # isoformat costs a third of strftime's, and every served list's impression formats one.
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def parse_ts(value: Any, field: str = "ts", *, allow_epoch: bool = False) -> datetime:

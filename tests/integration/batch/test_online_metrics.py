@@ -1,23 +1,28 @@
 """Online metrics and experiment results on the real stack: lists served through the API, clicks and
 purchases posted to it, the day materialised from Kafka into Delta and the serving store, exact counts
-read back from the lake, GET /v1/metrics/online and GET /v1/experiments/{name}; then the winner promoted.
+read back from the lake, GET /v1/metrics/online and GET /v1/experiments/{name}; then the winner promoted
+and the shoppers' recommendations rebuilt from it.
 
 Twelve shoppers, four per variant of a three-way experiment on the recommendations surface, are each
 served three lists of five products: 60 products shown per variant. Variant `b` (a pinned model
 version) is clicked 40 times, the first variant `a` (bestsellers) 12 times, `c` once: `b` wins and `c`
-is significantly worse.
+is significantly worse. Until then every shopper's recommendations document is the current model's
+(v1), except b's, which the pinned v2 scored; v2 is a small EASE model of the twenty products.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 from typer.testing import CliRunner
 
 from recsys_assets.definitions import build_assets
+from recsys_assets.ease_training import TrainedEase
 from recsys_assets.experiment_results import promote_experiment_winner_job
 from recsys_assets.resources import build_resources
 from recsys_cli.main import app
@@ -67,22 +72,31 @@ def shoppers(prefix: str) -> dict[str, list[str]]:
     return by_variant
 
 
-def model(version: str, promoted: bool) -> dict:
+def model(version: str, promoted: bool, family: str = "als", path: str | None = None) -> dict:
     return {
         "_id": version,
         "version": version,
-        "family": "als",
+        "family": family,
         "params": {},
         "metrics": {},
         "checks_passed": True,
         "promoted": promoted,
         "promoted_at": NOW if promoted else None,
         "created_at": NOW,
-        "path": f"/nowhere/{version}",
+        "path": path or f"/nowhere/{version}",
     }
 
 
-def seed_store(db, everyone: list[str]) -> None:
+def small_ease(path: Path) -> str:
+    """An EASE model of the twenty catalog products, every pair alike: whatever a shopper bought, the rest."""
+    products = [f"{p}{i}" for p in "gp" for i in range(10)]
+    weights = np.full((len(products), len(products)), 0.5, dtype=np.float32)
+    np.fill_diagonal(weights, 0.0)
+    TrainedEase(products, weights, binary=True, seconds=0.0).save(path)
+    return str(path)
+
+
+def seed_store(db, settings, by_variant: dict[str, list[str]]) -> None:
     db[BESTSELLERS].insert_one(bestsellers("global", [(f"g{i}", 100 - i) for i in range(10)]))
     db[RECOMMENDATIONS].insert_many(
         [
@@ -91,14 +105,15 @@ def seed_store(db, everyone: list[str]) -> None:
                 "user_id": u,
                 "items": [{"product_id": f"p{i}", "score": 1 - i / 20, "reason": {"kind": "model"}} for i in range(10)],
                 "strategy": "als",
-                "model_version": "v2",
+                "model_version": "v2" if variant == "b" else "v1",
                 "computed_at": NOW,
             }
-            for u in everyone
+            for variant, users in by_variant.items()
+            for u in users
         ]
     )
     register_model(db, model("v1", promoted=True))
-    register_model(db, model("v2", promoted=False))
+    register_model(db, model("v2", promoted=False, family="ease", path=small_ease(settings.models_dir / "v2")))
 
 
 def purchase(user: str, product: str, quantity: int, price: float) -> dict:
@@ -115,10 +130,9 @@ def purchase(user: str, product: str, quantity: int, price: float) -> dict:
 def served(stack, spark):
     settings = isolated(stack, "online_metrics")
     by_variant = shoppers(f"m{random.randrange(10**6)}")
-    everyone = [u for users in by_variant.values() for u in users]
     client = mongo_client(settings)
     db = serving_db(client, settings)
-    seed_store(db, everyone)
+    seed_store(db, settings, by_variant)
     lists: dict[str, list[dict]] = {"a": [], "b": [], "c": []}
     with api_client(settings, api_keys=("k1",)) as api:
         catalog = [{"product_id": f"{p}{i}", "category_id": "c1"} for p in "gp" for i in range(10)]
@@ -209,7 +223,9 @@ def test_get_online_metrics_answers_the_published_rows_and_filters_by_surface(se
         answer = api.get("/v1/metrics/online", params={"from": day, "to": day})
         assert answer.status_code == 200, answer.text
         # Rows come ordered by day, then surface, strategy, model_version, experiment and variant.
-        assert answer.json() == {"rows": sorted(expected_rows(served), key=lambda r: (r["strategy"], r["variant"]))}
+        assert answer.json() == {
+            "rows": sorted(expected_rows(served), key=lambda r: (r["strategy"], r["model_version"] or "", r["variant"]))
+        }
         other = api.get("/v1/metrics/online", params={"from": day, "to": day, "surface": "bestsellers"})
         assert other.json() == {"rows": []}
         bad = api.get("/v1/metrics/online", params={"from": day, "to": "soon"})
@@ -245,7 +261,7 @@ def test_the_check_warns_that_a_variant_is_significantly_worse(served):
     assert check.metadata["worse"].value == {"home": ["c"]}
 
 
-def test_promoting_the_winner_makes_its_model_current_and_refuses_without_a_model_winner(served):
+def test_promoting_the_winner_makes_its_model_current_and_served_and_refuses_without_a_model_winner(served):
     settings, db = served["settings"], served["db"]
     runner = CliRunner()
     env = env_of(settings)
@@ -256,9 +272,26 @@ def test_promoting_the_winner_makes_its_model_current_and_refuses_without_a_mode
     assert refused.exit_code == 1 and "has no winner" in refused.output
     assert current_model(db)["_id"] == "v1"
 
+    # c's first shopper, served the model's list, bought g9: the rebuilt list is v2's of the other products.
+    shopper = served["lists"]["c"][0]["user_id"]
+    with api_client(settings) as api:
+        before = api.get(f"/v1/users/{shopper}/recommendations").json()
+    assert (before["variant"], before["model_version"]) == ("c", "v1")
+
     promoted = runner.invoke(app, ["experiment", "promote", "home"], env=env)
     assert promoted.exit_code == 0, promoted.output
     assert "model v2 is current" in promoted.output and current_model(db)["_id"] == "v2"
+    rebuilt = materialize(
+        build_assets(settings),
+        selection=["interactions", "orders", "user_recommendations"],
+        instance=served["instance"],
+        resources=build_resources(settings),
+    )
+    assert rebuilt.success
+    with api_client(settings) as api:
+        after = api.get(f"/v1/users/{shopper}/recommendations").json()
+    assert (after["variant"], after["model_version"], after["strategy"]) == ("c", "v2", "ease")
+    assert after["products"] and "g9" not in after["products"]
 
     db.models.update_one({"_id": "v1"}, {"$set": {"promoted_at": datetime.now(UTC), "promoted": True}})
     job = promote_experiment_winner_job.execute_in_process(
