@@ -10,20 +10,17 @@ answer that read keeps the weight last read (0 before any): the weight never fai
 from __future__ import annotations
 
 import logging
-import time
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from recsys_api.held import Held
 from recsys_core.repeats import BUY_AGAIN, served_weight
 from recsys_io.mongo import BLEND_WEIGHTS
 
 BLEND_WEIGHT_TTL_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
-
-# Per database (a process has one; tests open one per test): when it was read, what it held.
-_cache: dict[tuple[int, str], tuple[float, float | None]] = {}
 
 
 async def _recorded(db: AsyncDatabase, last: float | None) -> float | None:
@@ -35,13 +32,11 @@ async def _recorded(db: AsyncDatabase, last: float | None) -> float | None:
     return None if doc is None else float(doc["weight"])
 
 
+_recorded_weight = Held(_recorded, BLEND_WEIGHT_TTL_SECONDS)
+
+
 async def buy_again_weight(db: AsyncDatabase, setting: float | None) -> float:
     """The weight to blend at: `setting` (RECSYS_BUY_AGAIN_WEIGHT) when set, without any read."""
     if setting is not None:
         return served_weight(setting, None)
-    key, now = (id(db), db.name), time.monotonic()
-    cached = _cache.get(key)
-    if cached is None or now - cached[0] > BLEND_WEIGHT_TTL_SECONDS:
-        cached = (now, await _recorded(db, cached[1] if cached else None))
-        _cache[key] = cached
-    return served_weight(None, cached[1])
+    return served_weight(None, await _recorded_weight.get(db))

@@ -17,7 +17,6 @@ so serving a list costs no extra read; another API process sees a change within 
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from recsys_api import lists, serving
 from recsys_api.auth import SECURITY
 from recsys_api.errors import InvalidInput, NotFound, documented
+from recsys_api.held import Held
 from recsys_api.params import ListQuery
 from recsys_api.schemas import ExperimentList, ExperimentVariant, ExperimentView, VariantResult
 from recsys_core.documents import GLOBAL_SCOPE
@@ -46,21 +46,13 @@ EXPERIMENT_BODY = Body(
     ),
 )
 
-_cache: dict[int, tuple[float, list[Experiment]]] = {}
+
+async def _read_experiments(db: AsyncDatabase, _last: list[Experiment] | None) -> list[Experiment]:
+    return [Experiment.from_document(d) async for d in db[EXPERIMENTS].find({})]
 
 
-async def _experiments(db: AsyncDatabase) -> list[Experiment]:
-    """Every stored experiment, read again once the process's copy is EXPERIMENTS_TTL_SECONDS old."""
-    key, now = id(db), time.monotonic()
-    cached = _cache.get(key)
-    if cached is None or now - cached[0] > EXPERIMENTS_TTL_SECONDS:
-        cached = (now, [Experiment.from_document(d) async for d in db[EXPERIMENTS].find({})])
-        _cache[key] = cached
-    return cached[1]
-
-
-def _forget(db: AsyncDatabase) -> None:
-    _cache.pop(id(db), None)
+# Every stored experiment, read again once the process's copy is EXPERIMENTS_TTL_SECONDS old.
+_experiments = Held(_read_experiments, EXPERIMENTS_TTL_SECONDS)
 
 
 async def _variant_list(db: AsyncDatabase, variant: Variant, user_id: str, query: ListQuery) -> serving.ProductList:
@@ -76,7 +68,7 @@ async def _variant_list(db: AsyncDatabase, variant: Variant, user_id: str, query
 
 async def serve(db: AsyncDatabase, surface: str, user_id: str, query: ListQuery) -> serving.ProductList:
     """The shopper's list on `surface`: their variant's when an experiment runs there, else the default."""
-    experiment = running_on(await _experiments(db), surface, datetime.now(UTC))
+    experiment = running_on(await _experiments.get(db), surface, datetime.now(UTC))
     if experiment is None:
         if surface == lists.BESTSELLERS:
             return await serving.user_bestsellers(db, user_id, query)
@@ -123,7 +115,7 @@ class ExperimentsController(Controller):
         await db[EXPERIMENTS].update_one(
             {"_id": name}, {"$set": {**experiment.as_document(), "updated_at": now}}, upsert=True
         )
-        _forget(db)
+        _experiments.forget(db)
         return _view(await db[EXPERIMENTS].find_one({"_id": name}), now)
 
     @get(responses=documented(503), summary="Every experiment")
@@ -154,5 +146,5 @@ class ExperimentsController(Controller):
             raise NotFound(f"no experiment {name!r}", {"name": name})
         ended = Experiment.from_document(document).stopped(now).as_document()
         await db[EXPERIMENTS].update_one({"_id": name}, {"$set": ended})
-        _forget(db)
+        _experiments.forget(db)
         return _view({**document, **ended}, now)
