@@ -21,7 +21,7 @@ from recsys_api.errors import EXCEPTION_HANDLERS
 from recsys_api.events import EventsController
 from recsys_api.experiments import ExperimentsController
 from recsys_api.impressions import Impressions
-from recsys_api.metrics import PROMETHEUS, MetricsController
+from recsys_api.metrics import MetricsController, count_requests
 from recsys_api.online_metrics import OnlineMetricsController
 from recsys_api.ops import OpsController
 from recsys_api.paths import decode_path_params, route_on_segments
@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[clients],
-        middleware=[decode_path_params, PROMETHEUS.middleware, check_api_keys],
+        middleware=[decode_path_params, count_requests, check_api_keys],
         openapi_config=OPENAPI,
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY,

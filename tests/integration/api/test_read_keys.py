@@ -95,3 +95,22 @@ def test_the_schema_documents_which_routes_need_which_key(settings):
     assert security[("/v1/events", "post")] == [{"ApiKey": []}]
     for path in ("/v1/bestsellers", "/v1/products/{product_id}", "/health"):
         assert security[(path, "get")] is None
+
+
+def _requests(metrics: str, route: str, status: int) -> float:
+    """recsys_api_requests_total for one route template and status (0 if it has no series yet)."""
+    series = f'recsys_api_requests_total{{method="GET",path="{route}",status_code="{status}"}}'
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(series))
+
+
+def test_requests_are_counted_by_route_template_with_the_status_they_were_answered_with(settings, shop):
+    route = "/v1/users/{user_id}/history"
+    with api_client(settings, **KEYS) as client:
+        before = client.get("/metrics").text
+        assert client.get(f"/v1/users/{USER}/history").status_code == 401  # raised by the key check
+        assert client.get(f"/v1/users/{USER}/history", headers={"X-API-Key": "read-1"}).status_code == 200
+        after = client.get("/metrics").text
+    assert _requests(after, route, 401) - _requests(before, route, 401) == 1
+    assert _requests(after, route, 200) - _requests(before, route, 200) == 1
+    assert 'path="/metrics"' not in after
+    assert 'recsys_api_request_duration_seconds_count{method="GET",path="/v1/users/{user_id}/history"' in after
