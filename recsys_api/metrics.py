@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from litestar import Controller, Response, get
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 METRICS_PATH = "/metrics"
 LABELS = ("method", "path", "status_code")
@@ -80,6 +82,14 @@ def count_requests(app: ASGIApp) -> ASGIApp:
 class MetricsController(Controller):
     path = METRICS_PATH
 
-    @get(summary="Prometheus metrics", description="This process's metrics in Prometheus' text format.")
+    @get(
+        summary="Prometheus metrics",
+        description="The metrics in Prometheus' text format: this process's, or with PROMETHEUS_MULTIPROC_DIR "
+        "set (`recsys api --workers N`), every worker's.",
+    )
     async def metrics(self) -> Response[bytes]:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        registry = REGISTRY
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

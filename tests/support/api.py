@@ -17,6 +17,12 @@ from recsys_io.kafka import make_consumer
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+def metric(text: str, series: str) -> float:
+    """One series' value in a /metrics answer: `name` or `name{label="…",…}` exactly; 0 if it is absent."""
+    lines = (line.rpartition(" ") for line in text.splitlines())
+    return sum(float(value) for name, _, value in lines if name == series)
+
+
 @contextmanager
 def api_client(settings: Settings, **changes) -> Iterator[TestClient]:
     """The real app (lifespan included: Mongo client and Kafka producer) on the test stack."""

@@ -11,7 +11,7 @@ from kafka import TopicPartition
 
 from recsys_io.kafka import ensure_topics, make_consumer
 from recsys_stack.servers import KafkaServer
-from tests.support.api import TopicReader, api_client, history
+from tests.support.api import TopicReader, api_client, history, metric
 
 
 def _wait_until_answers(server: KafkaServer, timeout: float = 90) -> None:
@@ -128,21 +128,16 @@ def test_reads_answer_while_kafka_is_down_and_their_impressions_arrive_once_it_i
             assert time.monotonic() < deadline, f"{len(rec_ids - arrived)} impressions never arrived"
             time.sleep(1)
     assert [r.status_code for r in reads] == [200] * 5 and elapsed < 2
-    failures = [line for line in metrics.splitlines() if line.startswith("recsys_api_impression_failures_total")]
-    assert failures and float(failures[0].split()[-1]) >= 5
-
-
-def _counter(metrics: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name + " "))
+    assert metric(metrics, "recsys_api_impression_failures_total") >= 5
 
 
 def test_impressions_past_the_queue_are_dropped_and_counted_while_reads_answer(settings, mongo_db, unique):
     """No broker at all: the first RECSYS_API_IMPRESSION_QUEUE impressions wait in the producer, later ones drop."""
     nowhere = dataclasses.replace(settings, kafka_port=settings.kafka_port + 6, api_impression_queue=3)
     with api_client(nowhere) as client:
-        before = _counter(client.get("/metrics").text, "recsys_api_impressions_dropped_total")
+        before = metric(client.get("/metrics").text, "recsys_api_impressions_dropped_total")
         reads = [client.get(f"/v1/users/u-{unique}/recommendations") for _ in range(5)]
-        after = _counter(client.get("/metrics").text, "recsys_api_impressions_dropped_total")
+        after = metric(client.get("/metrics").text, "recsys_api_impressions_dropped_total")
     assert [r.status_code for r in reads] == [200] * 5
     assert len({r.json()["rec_id"] for r in reads}) == 5  # a dropped impression's list still has its rec_id
     assert after - before == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recsys_io.mongo import BESTSELLERS, HISTORY, PRODUCTS
-from tests.support.api import api_client, bestsellers, history, product
+from tests.support.api import api_client, bestsellers, history, metric, product
 
 KEYS = {"api_keys": ("write-1",), "api_read_keys": ("read-1", "read-2")}
 USER = "u1"
@@ -98,9 +98,7 @@ def test_the_schema_documents_which_routes_need_which_key(settings):
 
 
 def _requests(metrics: str, route: str, status: int) -> float:
-    """recsys_api_requests_total for one route template and status (0 if it has no series yet)."""
-    series = f'recsys_api_requests_total{{method="GET",path="{route}",status_code="{status}"}}'
-    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(series))
+    return metric(metrics, f'recsys_api_requests_total{{method="GET",path="{route}",status_code="{status}"}}')
 
 
 def test_requests_are_counted_by_route_template_with_the_status_they_were_answered_with(settings, shop):
