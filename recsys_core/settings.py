@@ -142,6 +142,10 @@ def _text(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _options(name: str, raw: str) -> str:
+    return " ".join(raw.split())
+
+
 def _key_list(name: str, raw: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in raw.split(",") if k.strip())
 
@@ -262,6 +266,12 @@ class Settings:
     )
     spark_driver_memory: str = _var(
         "RECSYS_SPARK_DRIVER_MEMORY", _text, "3g", "Spark driver memory (local mode: all of Spark)."
+    )
+    spark_java_options: str = _var(
+        "RECSYS_SPARK_JAVA_OPTIONS",
+        _options,
+        "",
+        "Extra JVM options of the Spark driver and executors, e.g. -XX:TieredStopAtLevel=1 for short-lived JVMs.",
     )
     spark_shuffle_partitions: int = _var(
         "RECSYS_SPARK_SHUFFLE_PARTITIONS", _positive_int, "4", "spark.sql.shuffle.partitions (small for 2 cores)."

@@ -98,6 +98,7 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
         )
     else:
         extra["spark.jars"] = ",".join(str(j) for j in jars)
+    java_options = f"{JAVA_BLAS_ONLY} {settings.spark_java_options}".strip()
     code = project_path()
     if code:
         extra["spark.executorEnv.PYTHONPATH"] = code
@@ -124,8 +125,8 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
         "spark.sql.warehouse.dir": str(settings.data_dir / "spark" / "warehouse"),
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.checkpointLocation": str(settings.checkpoints_dir),
-        "spark.driver.extraJavaOptions": f"-Xss16m -Dderby.system.home={settings.data_dir / 'spark'} {JAVA_BLAS_ONLY}",
-        "spark.executor.extraJavaOptions": JAVA_BLAS_ONLY,
+        "spark.driver.extraJavaOptions": f"-Xss16m -Dderby.system.home={settings.data_dir / 'spark'} {java_options}",
+        "spark.executor.extraJavaOptions": java_options,
         **extra,
     }
 
