@@ -101,6 +101,18 @@ def test_in_process_and_on_a_named_cluster_the_jars_are_shipped_and_spark_sizes_
         assert not local_cluster_only & set(conf)
 
 
+def test_extra_jvm_options_reach_the_driver_and_the_executors_beside_the_java_blas_flags(tmp_path):
+    from recsys_io.spark import JAVA_BLAS_ONLY
+
+    plain = _conf(tmp_path)
+    assert plain["spark.executor.extraJavaOptions"] == JAVA_BLAS_ONLY
+    conf = _conf(tmp_path, RECSYS_SPARK_JAVA_OPTIONS="  -XX:TieredStopAtLevel=1 \n -XX:+UseSerialGC ")
+    extra = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    assert conf["spark.executor.extraJavaOptions"] == f"{JAVA_BLAS_ONLY} {extra}"
+    assert conf["spark.driver.extraJavaOptions"].endswith(f"{JAVA_BLAS_ONLY} {extra}")
+    assert conf["spark.driver.extraJavaOptions"].startswith("-Xss16m ")
+
+
 def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback():
     env = {**os.environ, "RECSYS_MONGO_URI": "not-a-uri"}
     result = subprocess.run(
