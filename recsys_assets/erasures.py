@@ -58,14 +58,19 @@ def landed_erasures(session, lake: LakeResource):
     by the platform's one validation (on the executors), the latest per shopper."""
     from pyspark.sql import functions as F
 
+    none = session.createDataFrame([], "user_hash string, erased_at timestamp")
     if not lake.exists(LANDING_TABLE):
-        return session.createDataFrame([], "user_hash string, erased_at timestamp")
+        return none
     landed = (
         session.read.format("delta")
         .load(lake.table(LANDING_TABLE))
         .where(F.col("value").contains(USER_ERASURE))
         .select("topic", "partition", "offset", "value", F.unix_millis("kafka_ts").alias("kafka_ts_ms"))
     )
+    # Most runs have no erasure at all: one scan that stops at the first candidate saves them the
+    # Python validation's tasks and the aggregation below.
+    if landed.isEmpty():
+        return none
     validate = partial(validate_records, first_day=lake.events_first_day)
     records = session.createDataFrame(landed.rdd.mapPartitions(validate), RECORD_SCHEMA)
     return (
