@@ -8,7 +8,17 @@ from datetime import datetime
 from recsys_core.events import format_ts
 from recsys_io.kafka import make_producer
 
-SMALL_MODEL = {"rank": 8, "max_iter": 8, "search_ranks": [8], "search_reg_params": [0.05], "search_alphas": [10.0]}
+# One candidate of each family: the search, its choice and the checks are what the tests need, and
+# each EASE candidate more is a fit and an evaluation more.
+SMALL_MODEL = {
+    "rank": 8,
+    "max_iter": 8,
+    "search_ranks": [8],
+    "search_reg_params": [0.05],
+    "search_alphas": [10.0],
+    "search_ease_l2s": [20.0],
+    "search_ease_binary": [True],
+}
 
 
 def model_config(**overrides):

@@ -21,7 +21,20 @@ import pytest
 
 from tests.support import ROOT  # noqa: E402
 
-SMALL_SEARCH = {"ops": {"als_model": {"config": {"search_reg_params": [1.0], "search_alphas": [1.0], "max_iter": 5}}}}
+# One candidate of each family (the search itself is the batch tests' business).
+SMALL_SEARCH = {
+    "ops": {
+        "als_model": {
+            "config": {
+                "search_reg_params": [1.0],
+                "search_alphas": [1.0],
+                "max_iter": 5,
+                "search_ease_l2s": [20.0],
+                "search_ease_binary": [True],
+            }
+        }
+    }
+}
 
 
 def _free_ports(count: int) -> list[int]:
