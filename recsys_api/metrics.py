@@ -31,6 +31,10 @@ IMPRESSIONS_DROPPED = Counter(
     "Impressions not recorded because RECSYS_API_IMPRESSION_QUEUE others were still unacknowledged",
 )
 
+# The status of a request whose client went away before the answer started (the server cancels
+# its handler): nginx's "client closed request", so such requests stand apart from every answer.
+CLIENT_CLOSED_REQUEST = 499
+
 # A route's series, looked up once: `labels()` checks and joins its arguments under a lock on
 # every call, which at a few thousand reads a second is a visible share of a read's CPU.
 _series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -51,7 +55,7 @@ def count_requests(app: ASGIApp) -> ASGIApp:
 
     Its own rather than Litestar's Prometheus middleware, which builds a Request and label dicts
     on every call. A request that raises past it (a missing key) is counted with the status its
-    exception answers with.
+    exception answers with; one cancelled before its answer started, with CLIENT_CLOSED_REQUEST.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,7 +78,7 @@ def count_requests(app: ASGIApp) -> ASGIApp:
             status = status or (exc.status_code if isinstance(exc, HTTPException) else 500)
             raise
         finally:
-            _record(scope["method"], path, status, time.perf_counter() - started)
+            _record(scope["method"], path, status or CLIENT_CLOSED_REQUEST, time.perf_counter() - started)
 
     return middleware
 
