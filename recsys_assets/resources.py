@@ -25,7 +25,7 @@ from pymongo.errors import PyMongoError
 from recsys_core.errors import ServerUnavailable
 from recsys_core.settings import Settings, Topics
 from recsys_io.mongo import ensure_indexes, mongo_client, serving_db
-from recsys_io.spark import kafka_source_options, name_executors_python, spark_conf
+from recsys_io.spark import kafka_source_options, prepare_driver_process, spark_conf
 
 
 class FromSettings(ConfigurableResource):
@@ -161,8 +161,9 @@ class SparkResource(FromSettings, PySparkResource):
         return {"spark_config": spark_conf(settings, "recsys-batch")}
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        name_executors_python()
-        self._spark_session = spark_session_from_config(self.resolved().spark_config)
+        conf = self.resolved().spark_config or {}
+        prepare_driver_process(conf)
+        self._spark_session = spark_session_from_config(conf)
 
     def create_resource(self, context: InitResourceContext) -> Self:
         return self  # the instance whose session setup_for_execution started

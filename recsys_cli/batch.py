@@ -107,10 +107,11 @@ def _run(label: str, selection: list[str], days: list[str] | None, run_config: d
         # Start the session the runs will reuse, with the expected warnings left out of its log.
         from pyspark.sql import SparkSession
 
-        from recsys_io.spark import name_executors_python
+        from recsys_io.spark import prepare_driver_process
 
-        name_executors_python()
-        SparkSession.builder.config(map=quiet_spark_conf(resources["spark"].spark_config)).getOrCreate()
+        conf = resources["spark"].spark_config
+        prepare_driver_process(conf)
+        SparkSession.builder.config(map=quiet_spark_conf(conf)).getOrCreate()
     # What dagster.materialize does, with a readable console logger unless --verbose.
     defs = Definitions(
         jobs=[define_asset_job(EPHEMERAL_JOB, selection=selection)],

@@ -267,6 +267,13 @@ class Settings:
     spark_driver_memory: str = _var(
         "RECSYS_SPARK_DRIVER_MEMORY", _text, "3g", "Spark driver memory (local mode: all of Spark)."
     )
+    spark_driver_host: str = _var(
+        "RECSYS_SPARK_DRIVER_HOST",
+        _text,
+        "127.0.0.1",
+        "Address the Spark driver listens on and gives its executors; on a cluster of other machines, "
+        "one of this machine's addresses that they reach.",
+    )
     spark_java_options: str = _var(
         "RECSYS_SPARK_JAVA_OPTIONS",
         _options,

@@ -13,6 +13,7 @@ import site
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,8 +118,10 @@ def spark_conf(settings: Settings, app_name: str = "recsys", min_executors: int 
         # a big cluster's partition discovery: here it made one VACUUM of a small table a minute).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark_shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.host": "127.0.0.1",
+        # Executors connect back to the driver at this address: loopback for the local cluster and
+        # local mode, an address they reach when RECSYS_SPARK_MASTER is a cluster of other machines.
+        "spark.driver.bindAddress": settings.spark_driver_host,
+        "spark.driver.host": settings.spark_driver_host,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.local.dir": str(local_dir),
@@ -147,23 +150,28 @@ def kafka_source_options(bootstrap_servers: str, topic: str) -> dict[str, str]:
     }
 
 
-def name_executors_python() -> None:
-    """Make Python workers run this interpreter (the platform's venv) before a SparkContext starts.
+def prepare_driver_process(conf: Mapping[str, Any]) -> None:
+    """The environment a driver's process needs before its SparkContext starts, for the session conf `conf`.
 
     A driver started from Python tells executors to run $PYSPARK_PYTHON, else `python3` from their
-    PATH (spark.pyspark.python only reaches spark-submit): without this, tasks would run a Python
+    PATH (spark.pyspark.python only reaches spark-submit): without it, tasks would run a Python
     without the project's dependencies whenever the venv is not on the worker's PATH.
+    Without SPARK_LOCAL_IP the JVM looks up this machine's name, warns that it resolves to loopback
+    and names another interface's address as the one it will use; the driver binds to its host.
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if "spark.driver.host" in conf:
+        os.environ.setdefault("SPARK_LOCAL_IP", str(conf["spark.driver.host"]))
 
 
 def get_spark(settings: Settings, app_name: str = "recsys", min_executors: int = 0) -> SparkSession:
     """Get or create the process's SparkSession, with the checkpoint directory ALS needs."""
     from pyspark.sql import SparkSession
 
-    name_executors_python()
+    conf = spark_conf(settings, app_name, min_executors)
+    prepare_driver_process(conf)
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name, min_executors).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

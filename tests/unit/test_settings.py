@@ -113,6 +113,20 @@ def test_extra_jvm_options_reach_the_driver_and_the_executors_beside_the_java_bl
     assert conf["spark.driver.extraJavaOptions"].startswith("-Xss16m ")
 
 
+def test_the_driver_listens_on_loopback_unless_a_cluster_of_other_machines_needs_another_address(tmp_path, monkeypatch):
+    from recsys_io.spark import prepare_driver_process
+
+    plain = _conf(tmp_path)
+    assert plain["spark.driver.host"] == plain["spark.driver.bindAddress"] == "127.0.0.1"
+    remote = _conf(tmp_path, RECSYS_SPARK_MASTER="spark://10.0.0.5:7077", RECSYS_SPARK_DRIVER_HOST="10.0.0.9")
+    assert remote["spark.driver.host"] == remote["spark.driver.bindAddress"] == "10.0.0.9"
+    # The JVM the session starts binds to the same address, and says nothing of other interfaces.
+    monkeypatch.delenv("SPARK_LOCAL_IP", raising=False)
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    prepare_driver_process(remote)
+    assert os.environ["SPARK_LOCAL_IP"] == "10.0.0.9" and os.environ["PYSPARK_PYTHON"] == sys.executable
+
+
 def test_cli_with_malformed_mongo_uri_exits_2_with_the_variable_and_no_traceback():
     env = {**os.environ, "RECSYS_MONGO_URI": "not-a-uri"}
     result = subprocess.run(
