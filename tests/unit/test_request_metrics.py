@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
-from recsys_api.metrics import CLIENT_CLOSED_REQUEST, REQUESTS, count_requests
+from recsys_api.metrics import CLIENT_CLOSED_REQUEST, count_requests
 
 
 def _count(path: str, status: int) -> float:
-    return REQUESTS.labels("GET", path, str(status))._value.get()
+    labels = {"method": "GET", "path": path, "status_code": str(status)}
+    return REGISTRY.get_sample_value("recsys_api_requests_total", labels) or 0.0
 
 
 def _call(app, path: str) -> None:

@@ -19,22 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT  # noqa: E402
-
-# One candidate of each family (the search itself is the batch tests' business).
-SMALL_SEARCH = {
-    "ops": {
-        "als_model": {
-            "config": {
-                "search_reg_params": [1.0],
-                "search_alphas": [1.0],
-                "max_iter": 5,
-                "search_ease_l2s": [20.0],
-                "search_ease_binary": [True],
-            }
-        }
-    }
-}
+from tests.support import ROOT
+from tests.support.batch import model_config
 
 
 def _free_ports(count: int) -> list[int]:
@@ -128,7 +114,7 @@ def test_make_run_comes_up_answers_and_ctrl_c_leaves_nothing_running(stack, tmp_
         "RECSYS_SPARK_WORKERS": "0",
     }
     config = tmp_path / "small-search.json"
-    config.write_text(json.dumps(SMALL_SEARCH))
+    config.write_text(json.dumps(model_config()))  # the search is the batch tests' business
 
     proc, output, _ = _start_make_run(env, config, tmp_path / "first-run.log")
     try:
