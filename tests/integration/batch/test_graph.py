@@ -120,6 +120,28 @@ def test_whole_graph_materialises_in_process(graph):
     } <= materialized
 
 
+def test_each_tables_row_count_in_the_ui_is_what_the_table_holds(graph, spark):
+    # The figure comes from the overwrite's commit, not from reading the table back.
+    tables = (
+        "products",
+        "orders",
+        "interactions",
+        "bestsellers",
+        "category_bestsellers",
+        "item_similarities",
+        "content_similarities",
+        "user_recommendations",
+    )
+    shown = {
+        e.asset_key.to_user_string(): e.materialization.metadata["dagster/row_count"].value
+        for e in graph["result"].get_asset_materialization_events()
+        if e.asset_key.to_user_string() in tables
+    }
+    held = {name: spark.read.format("delta").load(str(graph["settings"].lake_dir / name)).count() for name in tables}
+    assert {name: shown[name] for name in tables} == held
+    assert all(held.values())
+
+
 def test_the_chosen_model_beats_popularity_on_planted_structure_and_is_promoted(graph):
     checks = graph["result"].get_asset_check_evaluations()
     assert [c.passed for c in checks if c.check_name == "als_beats_popularity"] == [True]
