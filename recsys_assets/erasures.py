@@ -144,19 +144,32 @@ def _delete(session, path: str, fresh, condition: str) -> None:
     DeltaTable.forPath(session, path).alias("t").merge(fresh.alias("e"), condition).whenMatchedDelete().execute()
 
 
+# For these VACUUMs alone: Delta's safety check refuses a retention below Delta's own, and its
+# logging writes a VACUUM START and a VACUUM END commit to every table (two commits, each with its
+# checksum's Spark job: a third of a small table's VACUUM). The `erasures` table records when
+# each erasure was vacuumed.
+_VACUUM_CONF = {
+    "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+    "spark.databricks.delta.vacuum.logging.enabled": "false",
+}
+
+
 def _vacuum(session, lake: LakeResource, names: list[str]) -> None:
-    """VACUUM the tables with the setting's retention, Delta's safety check off for these calls
-    alone (it refuses a retention below Delta's own)."""
+    """VACUUM the tables with the setting's retention, with `_VACUUM_CONF`."""
     from delta.tables import DeltaTable
 
     hours = float(lake.erasure_vacuum_retain_hours)
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    previous = session.conf.get(check, "true")
-    session.conf.set(check, "false")
+    previous = {key: session.conf.get(key, None) for key in _VACUUM_CONF}
+    for key, value in _VACUUM_CONF.items():
+        session.conf.set(key, value)
     try:
         _each_table(lambda name: DeltaTable.forPath(session, lake.table(name)).vacuum(hours), names)
     finally:
-        session.conf.set(check, previous)
+        for key, value in previous.items():
+            if value is None:
+                session.conf.unset(key)
+            else:
+                session.conf.set(key, value)
 
 
 def _forget_history(session, path: str) -> int:
