@@ -114,12 +114,18 @@ def test_days_are_rebuilt_the_same_after_kafka_deleted_their_records(settings, s
     assert sorted((str(r[-1]), r[1]) for r in before) == [(keys[0], "product_view"), (keys[2], "product_view")]
     quarantined = spark.read.format("delta").load(str(settings.lake_dir / "quarantined_events"))
     assert [str(r.day) for r in quarantined.where(f"value like '%{unique}%'").collect()] == [keys[2]]
-    table = (
-        next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_events")
-        .materialization.metadata["by_day"]
-        .value
-    )
-    assert "| day | events | quarantined |" in table and all(f"| {key} |" in table for key in keys)
+    metadata = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_events"
+    ).materialization.metadata
+    assert metadata["by_day"].value.splitlines()[2:] == [
+        f"| {keys[0]} | 1 | 0 |",
+        f"| {keys[1]} | 0 | 0 |",
+        f"| {keys[2]} | 1 | 1 |",
+    ]
+    assert metadata["by_type"].value.splitlines()[2:] == ["| product_view | 2 |"]
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["quarantined"].value == 1
+    assert len(check.metadata["reasons"].value.splitlines()[2:]) == 1
 
 
 def test_a_late_event_lands_in_its_own_day_and_the_sensor_requests_that_day(settings, spark, unique):
