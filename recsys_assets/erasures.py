@@ -55,12 +55,12 @@ _RECORD_CONDITION = f"sha2({_VALUE_USER}, 256) = e.user_hash AND {_OLDER.format(
 
 def landed_erasures(session, lake: LakeResource):
     """DataFrame(user_hash, erased_at) of the user_erasure events in the landing table, validated
-    by the platform's one validation (on the executors), the latest per shopper."""
+    by the platform's one validation (on the executors), the latest per shopper; None when the
+    table holds no candidate record at all."""
     from pyspark.sql import functions as F
 
-    none = session.createDataFrame([], "user_hash string, erased_at timestamp")
     if not lake.exists(LANDING_TABLE):
-        return none
+        return None
     landed = (
         session.read.format("delta")
         .load(lake.table(LANDING_TABLE))
@@ -70,7 +70,7 @@ def landed_erasures(session, lake: LakeResource):
     # Most runs have no erasure at all: one scan that stops at the first candidate saves them the
     # Python validation's tasks and the aggregation below.
     if landed.isEmpty():
-        return none
+        return None
     validate = partial(validate_records, first_day=lake.events_first_day)
     records = session.createDataFrame(landed.rdd.mapPartitions(validate), RECORD_SCHEMA)
     return (
@@ -231,17 +231,20 @@ def erasures(context: AssetExecutionContext, spark: PySparkResource, lake: LakeR
     now = F.lit(datetime.now(UTC))
     recorded = recorded_erasures(session, lake).cache()
     landed = landed_erasures(session, lake)
-    # New: not recorded yet, or erased again since.
-    fresh = (
-        landed.alias("n")
+    # New: not recorded yet, or erased again since. This run's new erasures, a handful of (hash,
+    # time) rows, are held as a local relation: the deletes below change events_landing, which
+    # `landed` reads, so nothing may compute them again from it.
+    new_rows = (
+        []
+        if landed is None
+        else landed.alias("n")
         .join(recorded.alias("r"), "user_hash", "left")
         .where(F.col("r.erased_at").isNull() | (F.col("n.erased_at") > F.col("r.erased_at")))
         .select("user_hash", F.col("n.erased_at").alias("erased_at"))
+        .collect()
     )
-    # This run's new erasures, a handful of (hash, time) rows, held as a local relation: the deletes
-    # below change events_landing, which `landed` reads, so nothing may compute them again from it.
-    fresh = session.createDataFrame(fresh.collect(), "user_hash string, erased_at timestamp")
-    n_fresh = fresh.count()
+    fresh = session.createDataFrame(new_rows, "user_hash string, erased_at timestamp")
+    n_fresh = len(new_rows)
     touched = _apply(session, lake, fresh) if n_fresh else []
     model_files = _rewrite_model_files(session, lake.models_dir, fresh) if n_fresh else 0
     applied = fresh.select(
@@ -251,7 +254,8 @@ def erasures(context: AssetExecutionContext, spark: PySparkResource, lake: LakeR
     # Due: applied, not vacuumed since, and the files its deletes replaced are past the retention now.
     retention = timedelta(hours=lake.erasure_vacuum_retain_hours)
     due = F.col("vacuumed_at").isNull() & (F.col("applied_at") <= now - F.lit(retention))
-    n_due = every.where(due).count()
+    # Nothing recorded and nothing new (most shops, most days): nothing can be due, and no job asks.
+    n_due = every.where(due).count() if n_fresh or lake.exists(ERASURES_TABLE) else 0
     vacuumed = [name for name in ALL_TABLES if lake.exists(name)] if n_due else []
     _vacuum(session, lake, vacuumed)
     if n_fresh or n_due:
