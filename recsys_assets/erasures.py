@@ -145,9 +145,8 @@ def _delete(session, path: str, fresh, condition: str) -> None:
 
 
 # For these VACUUMs alone: Delta's safety check refuses a retention below Delta's own, and its
-# logging writes a VACUUM START and a VACUUM END commit to every table (two commits, each with its
-# checksum's Spark job: a third of a small table's VACUUM). The `erasures` table records when
-# each erasure was vacuumed.
+# logging writes a VACUUM START and a VACUUM END commit to every table, a third of a small
+# table's VACUUM (docs/batch.md). The `erasures` table records when each erasure was vacuumed.
 _VACUUM_CONF = {
     "spark.databricks.delta.retentionDurationCheck.enabled": "false",
     "spark.databricks.delta.vacuum.logging.enabled": "false",
