@@ -28,7 +28,7 @@ from dagster_pyspark import PySparkResource
 
 from recsys_assets.records import RECORD_SCHEMA, validate_records
 from recsys_assets.resources import LakeResource
-from recsys_core.events import USER_ERASURE
+from recsys_core.events import TS_FIELDS, USER_ERASURE, USER_ID_FIELDS
 from recsys_core.settings import LANDING_TABLE
 
 ERASURES_TABLE = "erasures"
@@ -45,8 +45,14 @@ MODEL_USER_FILES = ("user_index", "user_factors")
 TABLES_AT_ONCE = 3
 RECORD_COLUMNS = "user_hash string, erased_at timestamp, applied_at timestamp, vacuumed_at timestamp"
 
-_VALUE_USER = "trim(coalesce(get_json_object(t.value, '$.user_id'), get_json_object(t.value, '$.userid')))"
-_VALUE_TS = "try_to_timestamp(coalesce(get_json_object(t.value, '$.ts'), get_json_object(t.value, '$.timestamp')))"
+
+def _first_of(fields: tuple[str, ...]) -> str:
+    """SQL: the first of `fields` that the record's JSON `value` holds."""
+    return "coalesce(" + ", ".join(f"get_json_object(t.value, '$.{field}')" for field in fields) + ")"
+
+
+_VALUE_USER = f"trim({_first_of(USER_ID_FIELDS)})"
+_VALUE_TS = f"try_to_timestamp({_first_of(TS_FIELDS)})"
 # recsys_core.erasure.erased_before in SQL: at or before the erasure (the erasure event itself
 # too), or with no readable time.
 _OLDER = "coalesce({ts} <= e.erased_at, true)"

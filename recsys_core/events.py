@@ -55,6 +55,12 @@ MAX_USER_ID_LENGTH = 128
 MAX_ID_LENGTH = 128
 MAX_FUTURE = timedelta(minutes=5)
 MAX_BATCH = 1000
+# Where each accepted format keeps the shopper's id and the event's time: the canonical event,
+# then the clickstream's ProductView. The erasure finds an erased shopper's records as they came
+# by these (recsys_assets.erasures).
+USER_ID_FIELDS = ("user_id", "userid")
+TS_FIELDS = ("ts", "timestamp")
+_CLICKSTREAM_USER, _CLICKSTREAM_TS = USER_ID_FIELDS[1], TS_FIELDS[1]
 
 
 @dataclass(frozen=True)
@@ -215,8 +221,8 @@ def _from_clickstream(raw: dict[str, Any], now: datetime, first_day: date) -> di
     event = {
         "event_id": _stable_id(raw.get("messageid")),
         "type": "product_view",
-        "user_id": checker.identifier("userid", raw.get("userid"), MAX_USER_ID_LENGTH),
-        "ts": _timestamp(checker, raw.get("timestamp"), "timestamp", now, first_day, allow_epoch=True),
+        "user_id": checker.identifier(_CLICKSTREAM_USER, raw.get(_CLICKSTREAM_USER), MAX_USER_ID_LENGTH),
+        "ts": _timestamp(checker, raw.get(_CLICKSTREAM_TS), _CLICKSTREAM_TS, now, first_day, allow_epoch=True),
         "product_id": checker.identifier("properties.productid", properties.get("productid")),
         "source": str(source) if source is not None else None,
     }

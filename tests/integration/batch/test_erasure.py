@@ -90,7 +90,15 @@ def test_an_erased_shopper_is_in_no_table_document_or_model_file_after_one_refre
     settings = dataclasses.replace(settings, erasure_vacuum_retain_hours=0)
     kept = [f"{unique}-keep{i}" for i in range(4)]
     by_api, by_cli = f"{unique}-gone-api", f"{unique}-gone-cli"
-    produce(settings, shop_events([*kept, by_api, by_cli]))
+    # One of the erased shopper's views in the clickstream format: it names the shopper `userid`.
+    clickstream = {
+        "event": "ProductView",
+        "messageid": f"{unique}-m1",
+        "userid": by_api,
+        "timestamp": (DAY + timedelta(hours=3)).isoformat(),
+        "properties": {"productid": "p2"},
+    }
+    produce(settings, [*shop_events([*kept, by_api, by_cli]), clickstream])
     refresh(settings, spark)
     assert files_holding(settings.lake_dir, by_api) and files_holding(settings.lake_dir, by_cli)
     assert files_holding(settings.models_dir, by_api)  # the first version's user_index and user_factors
