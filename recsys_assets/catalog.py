@@ -1,6 +1,5 @@
 """The catalog and the orders: the tables every ranking joins against."""
 
-import json
 from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
@@ -8,6 +7,7 @@ from dagster_pyspark import PySparkResource
 
 from recsys_assets.ingest import load_events
 from recsys_assets.resources import KafkaResource, LakeResource
+from recsys_io.lake_log import rows_of_last_write
 
 PRODUCT_SCHEMA = (
     "product_id string, category_id string, name string, description string, price double, attributes string"
@@ -21,21 +21,8 @@ def overwrite(frame, path: str) -> int:
     Spark job and the snapshot's state, about 0.2 s on every overwrite of every run.
     """
     frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-    written = _rows_written_by_last_commit(Path(path))
+    written = rows_of_last_write(Path(path))
     return written if written is not None else frame.sparkSession.read.format("delta").load(path).count()
-
-
-def _rows_written_by_last_commit(table: Path) -> int | None:
-    """`numOutputRows` of the table's newest commit, if that commit is a write that recorded it."""
-    commits = sorted((table / "_delta_log").glob("*.json"))
-    if not commits:
-        return None
-    for line in commits[-1].read_text().splitlines():
-        info = json.loads(line).get("commitInfo")
-        if info is not None and info.get("operation") == "WRITE":
-            rows = info.get("operationMetrics", {}).get("numOutputRows")
-            return int(rows) if rows is not None else None
-    return None
 
 
 def latest_products(spark, kafka: KafkaResource):

@@ -162,6 +162,8 @@ def raw_events_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
 
 
 def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: LakeResource):
+    from pyspark.sql import functions as F
+
     keys = context.partition_key_range
     first, last = keys.start, keys.end
     session = spark.spark_session
@@ -173,9 +175,11 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: Lak
         events = without_erased(events, session, lake)
         replace_days(events, lake.table("raw_events"), first, last)
         replace_days(quarantined, lake.table("quarantined_events"), first, last)
-        # One Spark job per table, the breakdowns summed up here: a few rows per day.
-        by_day, by_type = _sums(events.groupBy("day", "type").count().collect())
-        quarantined_by_day, by_reason = _sums(quarantined.groupBy("day", "reason").count().collect())
+        # One job for both breakdowns of the events: a row per day and type. A reason names the
+        # bad value, so there may be one per record: only the top ten reach the driver.
+        by_day, by_type = _by_day_and_type(events.groupBy("day", "type").count().collect())
+        quarantined_by_day = {str(r[0]): r[1] for r in quarantined.groupBy("day").count().collect()}
+        reasons = quarantined.groupBy("reason").count().orderBy(F.desc("count")).limit(10).collect()
     finally:
         records.unpersist()
     n_events, n_quarantined = sum(by_day.values()), sum(quarantined_by_day.values())
@@ -205,19 +209,19 @@ def raw_events(context: AssetExecutionContext, spark: PySparkResource, lake: Lak
         severity=AssetCheckSeverity.WARN,
         metadata={
             "quarantined": n_quarantined,
-            "reasons": MetadataValue.md(markdown_table(["reason", "count"], Counter(by_reason).most_common(10))),
+            "reasons": MetadataValue.md(markdown_table(["reason", "count"], reasons)),
         },
     )
 
 
-def _sums(rows) -> tuple[dict[str, int], dict[str, int]]:
-    """(day, key, count) rows as the counts by day and by key."""
+def _by_day_and_type(rows) -> tuple[Counter[str], Counter[str]]:
+    """(day, type, count) rows as the counts by day and by type."""
     by_day: Counter[str] = Counter()
-    by_key: Counter[str] = Counter()
-    for day, key, count in rows:
+    by_type: Counter[str] = Counter()
+    for day, kind, count in rows:
         by_day[str(day)] += count
-        by_key[key] += count
-    return dict(by_day), dict(by_key)
+        by_type[kind] += count
+    return by_day, by_type
 
 
 def lake_totals(events) -> tuple[int, int]:

@@ -32,6 +32,20 @@ def delta_version(table: Path) -> int | None:
     return max(versions) if versions else None
 
 
+def rows_of_last_write(table: Path) -> int | None:
+    """`numOutputRows` of the table's latest commit when that commit is a write that recorded it (an
+    overwrite's figure is then the rows the table holds), else None."""
+    latest = delta_version(table)
+    if latest is None:
+        return None
+    for line in (table / "_delta_log" / f"{latest:020d}.json").read_text().splitlines():
+        info = json.loads(line).get("commitInfo") if line.strip() else None
+        if info is not None and info.get("operation") == "WRITE":
+            rows = info.get("operationMetrics", {}).get("numOutputRows")
+            return int(rows) if rows is not None else None
+    return None
+
+
 def days_added(table: Path, after: int | None, column: str = "day") -> tuple[int | None, set[str]]:
     """(latest version, values of the partition `column` that gained files in the commits after `after`)."""
     latest = delta_version(table)
